@@ -1,0 +1,14 @@
+package main
+
+import (
+	"os"
+
+	"github.com/builderdev/builder/executor"
+)
+
+func main() {
+	if executor.ReexecMain() {
+		return
+	}
+	os.Exit(2)
+}

@@ -1,0 +1,61 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// Resolver finds the image a FROM (or COPY --from=<image>) names, making
+// sure its blobs are in the store.
+type Resolver interface {
+	Resolve(ctx context.Context, ref string, platform v1.Platform) (cache.ImageRecord, error)
+}
+
+// Options configure a build.
+type Options struct {
+	Store     *cache.Store
+	Snapshots *snapshot.Store
+	Resolver  Resolver
+	Reporter  Reporter // default Discard
+
+	// ContextDir is the build context directory.
+	ContextDir string
+	// Ignore holds the context's .dockerignore rules; nil excludes nothing.
+	Ignore *parser.Ignore
+	// BuildArgs are the --build-arg values.
+	BuildArgs map[string]string
+	// Labels are the --label values, added to the final image.
+	Labels map[string]string
+	// Platform is the target platform; default linux/<host arch>.
+	Platform v1.Platform
+	// NoCache rebuilds every step; NoCacheStages rebuilds the named stages.
+	NoCache       bool
+	NoCacheStages []string
+	// SourceDateEpoch, when set, clamps file times in new layers and sets
+	// the image's created time, for reproducible digests.
+	SourceDateEpoch *time.Time
+	Compression     cache.Compression
+	// Jobs bounds how many stages run at once; 0 means the number of CPUs.
+	Jobs int
+	// DebugKeys adds the fields of every cache key to the log events.
+	DebugKeys bool
+}
+
+// Result is a built image, complete in the store and not yet tagged.
+type Result struct {
+	Image  cache.ImageRecord
+	Config *v1.ConfigFile
+}
+
+// Build runs plan's target stage and what it needs, and stores the image.
+// A failing step gives a *StepError.
+func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
+	return nil, errors.New("executor: not implemented")
+}

@@ -1,0 +1,226 @@
+// Package fsutil holds the small file-system helpers that more than one
+// package of the store needs: atomic file replacement, advisory locks, and
+// per-process temporary directories that a crashed process leaves behind
+// in a state the next process can recognise and remove.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// WriteFileAtomic replaces path with data: it writes a temporary file in
+// the same directory, fsyncs it, renames it over path and fsyncs the
+// directory, so readers see the old or the new content, never a mix.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory so that renames into it survive a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Lock is a held flock(2) lock on a file. Closing the process releases it,
+// so a killed holder never leaves a stale lock.
+type Lock struct{ f *os.File }
+
+// Acquire takes a lock on path (created if missing), shared or exclusive,
+// waiting until it is free.
+func Acquire(path string, exclusive bool) (*Lock, error) {
+	return acquire(path, exclusive, false)
+}
+
+// TryAcquire is Acquire without waiting; it returns ok=false when the lock
+// is held elsewhere.
+func TryAcquire(path string, exclusive bool) (l *Lock, ok bool, err error) {
+	l, err = acquire(path, exclusive, true)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, false, nil
+	}
+	return l, err == nil, err
+}
+
+func acquire(path string, exclusive, nonblock bool) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if nonblock {
+		how |= unix.LOCK_NB
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release drops the lock.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close() // closing the only fd drops the flock
+	l.f = nil
+	return err
+}
+
+// Session is a private temporary directory under ROOT/tmp, held by one live
+// process. Its lock file tells a later process whether the owner is still
+// running: a session whose lock can be taken belongs to a dead process and
+// is removed by SweepSessions.
+type Session struct {
+	dir  string
+	lock *Lock
+}
+
+const sessionLock = ".session.lock"
+
+// NewSession creates a session directory under tmpRoot.
+func NewSession(tmpRoot string) (*Session, error) {
+	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
+		return nil, err
+	}
+	// The directory is made and locked under a name the sweeper ignores,
+	// then renamed: a sweeper never sees a session before its lock is held.
+	name := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	nascent, err := os.MkdirTemp(tmpRoot, "n-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	l, err := Acquire(filepath.Join(nascent, sessionLock), true)
+	if err != nil {
+		os.RemoveAll(nascent)
+		return nil, err
+	}
+	dir := filepath.Join(tmpRoot, "s-"+strings.TrimPrefix(filepath.Base(nascent), "n-"))
+	if err := os.Rename(nascent, dir); err != nil {
+		l.Release()
+		os.RemoveAll(nascent)
+		return nil, err
+	}
+	return &Session{dir: dir, lock: l}, nil
+}
+
+// Dir is the session directory.
+func (s *Session) Dir() string { return s.dir }
+
+// MkdirTemp makes a fresh directory inside the session.
+func (s *Session) MkdirTemp(pattern string) (string, error) {
+	return os.MkdirTemp(s.dir, pattern)
+}
+
+// Close removes the session directory and releases its lock.
+func (s *Session) Close() error {
+	if s == nil || s.lock == nil {
+		return nil
+	}
+	err := RemoveAll(s.dir)
+	s.lock.Release()
+	s.lock = nil
+	return err
+}
+
+// SweepSessions removes the session directories under tmpRoot whose owner
+// is gone, and returns how many it removed. Live sessions are left alone.
+func SweepSessions(tmpRoot string) (int, error) {
+	ents, err := os.ReadDir(tmpRoot)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), "n-") {
+			// A session being born, or one whose owner died within the
+			// few microseconds before its rename: only the latter is stale.
+			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < time.Minute {
+				continue
+			}
+		} else if !strings.HasPrefix(e.Name(), "s-") {
+			continue
+		}
+		dir := filepath.Join(tmpRoot, e.Name())
+		l, ok, err := TryAcquire(filepath.Join(dir, sessionLock), true)
+		if err != nil || !ok {
+			continue // held by a live process, or vanished meanwhile
+		}
+		if err := RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("removing stale %s: %w", dir, err))
+		} else {
+			n++
+		}
+		l.Release()
+	}
+	return n, errors.Join(errs...)
+}
+
+// RemoveAll is os.RemoveAll that also copes with directories left without
+// write or search permission (overlay work dirs are mode 000).
+func RemoveAll(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}
