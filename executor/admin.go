@@ -3,6 +3,9 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/registry"
@@ -21,14 +24,63 @@ const (
 // NewResolver returns the Resolver that FROM uses: the local store first
 // (unless policy is PullAlways), then client.
 func NewResolver(store *cache.Store, client *registry.Client, policy PullPolicy) Resolver {
-	return nil
+	return &resolver{store: store, client: client, policy: policy}
+}
+
+type resolver struct {
+	store  *cache.Store
+	client *registry.Client
+	policy PullPolicy
+}
+
+func (r *resolver) Resolve(ctx context.Context, ref string, platform v1.Platform) (cache.ImageRecord, error) {
+	if r.policy != PullAlways {
+		rec, err := r.store.Lookup(ref)
+		if err == nil {
+			return rec, nil
+		}
+		if !errors.Is(err, cache.ErrNotFound) {
+			return cache.ImageRecord{}, err
+		}
+	}
+	if r.policy == PullNever || r.client == nil {
+		return cache.ImageRecord{}, fmt.Errorf("image %s not found in the local store", ref)
+	}
+	return r.client.Pull(ctx, ref)
+}
+
+// PruneReport says what Prune removed.
+type PruneReport struct {
+	cache.PruneReport
+	Snapshots int
 }
 
 // Prune removes step-cache entries and unreferenced blobs as cache.Prune
 // does, then the snapshots no remaining image or entry needs (all of them
 // with opts.All, since snapshots can be rebuilt from blobs).
-func Prune(ctx context.Context, store *cache.Store, snaps *snapshot.Store, opts cache.PruneOptions) (cache.PruneReport, error) {
-	return cache.PruneReport{}, errors.New("executor: not implemented")
+func Prune(ctx context.Context, store *cache.Store, snaps *snapshot.Store, opts cache.PruneOptions) (PruneReport, error) {
+	var removed int
+	opts.Live = func(live map[v1.Hash]bool) error {
+		ids, err := snaps.List()
+		if err != nil {
+			return err
+		}
+		keep := map[snapshot.ID]bool{}
+		for h := range live {
+			keep[snapshot.ID(h.Hex)] = true
+		}
+		for _, id := range ids {
+			if opts.All || !keep[id] {
+				if err := snaps.Remove(id); err != nil {
+					return fmt.Errorf("removing snapshot %s: %w", id, err)
+				}
+				removed++
+			}
+		}
+		return nil
+	}
+	rep, err := store.Prune(ctx, opts)
+	return PruneReport{PruneReport: rep, Snapshots: removed}, err
 }
 
 // DiskUsage is what the store holds, snapshots included.
@@ -40,5 +92,13 @@ type DiskUsage struct {
 
 // Usage reports the store's disk usage.
 func Usage(store *cache.Store, snaps *snapshot.Store) (DiskUsage, error) {
-	return DiskUsage{}, errors.New("executor: not implemented")
+	u, err := store.Usage()
+	if err != nil {
+		return DiskUsage{}, err
+	}
+	n, size, err := snaps.Usage()
+	if err != nil {
+		return DiskUsage{}, err
+	}
+	return DiskUsage{Usage: u, Snapshots: n, SnapshotsSize: size}, nil
 }

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -52,10 +51,4 @@ type Options struct {
 type Result struct {
 	Image  cache.ImageRecord
 	Config *v1.ConfigFile
-}
-
-// Build runs plan's target stage and what it needs, and stores the image.
-// A failing step gives a *StepError.
-func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
-	return nil, errors.New("executor: not implemented")
 }

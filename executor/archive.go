@@ -1,0 +1,82 @@
+package executor
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/snapshot"
+)
+
+// extractArchive unpacks src into dest when it is a tar archive, plain or
+// compressed with gzip, bzip2 or xz, as ADD does with local archives. It
+// reports false, with nothing written, when src is not one.
+func (c *copier) extractArchive(src, dest string) (bool, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	r, err := decompress(bufio.NewReaderSize(f, 64<<10))
+	if err != nil || r == nil {
+		return false, nil // unknown or broken compression: copy the file as it is
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(512)
+	if !isTarHeader(head) {
+		return false, nil
+	}
+	if _, err := mkdirAllIn(c.root, dest, 0o755, 0, 0); err != nil {
+		return true, fmt.Errorf("creating %s: %w", dest, err)
+	}
+	if err := snapshot.Extract(br, c.root, dest); err != nil {
+		return true, fmt.Errorf("extracting %s: %w", src, err)
+	}
+	return true, nil
+}
+
+// decompress returns a reader of the decompressed stream, or nil if the
+// stream is compressed in a way ADD does not unpack.
+func decompress(br *bufio.Reader) (io.Reader, error) {
+	magic, _ := br.Peek(6)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return gzip.NewReader(br)
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return bzip2.NewReader(br), nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return xz.NewReader(br)
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}): // zstd: docker does not unpack it
+		return nil, nil
+	}
+	return br, nil
+}
+
+// isTarHeader checks a 512-byte block for a tar header: a ustar magic, or
+// a valid header checksum for old v7 archives.
+func isTarHeader(b []byte) bool {
+	if len(b) < 512 {
+		return false
+	}
+	if bytes.Equal(b[257:262], []byte("ustar")) {
+		return true
+	}
+	_, err := tar.NewReader(bytes.NewReader(b)).Next()
+	return err == nil
+}
+
+func mkfifo(p string) error { return unix.Mkfifo(p, 0o600) }
+
+func lutimes(p string, t time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}

@@ -1,0 +1,210 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/parser"
+)
+
+// Build runs plan's target stage and what it needs, and stores the image.
+// A failing step gives a *StepError.
+func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	release, err := opts.Store.BuildLock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the store: %w", err)
+	}
+	defer release()
+
+	b := &build{plan: plan, opts: opts, started: time.Now()}
+	b.stages = make([]*stageRun, len(plan.Stages))
+	for _, i := range plan.Needed() {
+		b.stages[i] = &stageRun{done: make(chan struct{})}
+	}
+	defer b.close()
+	b.warnUnusedArgs()
+
+	target, err := b.runStages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.finish(target)
+}
+
+func (o *Options) check() error {
+	if o.Store == nil || o.Snapshots == nil {
+		return errors.New("executor: Options.Store and Options.Snapshots are required")
+	}
+	if o.Reporter == nil {
+		o.Reporter = Discard
+	}
+	if o.Platform.OS == "" {
+		o.Platform.OS = "linux"
+	}
+	if o.Platform.Architecture == "" {
+		o.Platform.Architecture = runtime.GOARCH
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	return nil
+}
+
+// build is the state of one Build call.
+type build struct {
+	plan    *parser.Plan
+	opts    Options
+	started time.Time
+	stages  []*stageRun // nil for stages the target does not need
+	nextID  atomic.Int64
+
+	ctxOnce   sync.Once
+	ctxHashes *cache.ContextHashes
+	ctxErr    error
+}
+
+// stageRun is a stage being built: done closes when state or err is set.
+type stageRun struct {
+	done  chan struct{}
+	state *imageState
+	err   error
+}
+
+func (b *build) id() int { return int(b.nextID.Add(1)) }
+
+// runStages builds the needed stages, each as soon as the stages it
+// depends on are finished, at most Jobs at once.
+func (b *build) runStages(ctx context.Context) (*imageState, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	sem := make(chan struct{}, b.opts.Jobs)
+	for _, i := range b.plan.Needed() {
+		i := i
+		g.Go(func() error {
+			run := b.stages[i]
+			defer close(run.done)
+			for _, d := range b.plan.Stages[i].Deps {
+				if _, err := b.waitStage(gctx, d); err != nil {
+					run.err = err
+					return err
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-gctx.Done():
+				run.err = gctx.Err()
+				return run.err
+			}
+			defer func() { <-sem }()
+			run.state, run.err = b.runStage(gctx, b.plan.Stages[i])
+			return run.err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return b.stages[b.plan.Target].state, nil
+}
+
+// waitStage returns the finished state of stage i.
+func (b *build) waitStage(ctx context.Context, i int) (*imageState, error) {
+	run := b.stages[i]
+	if run == nil {
+		return nil, fmt.Errorf("internal: stage %d is not scheduled", i)
+	}
+	select {
+	case <-run.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if run.err != nil {
+		// The failing stage reports its own error; dependents just stop.
+		return nil, errStageFailed
+	}
+	return run.state, nil
+}
+
+var errStageFailed = errors.New("a stage this one needs failed")
+
+// finish writes the target's config and manifest into the store.
+func (b *build) finish(st *imageState) (*Result, error) {
+	cfg := st.config()
+	if len(b.opts.Labels) > 0 {
+		if cfg.Config.Labels == nil {
+			cfg.Config.Labels = map[string]string{}
+		}
+		maps.Copy(cfg.Config.Labels, b.opts.Labels)
+	}
+	cfg.Created = v1.Time{Time: st.created(b.opts.SourceDateEpoch)}
+	descs := make([]v1.Descriptor, len(st.layers))
+	for i, l := range st.layers {
+		descs[i] = l.Descriptor
+	}
+	rec, err := b.opts.Store.PutImage(cfg, descs)
+	if err != nil {
+		return nil, fmt.Errorf("writing image: %w", err)
+	}
+	if b.ctxHashes != nil {
+		if err := b.ctxHashes.Save(); err != nil {
+			b.warn("could not save build-context hashes: %v", err)
+		}
+	}
+	return &Result{Image: rec, Config: cfg}, nil
+}
+
+func (b *build) close() {}
+
+// warnUnusedArgs warns about --build-arg values no ARG declares, as
+// docker does.
+func (b *build) warnUnusedArgs() {
+	declared := map[string]bool{}
+	for _, a := range b.plan.Args {
+		declared[a.Key] = true
+	}
+	for _, s := range b.plan.Stages {
+		for _, step := range s.Steps {
+			if step.Name != "ARG" {
+				continue
+			}
+			ins, _, err := step.Expand(nil)
+			if a, ok := ins.(*parser.Arg); ok && err == nil {
+				for _, d := range a.Args {
+					declared[d.Key] = true
+				}
+			}
+		}
+	}
+	for k := range b.opts.BuildArgs {
+		if !declared[k] && !predefinedArgs[k] {
+			b.warn("[Warning] one or more build args were not consumed: %s", k)
+		}
+	}
+}
+
+func (b *build) warn(format string, args ...any) {
+	b.opts.Reporter.Report(Event{Kind: BuildWarning, Line: fmt.Sprintf(format, args...), Time: time.Now()})
+}
+
+// stageName is how events name a stage.
+func stageName(s *parser.Stage) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return strconv.Itoa(s.Index)
+}

@@ -1,0 +1,394 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// copyOpts are the resolved options of one COPY or ADD.
+type copyOpts struct {
+	add      bool
+	dest     string // absolute in the image; trailing "/" kept
+	chown    string
+	chmod    *os.FileMode
+	unpack   bool // ADD: extract local archives
+	inCtx    bool
+	ignore   *parser.Ignore
+	patterns []string
+}
+
+// stepCopy runs COPY and ADD. Sources come from the build context or,
+// with --from, from a stage or image mounted read-only beside the target.
+func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *imageState, ins *parser.Copy, used []string) error {
+	if err := unsupportedCopy(ins); err != nil {
+		return err
+	}
+	o := copyOpts{add: ins.Add, chown: ins.Chown, patterns: ins.Sources, unpack: ins.Add,
+		inCtx: ins.From == nil, ignore: b.opts.Ignore}
+	if ins.Unpack != nil {
+		o.unpack = *ins.Unpack
+	}
+	if ins.Chmod != "" {
+		m, err := strconv.ParseUint(ins.Chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("invalid --chmod=%s: want an octal mode such as 0755", ins.Chmod)
+		}
+		mode := unixMode(uint32(m))
+		o.chmod = &mode
+	}
+	o.dest = ins.Dest
+	if !path.IsAbs(o.dest) {
+		o.dest = path.Join(st.workdir(), o.dest)
+		if strings.HasSuffix(ins.Dest, "/") || ins.Dest == "." {
+			o.dest += "/"
+		}
+	}
+
+	kb := cache.NewKeyBuilder()
+	kb.Add("parent", st.fsKey[:])
+	kb.AddString("copy", instructionJSON(ins))
+	kb.AddString("dest", o.dest)
+
+	var srcs []*source
+	var from *imageState
+	if o.inCtx {
+		var err error
+		srcs, err = selectSources(b.opts.ContextDir, o.patterns, o.ignore, true)
+		if err != nil {
+			return err
+		}
+		for _, s := range srcs {
+			if err := s.walk(o.ignore, true); err != nil {
+				return err
+			}
+		}
+		h := sha256.New()
+		if err := b.hashSources(h, srcs); err != nil {
+			return err
+		}
+		kb.Add("sources", h.Sum(nil))
+	} else {
+		var err error
+		if from, err = b.copyFrom(ctx, ins.From); err != nil {
+			return err
+		}
+		// The source's layers identify its content exactly.
+		for _, l := range from.layers {
+			kb.AddString("from-layer", l.DiffID.String())
+		}
+		if err := b.ensureChain(ctx, sc, from); err != nil {
+			return err
+		}
+	}
+	if err := checkMultiDest(o, srcs, ins); err != nil {
+		return err
+	}
+	createdBy := copyName(ins) + " " + stepArgs(sc.step)
+	return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
+		if from == nil {
+			return withRootfs(a.Mount, func(root string) error { return copyInto(ctx, root, o, srcs, b.opts.ContextDir) })
+		}
+		view, release, err := b.opts.Snapshots.View(ctx, from.chain())
+		if err != nil {
+			return err
+		}
+		defer release()
+		return snapshot.Private(func() error {
+			srcRoot, unmountSrc, err := mountTemp(view)
+			if err != nil {
+				return err
+			}
+			defer unmountSrc()
+			root, unmount, err := mountTemp(a.Mount)
+			if err != nil {
+				return err
+			}
+			defer unmount()
+			srcs, err := selectSources(srcRoot, o.patterns, nil, false)
+			if err != nil {
+				return err
+			}
+			if err := checkMultiDest(o, srcs, ins); err != nil {
+				return err
+			}
+			return copyInto(ctx, root, o, srcs, srcRoot)
+		})
+	})
+}
+
+// copyName is "COPY" or "ADD".
+func copyName(ins *parser.Copy) string {
+	if ins.Add {
+		return "ADD"
+	}
+	return "COPY"
+}
+
+func unsupportedCopy(ins *parser.Copy) error {
+	what := copyName(ins)
+	switch {
+	case len(ins.Inline) > 0:
+		return fmt.Errorf("%s with a heredoc is not supported yet", what)
+	case len(ins.Exclude) > 0:
+		return fmt.Errorf("%s --exclude is not supported yet", what)
+	case ins.Parents:
+		return fmt.Errorf("%s --parents is not supported yet", what)
+	case ins.Checksum != "":
+		return fmt.Errorf("ADD --checksum is not supported yet")
+	}
+	for _, s := range ins.Sources {
+		if ins.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")) {
+			return fmt.Errorf("ADD of a URL (%s) is not supported yet", s)
+		}
+	}
+	return nil
+}
+
+// checkMultiDest applies docker's rule: several sources need a directory
+// destination written with a trailing slash.
+func checkMultiDest(o copyOpts, srcs []*source, ins *parser.Copy) error {
+	multi := len(srcs) > 1
+	for _, p := range o.patterns {
+		if hasGlob(p) && len(srcs) > 1 {
+			multi = true
+		}
+	}
+	if multi && !strings.HasSuffix(o.dest, "/") {
+		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", copyName(ins))
+	}
+	return nil
+}
+
+// copyFrom returns the state whose files COPY --from reads.
+func (b *build) copyFrom(ctx context.Context, f *parser.CopyFrom) (*imageState, error) {
+	if f.Stage >= 0 {
+		return b.waitStage(ctx, f.Stage)
+	}
+	return b.fromImage(ctx, f.Image, b.opts.Platform)
+}
+
+// copyInto copies the sources into the mounted rootfs at root.
+func copyInto(ctx context.Context, root string, o copyOpts, srcs []*source, srcRoot string) error {
+	uid, gid := 0, 0
+	if o.chown != "" {
+		var err error
+		if uid, gid, err = lookupChown(root, o.chown); err != nil {
+			return err
+		}
+	}
+	c := &copier{ctx: ctx, root: root, uid: uid, gid: gid, chmod: o.chmod}
+	for _, s := range srcs {
+		if err := s.walk(o.ignore, o.inCtx); err != nil {
+			return err
+		}
+		if err := c.copySource(o, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type copier struct {
+	ctx      context.Context
+	root     string
+	uid, gid int
+	chmod    *os.FileMode
+}
+
+func (c *copier) copySource(o copyOpts, s *source) error {
+	destIsDir := strings.HasSuffix(o.dest, "/")
+	dest := path.Clean(o.dest)
+	if s.fi.IsDir() {
+		dir, err := mkdirAllIn(c.root, dest, 0o755, c.uid, c.gid)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", dest, err)
+		}
+		return c.copyEntries(dir, s.entries)
+	}
+	if o.add && o.unpack && s.fi.Mode().IsRegular() {
+		if ok, err := c.extractArchive(s.abs, dest); ok || err != nil {
+			return err
+		}
+	}
+	// A file lands inside dest when dest is (or names) a directory.
+	target := dest
+	if !destIsDir {
+		if p, err := securejoin.SecureJoin(c.root, dest); err == nil {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				destIsDir = true
+			}
+		}
+	}
+	if destIsDir {
+		target = path.Join(dest, path.Base(s.rel))
+		if s.rel == "." {
+			target = dest
+		}
+	}
+	parent, err := mkdirAllIn(c.root, path.Dir(target), 0o755, c.uid, c.gid)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path.Dir(target), err)
+	}
+	return c.copyEntry(filepath.Join(parent, path.Base(target)), s.abs, s.fi)
+}
+
+// copyEntries copies a directory's walked entries below dir; directory
+// times are set last, after their contents. Each entry's parent is the
+// target of its parent entry, which copyEntry made a real directory, so no
+// path is resolved twice and no symlink in the image is followed.
+func (c *copier) copyEntries(dir string, entries []entry) error {
+	targets := map[string]string{".": dir}
+	var dirs []entry
+	for _, e := range entries {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		parent, ok := targets[path.Dir(e.rel)]
+		if !ok {
+			return fmt.Errorf("internal: no parent for %s", e.rel)
+		}
+		target := filepath.Join(parent, path.Base(e.rel))
+		if err := c.copyEntry(target, e.abs, e.fi); err != nil {
+			return err
+		}
+		if e.fi.IsDir() {
+			targets[e.rel] = target
+			dirs = append(dirs, entry{rel: target, fi: e.fi})
+		}
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		mt := dirs[i].fi.ModTime()
+		os.Chtimes(dirs[i].rel, mt, mt)
+	}
+	return nil
+}
+
+// copyEntry creates target (a host path inside root whose parent exists)
+// as a copy of the file src.
+func (c *copier) copyEntry(target, src string, fi os.FileInfo) error {
+	mode := fi.Mode()
+	if c.chmod != nil && mode&fs.ModeSymlink == 0 {
+		mode = mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | *c.chmod
+	}
+	existing, err := os.Lstat(target)
+	exists := err == nil
+	switch {
+	case fi.IsDir():
+		if exists && existing.IsDir() {
+			return nil // merge into what the image has, keeping its metadata
+		}
+		if exists {
+			if err := os.RemoveAll(target); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(target, 0o700); err != nil {
+			return err
+		}
+	case mode&fs.ModeSymlink != 0:
+		link, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if exists {
+			if err := removeForReplace(target, existing); err != nil {
+				return err
+			}
+		}
+		if err := os.Symlink(link, target); err != nil {
+			return err
+		}
+		return c.finish(target, fi, mode, true)
+	case mode.IsRegular():
+		if exists {
+			if err := removeForReplace(target, existing); err != nil {
+				return err
+			}
+		}
+		if err := copyFileData(target, src); err != nil {
+			return err
+		}
+	case mode&fs.ModeNamedPipe != 0:
+		if exists {
+			if err := removeForReplace(target, existing); err != nil {
+				return err
+			}
+		}
+		if err := mkfifo(target); err != nil {
+			return err
+		}
+	case mode&fs.ModeSocket != 0:
+		return nil // sockets cannot be copied; docker skips them too
+	default:
+		return fmt.Errorf("%s: unsupported file type %s", src, mode.Type())
+	}
+	return c.finish(target, fi, mode, false)
+}
+
+func removeForReplace(target string, existing os.FileInfo) error {
+	if existing.IsDir() {
+		return fmt.Errorf("cannot replace directory %s with a file", target)
+	}
+	return os.Remove(target)
+}
+
+// finish sets owner, mode and times, in that order: a chown clears the
+// setuid bits, so the mode must come after it.
+func (c *copier) finish(target string, fi os.FileInfo, mode os.FileMode, symlink bool) error {
+	if err := os.Lchown(target, c.uid, c.gid); err != nil {
+		return err
+	}
+	if symlink {
+		return lutimes(target, fi.ModTime())
+	}
+	if err := os.Chmod(target, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+		return err
+	}
+	return os.Chtimes(target, fi.ModTime(), fi.ModTime())
+}
+
+func copyFileData(target, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := out.ReadFrom(in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	return out.Close()
+}
+
+// unixMode turns permission bits as chmod(1) writes them into an
+// os.FileMode.
+func unixMode(m uint32) os.FileMode {
+	mode := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}

@@ -1,0 +1,133 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// runHostname is the hostname RUN steps see, as BuildKit's is
+// "buildkitsandbox".
+const runHostname = "builder"
+
+const hostsFile = "127.0.0.1\tlocalhost " + runHostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+// outputTail is how many lines of a failed RUN's output the error keeps.
+const outputTail = 10
+
+// stepRun runs a RUN instruction in a container on the stage's snapshot.
+func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Run) error {
+	switch {
+	case len(ins.Mounts) > 0:
+		return errors.New("RUN --mount is not supported yet")
+	case len(ins.Heredocs) > 0:
+		return errors.New("RUN with a heredoc is not supported yet")
+	case ins.Security == "insecure":
+		return errors.New("RUN --security=insecure is not supported")
+	}
+	network := "host"
+	switch ins.Network {
+	case "", "default", "host":
+	case "none":
+		network = "none"
+	default:
+		return fmt.Errorf("unsupported --network=%s (use default, host or none)", ins.Network)
+	}
+	argv := commandLine(st, ins.Args, ins.Shell)
+	if len(argv) == 0 {
+		return errors.New("no command given")
+	}
+	env := st.runEnv(b.opts.BuildArgs)
+
+	kb := cache.NewKeyBuilder()
+	kb.Add("parent", st.fsKey[:])
+	kb.AddString("run", jsonArray(argv))
+	kb.AddString("env", jsonArray(st.keyEnv(b.opts.BuildArgs)))
+	kb.AddString("user", st.cfg.Config.User)
+	kb.AddString("workdir", st.workdir())
+	kb.AddString("network", network)
+	kb.AddString("platform", b.opts.Platform.String())
+
+	command := strings.Join(ins.Args, " ")
+	return b.fsStep(ctx, sc, st, kb, "RUN "+strings.Join(argv, " "), func(ctx context.Context, a *snapshot.Active) error {
+		spec := containerSpec{
+			Root:       a.Mount,
+			Args:       argv,
+			Env:        env,
+			Dir:        st.workdir(),
+			User:       st.cfg.Config.User,
+			Hostname:   runHostname,
+			Network:    network,
+			ResolvConf: b.resolvConf(),
+			Hosts:      []byte(hostsFile),
+		}
+		var tail []string
+		var mu sync.Mutex
+		code, err := runContainer(ctx, spec, func(stream int, line string) {
+			mu.Lock()
+			if tail = append(tail, line); len(tail) > outputTail {
+				tail = tail[1:]
+			}
+			mu.Unlock()
+			sc.report(Event{Kind: StepLog, Stream: stream, Line: line})
+		})
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return &StepError{Pos: sc.step.Pos, Instruction: "RUN", Err: &ExitError{Command: command, Code: code}, Output: tail}
+		}
+		return nil
+	})
+}
+
+var (
+	resolvOnce sync.Once
+	resolvData []byte
+)
+
+// resolvConf is the host's resolver configuration, which RUN steps get a
+// copy of (they share the host's network).
+func (b *build) resolvConf() []byte {
+	resolvOnce.Do(func() {
+		data, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil {
+			data = nil
+		}
+		resolvData = data
+	})
+	return resolvData
+}
+
+// stepWorkdir sets WORKDIR and creates the directory, owned by the USER
+// in effect as BuildKit does, when the image lacks it.
+func (b *build) stepWorkdir(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Workdir) error {
+	wd := resolveWorkdir(st.workdir(), ins.Path)
+	st.cfg.Config.WorkingDir = wd
+	user := st.cfg.Config.User
+	kb := cache.NewKeyBuilder()
+	kb.Add("parent", st.fsKey[:])
+	kb.AddString("workdir", wd)
+	kb.AddString("user", user)
+	return b.fsStep(ctx, sc, st, kb, "WORKDIR "+wd, func(ctx context.Context, a *snapshot.Active) error {
+		return withRootfs(a.Mount, func(root string) error {
+			uid, gid := 0, 0
+			if user != "" {
+				u, err := lookupUser(root, user)
+				if err != nil {
+					return err
+				}
+				uid, gid = u.Uid, u.Gid
+			}
+			_, err := mkdirAllIn(root, wd, 0o755, uid, gid)
+			return err
+		})
+	})
+}

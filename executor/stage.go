@@ -1,0 +1,334 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// historyComment marks history entries this builder wrote, as BuildKit
+// marks its own with "buildkit.dockerfile.v0".
+const historyComment = "builder.dockerfile.v0"
+
+// stepCtx is one step as events and errors see it.
+type stepCtx struct {
+	b      *build
+	id     int
+	stage  string
+	n, tot int
+	name   string // "COPY . /app"
+	step   parser.Step
+	start  time.Time
+}
+
+func (sc *stepCtx) report(e Event) {
+	e.ID, e.Stage, e.Step, e.Steps, e.Name = sc.id, sc.stage, sc.n, sc.tot, sc.name
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	sc.b.opts.Reporter.Report(e)
+}
+
+func (sc *stepCtx) log(format string, args ...any) {
+	sc.report(Event{Kind: StepLog, Line: fmt.Sprintf(format, args...)})
+}
+
+// fail wraps err as the step's error, naming its place.
+func (sc *stepCtx) fail(err error) error {
+	var se *StepError
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return &StepError{Pos: sc.step.Pos, Instruction: sc.step.Name, Err: err}
+}
+
+// isFSStep reports whether an instruction can change the filesystem and so
+// is shown as a numbered step, as BuildKit shows them.
+func isFSStep(name string) bool {
+	switch name {
+	case "RUN", "COPY", "ADD", "WORKDIR":
+		return true
+	}
+	return false
+}
+
+// runStage builds one stage: its base, the base's ONBUILD triggers, then
+// its steps.
+func (b *build) runStage(ctx context.Context, s *parser.Stage) (*imageState, error) {
+	steps := s.Steps
+	fromCtx := &stepCtx{b: b, id: b.id(), stage: stageName(s), name: "FROM " + baseText(s),
+		step: parser.Step{Pos: s.Pos, Name: "FROM"}, start: time.Now()}
+	st, err := b.from(ctx, fromCtx, s)
+	if err != nil {
+		fromCtx.report(Event{Kind: StepFailed, Err: fromCtx.fail(err)})
+		return nil, fromCtx.fail(err)
+	}
+	if triggers := st.cfg.Config.OnBuild; len(triggers) > 0 {
+		st.cfg.Config.OnBuild = nil
+		var pre []parser.Step
+		for _, t := range triggers {
+			step, err := parser.ParseTrigger(t, s.Pos, b.plan.Escape)
+			if err != nil {
+				return nil, fromCtx.fail(fmt.Errorf("ONBUILD trigger %q: %w", t, err))
+			}
+			pre = append(pre, step)
+		}
+		steps = append(pre, steps...)
+	}
+	total := 1
+	for _, step := range steps {
+		if isFSStep(step.Name) {
+			total++
+		}
+	}
+	fromCtx.tot, fromCtx.n = total, 1
+	fromCtx.report(Event{Kind: StepDone, Duration: time.Since(fromCtx.start)})
+
+	n := 1
+	for _, step := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sc := &stepCtx{b: b, stage: stageName(s), tot: total, step: step, name: step.Name + " " + stepArgs(step)}
+		if isFSStep(step.Name) {
+			n++
+			sc.id, sc.n = b.id(), n
+		}
+		sc.start = time.Now()
+		if err := b.runStep(ctx, sc, s, st); err != nil {
+			err = sc.fail(err)
+			if sc.id != 0 {
+				sc.report(Event{Kind: StepFailed, Err: err, Duration: time.Since(sc.start)})
+			}
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// stepArgs is the step's text after its instruction name.
+func stepArgs(step parser.Step) string {
+	t := strings.TrimSpace(step.Text)
+	if i := strings.IndexAny(t, " \t"); i >= 0 {
+		return strings.TrimSpace(t[i:])
+	}
+	return ""
+}
+
+func baseText(s *parser.Stage) string {
+	switch s.Base.Kind {
+	case parser.BaseScratch:
+		return "scratch"
+	case parser.BaseStage:
+		return fmt.Sprintf("stage %d", s.Base.Stage)
+	}
+	return s.Base.Image
+}
+
+// runStep expands one step and dispatches it by kind.
+func (b *build) runStep(ctx context.Context, sc *stepCtx, s *parser.Stage, st *imageState) error {
+	ins, used, err := sc.step.Expand(st.expandEnv())
+	if err != nil {
+		return err
+	}
+	switch ins := ins.(type) {
+	case *parser.Run:
+		return b.stepRun(ctx, sc, st, ins)
+	case *parser.Copy:
+		return b.stepCopy(ctx, sc, s, st, ins, used)
+	case *parser.Workdir:
+		return b.stepWorkdir(ctx, sc, st, ins)
+	case *parser.Arg:
+		b.declareArgs(st, ins)
+		return b.metaStep(sc, st, ins, argHistory(st, ins))
+	default:
+		text, err := applyMeta(st, ins)
+		if err != nil {
+			return err
+		}
+		return b.metaStep(sc, st, ins, text)
+	}
+}
+
+// metaStep records a step that changes only the config. Its cache entry
+// keeps the history entry's time stable across rebuilds.
+func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, createdBy string) error {
+	kb := cache.NewKeyBuilder()
+	kb.Add("parent", st.lastKey[:])
+	kb.AddString("meta", instructionJSON(ins))
+	key := kb.Sum()
+	b.debugKey(sc, kb)
+	var h v1.History
+	if e, err := b.lookup(sc, key); err == nil {
+		h = e.History
+	} else {
+		h = b.history(createdBy, true)
+		if err := b.opts.Store.RecordStep(key, cache.Entry{Config: st.cfg.Config, History: h}); err != nil {
+			return fmt.Errorf("recording cache entry: %w", err)
+		}
+	}
+	st.cfg.History = append(st.cfg.History, h)
+	st.lastKey = key
+	return nil
+}
+
+// fsStep runs a step that may change the filesystem: a cache hit reuses
+// the recorded layer and history; a miss prepares a snapshot on the
+// chain, lets exec write into it, and commits the upper dir as a layer.
+func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cache.KeyBuilder, createdBy string,
+	exec func(ctx context.Context, a *snapshot.Active) error) error {
+	key := kb.Sum()
+	b.debugKey(sc, kb)
+	sc.report(Event{Kind: StepStarted})
+	if e, err := b.lookup(sc, key); err == nil {
+		b.apply(st, key, e.Layer, e.History)
+		sc.report(Event{Kind: StepCached})
+		return nil
+	}
+	if err := b.ensureChain(ctx, sc, st); err != nil {
+		return err
+	}
+	a, err := b.opts.Snapshots.Prepare(ctx, st.chain())
+	if err != nil {
+		return fmt.Errorf("preparing snapshot: %w", err)
+	}
+	defer a.Close()
+	if err := exec(ctx, a); err != nil {
+		return err
+	}
+	layer, err := b.commitUpper(ctx, sc, a)
+	if err != nil {
+		return err
+	}
+	h := b.history(createdBy, layer == nil)
+	if err := b.opts.Store.RecordStep(key, cache.Entry{Layer: layer, Config: st.cfg.Config, History: h}); err != nil {
+		return fmt.Errorf("recording cache entry: %w", err)
+	}
+	b.apply(st, key, layer, h)
+	sc.report(Event{Kind: StepDone, Duration: time.Since(sc.start)})
+	return nil
+}
+
+func (b *build) apply(st *imageState, key cache.Key, layer *cache.Layer, h v1.History) {
+	if layer != nil {
+		st.layers = append(st.layers, *layer)
+	}
+	h.EmptyLayer = layer == nil
+	st.cfg.History = append(st.cfg.History, h)
+	st.fsKey, st.lastKey = key, key
+}
+
+// lookup consults the step cache unless the build or stage disables it.
+func (b *build) lookup(sc *stepCtx, key cache.Key) (cache.Entry, error) {
+	if b.opts.NoCache || slices.Contains(b.opts.NoCacheStages, sc.stage) {
+		return cache.Entry{}, cache.ErrNotFound
+	}
+	return b.opts.Store.LookupStep(key)
+}
+
+func (b *build) history(createdBy string, empty bool) v1.History {
+	t := time.Now().UTC()
+	if b.opts.SourceDateEpoch != nil {
+		t = b.opts.SourceDateEpoch.UTC()
+	}
+	return v1.History{Created: v1.Time{Time: t}, CreatedBy: createdBy, Comment: historyComment, EmptyLayer: empty}
+}
+
+func (b *build) debugKey(sc *stepCtx, kb *cache.KeyBuilder) {
+	if !b.opts.DebugKeys {
+		return
+	}
+	key := kb.Sum()
+	b.opts.Reporter.Report(Event{Kind: BuildWarning, Time: time.Now(),
+		Line: fmt.Sprintf("key %s for %s %q:\n  %s", key.String()[:16], sc.step.Pos, sc.name, strings.Join(kb.Fields(), "\n  "))})
+}
+
+// ensureChain makes sure every layer of the chain is unpacked as a
+// snapshot; layers that came from the cache or a registry are unpacked
+// here, once, from their blobs.
+func (b *build) ensureChain(ctx context.Context, sc *stepCtx, st *imageState) error {
+	for _, l := range st.layers {
+		id := snapshot.ID(l.DiffID.Hex)
+		if b.opts.Snapshots.Exists(id) {
+			continue
+		}
+		rc, err := b.opts.Store.OpenLayer(l.Descriptor)
+		if err != nil {
+			return fmt.Errorf("opening layer %s: %w", l.Descriptor.Digest, err)
+		}
+		err = b.opts.Snapshots.Unpack(ctx, id, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("unpacking layer %s: %w", l.Descriptor.Digest, err)
+		}
+	}
+	return nil
+}
+
+// commitUpper writes the active snapshot's upper dir as a layer blob and
+// turns the upper dir into the committed snapshot of that layer. It
+// returns nil when the step changed nothing.
+func (b *build) commitUpper(ctx context.Context, sc *stepCtx, a *snapshot.Active) (*cache.Layer, error) {
+	empty, err := dirEmpty(a.Upper())
+	if err != nil || empty {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(snapshot.WriteLayer(pw, a.Upper(), snapshot.WriteOptions{SourceDateEpoch: b.opts.SourceDateEpoch}))
+	}()
+	last := time.Now()
+	layer, err := b.opts.Store.PutLayer(ctx, pr, b.opts.Compression, func(n int64) {
+		if time.Since(last) > 100*time.Millisecond {
+			last = time.Now()
+			sc.report(Event{Kind: StepProgress, Label: "layer", Current: n})
+		}
+	})
+	pr.CloseWithError(errors.New("layer write stopped")) // unblocks the writer if PutLayer gave up
+	if err != nil {
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	if err := a.Commit(snapshot.ID(layer.DiffID.Hex)); err != nil {
+		return nil, fmt.Errorf("committing snapshot: %w", err)
+	}
+	return &layer, nil
+}
+
+func dirEmpty(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return len(names) == 0, err
+}
+
+// instructionJSON is the canonical text of an expanded instruction for
+// cache keys: Go's JSON encoding of the typed form, fields in a fixed
+// order.
+func instructionJSON(ins parser.Instruction) string {
+	data, err := json.Marshal(struct {
+		Type string
+		Ins  parser.Instruction
+	}{fmt.Sprintf("%T", ins), ins})
+	if err != nil {
+		return fmt.Sprintf("%#v", ins)
+	}
+	return string(data)
+}

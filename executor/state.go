@@ -1,0 +1,242 @@
+package executor
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// defaultPath is the PATH docker gives a RUN step whose image sets none.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// predefinedArgs are build args docker accepts without an ARG: the proxy
+// variables reach RUN steps but neither the image nor the cache key.
+var predefinedArgs = map[string]bool{
+	"HTTP_PROXY": true, "http_proxy": true, "HTTPS_PROXY": true, "https_proxy": true,
+	"FTP_PROXY": true, "ftp_proxy": true, "NO_PROXY": true, "no_proxy": true,
+	"ALL_PROXY": true, "all_proxy": true,
+}
+
+// imageState is an image being built by a stage: its config and layers so
+// far, and the cache keys that identify them.
+type imageState struct {
+	cfg    v1.ConfigFile // RootFS is filled in by config()
+	layers []cache.Layer
+	// fsKey identifies the filesystem: the key of the last step that could
+	// change it (FROM, RUN, COPY, ADD, WORKDIR). Filesystem steps chain on
+	// it, so a changed LABEL or EXPOSE does not invalidate a later RUN,
+	// while ENV, ARG, USER, WORKDIR and SHELL reach RUN keys through the
+	// fields they change.
+	fsKey cache.Key
+	// lastKey is the key of the last step of any kind; metadata steps
+	// chain on it only to keep their recorded history times.
+	lastKey cache.Key
+	// args are the ARGs in scope, in declaration order; a nil value is
+	// declared without one.
+	args   []argValue
+	cmdSet bool // CMD was set in this stage (ENTRYPOINT then keeps it)
+}
+
+type argValue struct {
+	key   string
+	value *string
+}
+
+// clone returns a deep copy, for a stage built FROM another stage.
+func (s *imageState) clone() *imageState {
+	c := *s
+	c.cfg = *cloneConfigFile(&s.cfg)
+	c.layers = slices.Clone(s.layers)
+	c.args = nil
+	c.cmdSet = false
+	return &c
+}
+
+// config returns the image config, with RootFS listing the layers.
+func (s *imageState) config() *v1.ConfigFile {
+	c := cloneConfigFile(&s.cfg)
+	c.RootFS = v1.RootFS{Type: "layers", DiffIDs: make([]v1.Hash, len(s.layers))}
+	for i, l := range s.layers {
+		c.RootFS.DiffIDs[i] = l.DiffID
+	}
+	return c
+}
+
+// created is the image's creation time: SOURCE_DATE_EPOCH when set, else
+// the time of its newest history entry, so that rebuilding an unchanged
+// Dockerfile gives the same image ID.
+func (s *imageState) created(epoch *time.Time) time.Time {
+	if epoch != nil {
+		return epoch.UTC()
+	}
+	var t time.Time
+	for _, h := range s.cfg.History {
+		if h.Created.After(t) {
+			t = h.Created.Time
+		}
+	}
+	if t.IsZero() {
+		t = time.Now().UTC()
+	}
+	return t
+}
+
+// chain lists the snapshot IDs of the layers, bottom first.
+func (s *imageState) chain() []snapshot.ID {
+	ids := make([]snapshot.ID, len(s.layers))
+	for i, l := range s.layers {
+		ids[i] = snapshot.ID(l.DiffID.Hex)
+	}
+	return ids
+}
+
+// expandEnv is the environment variables expand against: the ARGs in
+// scope, then ENV, which wins over an ARG of the same name.
+func (s *imageState) expandEnv() []string {
+	env := make([]string, 0, len(s.args)+len(s.cfg.Config.Env))
+	for _, a := range s.args {
+		if a.value != nil {
+			env = append(env, a.key+"="+*a.value)
+		}
+	}
+	return append(env, s.cfg.Config.Env...)
+}
+
+// runEnv is the environment of a RUN step: ENV, plus the ARGs in scope
+// that ENV does not set, plus proxy build args, plus a default PATH.
+func (s *imageState) runEnv(buildArgs map[string]string) []string {
+	env := slices.Clone(s.cfg.Config.Env)
+	for _, a := range s.args {
+		if a.value != nil && lookupEnv(env, a.key) == nil {
+			env = append(env, a.key+"="+*a.value)
+		}
+	}
+	for _, k := range sortedKeys(buildArgs) {
+		if predefinedArgs[k] && lookupEnv(env, k) == nil {
+			env = append(env, k+"="+buildArgs[k])
+		}
+	}
+	if lookupEnv(env, "PATH") == nil {
+		env = append(env, defaultPath)
+	}
+	return env
+}
+
+// keyEnv is runEnv without proxy variables, which docker keeps out of the
+// cache key so a proxy change does not rebuild everything.
+func (s *imageState) keyEnv(buildArgs map[string]string) []string {
+	var env []string
+	for _, kv := range s.runEnv(buildArgs) {
+		k, _, _ := strings.Cut(kv, "=")
+		if predefinedArgs[k] && lookupEnv(s.cfg.Config.Env, k) == nil && s.arg(k) == nil {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func (s *imageState) arg(key string) *argValue {
+	for i := range s.args {
+		if s.args[i].key == key {
+			return &s.args[i]
+		}
+	}
+	return nil
+}
+
+func (s *imageState) setArg(key string, value *string) {
+	if a := s.arg(key); a != nil {
+		a.value = value
+		return
+	}
+	s.args = append(s.args, argValue{key: key, value: value})
+}
+
+// setEnv sets key in ENV, replacing an earlier value in place.
+func (s *imageState) setEnv(key, value string) {
+	for i, kv := range s.cfg.Config.Env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			s.cfg.Config.Env[i] = key + "=" + value
+			return
+		}
+	}
+	s.cfg.Config.Env = append(s.cfg.Config.Env, key+"="+value)
+}
+
+// shell is the SHELL in effect.
+func (s *imageState) shell() []string {
+	if len(s.cfg.Config.Shell) > 0 {
+		return s.cfg.Config.Shell
+	}
+	return []string{"/bin/sh", "-c"}
+}
+
+// workdir is the WORKDIR in effect, "/" by default.
+func (s *imageState) workdir() string {
+	if s.cfg.Config.WorkingDir == "" {
+		return "/"
+	}
+	return s.cfg.Config.WorkingDir
+}
+
+func lookupEnv(env []string, key string) *string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, _ := strings.Cut(env[i], "="); k == key {
+			return &v
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func cloneConfigFile(c *v1.ConfigFile) *v1.ConfigFile {
+	n := *c
+	n.History = slices.Clone(c.History)
+	n.OSFeatures = slices.Clone(c.OSFeatures)
+	n.RootFS.DiffIDs = slices.Clone(c.RootFS.DiffIDs)
+	n.Config = cloneConfig(c.Config)
+	return &n
+}
+
+func cloneConfig(c v1.Config) v1.Config {
+	n := c
+	n.Cmd = slices.Clone(c.Cmd)
+	n.Entrypoint = slices.Clone(c.Entrypoint)
+	n.Env = slices.Clone(c.Env)
+	n.OnBuild = slices.Clone(c.OnBuild)
+	n.Shell = slices.Clone(c.Shell)
+	n.Labels = cloneMap(c.Labels)
+	n.Volumes = cloneMap(c.Volumes)
+	n.ExposedPorts = cloneMap(c.ExposedPorts)
+	if c.Healthcheck != nil {
+		h := *c.Healthcheck
+		h.Test = slices.Clone(c.Healthcheck.Test)
+		n.Healthcheck = &h
+	}
+	return n
+}
+
+func cloneMap[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return nil
+	}
+	n := make(map[string]V, len(m))
+	for k, v := range m {
+		n[k] = v
+	}
+	return n
+}
