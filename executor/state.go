@@ -112,16 +112,16 @@ func (s *imageState) expandEnv() []string {
 func (s *imageState) runEnv(buildArgs map[string]string) []string {
 	env := slices.Clone(s.cfg.Config.Env)
 	for _, a := range s.args {
-		if a.value != nil && lookupEnv(env, a.key) == nil {
+		if a.value != nil && envValue(env, a.key) == nil {
 			env = append(env, a.key+"="+*a.value)
 		}
 	}
 	for _, k := range sortedKeys(buildArgs) {
-		if predefinedArgs[k] && lookupEnv(env, k) == nil {
+		if predefinedArgs[k] && envValue(env, k) == nil {
 			env = append(env, k+"="+buildArgs[k])
 		}
 	}
-	if lookupEnv(env, "PATH") == nil {
+	if envValue(env, "PATH") == nil {
 		env = append(env, defaultPath)
 	}
 	return env
@@ -133,7 +133,7 @@ func (s *imageState) keyEnv(buildArgs map[string]string) []string {
 	var env []string
 	for _, kv := range s.runEnv(buildArgs) {
 		k, _, _ := strings.Cut(kv, "=")
-		if predefinedArgs[k] && lookupEnv(s.cfg.Config.Env, k) == nil && s.arg(k) == nil {
+		if predefinedArgs[k] && envValue(s.cfg.Config.Env, k) == nil && s.arg(k) == nil {
 			continue
 		}
 		env = append(env, kv)
@@ -185,7 +185,7 @@ func (s *imageState) workdir() string {
 	return s.cfg.Config.WorkingDir
 }
 
-func lookupEnv(env []string, key string) *string {
+func envValue(env []string, key string) *string {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, _ := strings.Cut(env[i], "="); k == key {
 			return &v
