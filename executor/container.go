@@ -1,8 +1,20 @@
 package executor
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/snapshot"
 )
@@ -35,16 +47,276 @@ type containerSpec struct {
 	Hosts      []byte
 }
 
+// reexecName is the argv[0] that marks a process as a RUN child. Nothing
+// else starts this binary with it, and it never reaches flag parsing.
+const reexecName = "builder-run"
+
+// The child's descriptors beyond stdio, in ExtraFiles order.
+const (
+	specFD  = 3 // the containerSpec as JSON, read to EOF
+	setupFD = 4 // a setupFailure as JSON; closed by a successful execve
+)
+
+// maxLine is where a line without a newline is cut into several output
+// lines, so a command printing megabytes without one cannot make the
+// builder hold them all.
+const maxLine = 64 << 10
+
+// runMountPoints are the paths the child mounts on; the stub layer
+// provides the ones the image lacks, so they never land in the upper dir.
+var runMountPoints = []snapshot.MountPoint{
+	{Path: "/proc", Dir: true},
+	{Path: "/dev", Dir: true},
+	{Path: "/sys", Dir: true},
+	{Path: "/etc/resolv.conf"},
+	{Path: "/etc/hosts"},
+	{Path: "/etc/hostname"},
+}
+
 // runContainer runs spec and returns the command's exit code (128+N when
 // killed by signal N). output receives each line the command prints on
-// stdout (stream 1) or stderr (stream 2), without the newline. An error
+// stdout (stream 1) or stderr (stream 2), without the newline; it is never
+// called concurrently, and lines of one stream arrive in order. An error
 // means the container could not be set up or was cancelled through ctx;
 // cancelling kills every process of the container.
 func runContainer(ctx context.Context, spec containerSpec, output func(stream int, line string)) (int, error) {
-	return -1, errors.New("executor: RUN not implemented")
+	if err := spec.check(); err != nil {
+		return -1, err
+	}
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
+	spec.Root.MountPoints = withMountPoints(spec.Root.MountPoints)
+	payload, err := json.Marshal(spec)
+	if err != nil {
+		return -1, fmt.Errorf("encoding container spec: %w", err)
+	}
+	p, err := newChildPipes()
+	if err != nil {
+		return -1, err
+	}
+	defer p.closeAll()
+
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{reexecName},
+		Env:        []string{}, // the command gets exactly spec.Env, set by the child
+		Stdout:     p.outW,
+		Stderr:     p.errW,
+		ExtraFiles: []*os.File{p.specR, p.setupW},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: cloneFlags(spec.Network),
+			Setsid:     true,
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	}
+
+	// Pdeathsig fires when the thread that forked the child exits, not the
+	// process (golang/go#27505): keep this goroutine on its thread until
+	// the child is gone, so the runtime cannot retire the thread under it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("starting container: %w", err)
+	}
+	p.closeChildEnds()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	emit := func(stream int, line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		output(stream, line)
+	}
+	var setupMsg []byte
+	wg.Add(4)
+	go func() { defer wg.Done(); readLines(p.outR, 1, emit) }()
+	go func() { defer wg.Done(); readLines(p.errR, 2, emit) }()
+	go func() { defer wg.Done(); setupMsg, _ = io.ReadAll(p.setupR) }()
+	go func() {
+		defer wg.Done()
+		// An early death of the child makes this fail with EPIPE; its
+		// setup report or exit status says why.
+		p.specW.Write(payload)
+		p.specW.Close()
+	}()
+
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var waitErr error
+	cancelled := false
+	select {
+	case waitErr = <-waited:
+	case <-ctx.Done():
+		// The PID namespace dies with its PID 1: killing it kills every
+		// process of the step, and SIGKILL cannot be ignored by PID 1.
+		cmd.Process.Kill()
+		waitErr = <-waited
+		cancelled = true
+	}
+	// Once PID 1 is dead every holder of the pipes is dead, so they close.
+	wg.Wait()
+
+	if len(setupMsg) > 0 {
+		return -1, decodeSetupFailure(setupMsg)
+	}
+	if cancelled {
+		return -1, ctx.Err()
+	}
+	return exitCode(cmd, waitErr)
+}
+
+// check rejects specs the child could only fail on later, with a less
+// helpful message.
+func (s *containerSpec) check() error {
+	switch {
+	case s.Root.Stub == "":
+		return errors.New("container spec: no stub directory for the mount points")
+	case len(s.Root.Lowers) == 0:
+		return errors.New("container spec: no rootfs layers")
+	case len(s.Args) == 0 || s.Args[0] == "":
+		return errors.New("container spec: no command")
+	}
+	switch s.Network {
+	case "", "host", "none":
+	default:
+		return fmt.Errorf("container spec: unsupported network %q", s.Network)
+	}
+	return nil
+}
+
+func withMountPoints(have []snapshot.MountPoint) []snapshot.MountPoint {
+	out := append([]snapshot.MountPoint(nil), have...)
+	for _, mp := range runMountPoints {
+		found := false
+		for _, h := range have {
+			found = found || h.Path == mp.Path
+		}
+		if !found {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+func cloneFlags(network string) uintptr {
+	flags := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP
+	if network == "none" {
+		flags |= unix.CLONE_NEWNET
+	}
+	return uintptr(flags)
+}
+
+func exitCode(cmd *exec.Cmd, waitErr error) (int, error) {
+	var ee *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &ee) {
+		return -1, fmt.Errorf("waiting for container: %w", waitErr)
+	}
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		return cmd.ProcessState.ExitCode(), nil
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}
+
+// childPipes are the parent's and child's ends of the child's stdout,
+// stderr, spec and setup-report pipes. os.Pipe makes them close-on-exec,
+// so a container started concurrently never inherits another's.
+type childPipes struct {
+	outR, outW     *os.File
+	errR, errW     *os.File
+	specR, specW   *os.File
+	setupR, setupW *os.File
+}
+
+func newChildPipes() (*childPipes, error) {
+	p := &childPipes{}
+	for _, pair := range []struct{ r, w **os.File }{
+		{&p.outR, &p.outW}, {&p.errR, &p.errW}, {&p.specR, &p.specW}, {&p.setupR, &p.setupW},
+	} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			p.closeAll()
+			return nil, fmt.Errorf("creating container pipes: %w", err)
+		}
+		*pair.r, *pair.w = r, w
+	}
+	return p, nil
+}
+
+// closeChildEnds drops the parent's copies of the child's ends, so the
+// read ends see EOF once the container is gone.
+func (p *childPipes) closeChildEnds() {
+	for _, f := range []*os.File{p.outW, p.errW, p.specR, p.setupW} {
+		f.Close()
+	}
+}
+
+func (p *childPipes) closeAll() {
+	for _, f := range []*os.File{p.outR, p.outW, p.errR, p.errW, p.specR, p.specW, p.setupR, p.setupW} {
+		if f != nil {
+			f.Close() // a second Close only returns os.ErrClosed
+		}
+	}
+}
+
+// readLines calls emit for each line of r, cutting lines longer than
+// maxLine, until r reaches EOF.
+func readLines(r io.Reader, stream int, emit func(int, string)) {
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			emit(stream, string(bytes.TrimSuffix(line, []byte{'\n'})))
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// setupFailure is what the child reports when it cannot start the
+// command: a message naming the step, and the errno if there is one so
+// the parent's error still matches it with errors.Is.
+type setupFailure struct {
+	Msg   string
+	Errno uintptr `json:",omitempty"`
+}
+
+// SetupError is returned by a RUN whose container could not be set up or
+// whose command could not be started: nothing of the command ran.
+type SetupError struct {
+	Msg   string
+	Errno syscall.Errno // 0 when the failure was not a system call's
+}
+
+func (e *SetupError) Error() string { return "setting up container: " + e.Msg }
+
+func (e *SetupError) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}
+
+func decodeSetupFailure(data []byte) error {
+	var f setupFailure
+	if err := json.Unmarshal(data, &f); err != nil {
+		return &SetupError{Msg: string(bytes.TrimSpace(data))}
+	}
+	return &SetupError{Msg: f.Msg, Errno: syscall.Errno(f.Errno)}
 }
 
 // ReexecMain runs the container side of a RUN step when this process was
 // started as one, and then exits; otherwise it returns false at once.
 // Call it first thing in main and in TestMain.
-func ReexecMain() bool { return false }
+func ReexecMain() bool {
+	if len(os.Args) != 1 || os.Args[0] != reexecName {
+		return false
+	}
+	childMain() // execs the command or exits
+	panic("unreachable")
+}

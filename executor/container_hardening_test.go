@@ -1,0 +1,133 @@
+package executor
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestContainerHardening checks what root inside a RUN step can and
+// cannot do. Several checks would pass on this machine for the wrong
+// reason (no /proc/kcore, host disks that even root cannot open), so each
+// also asserts the mechanism: the capability sets, the mask mounts, that
+// mknod itself succeeds.
+func TestContainerHardening(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		script   string
+		fail     bool     // the script must exit non-zero
+		stdout   []string // exact stdout, when set
+		inStderr string   // a substring of stderr, when set
+	}{
+		{name: "capabilities", script: `grep -E '^Cap(Bnd|Eff|Prm|Inh|Amb)' /proc/self/status`,
+			stdout: []string{"CapInh:\t0000000000000000", "CapPrm:\t00000000a80425fb", "CapEff:\t00000000a80425fb",
+				"CapBnd:\t00000000a80425fb", "CapAmb:\t0000000000000000"}},
+		{name: "no mount", script: `mkdir -p /mnt && mount -t tmpfs x /mnt`, fail: true, inStderr: "denied"},
+		{name: "char device made but not opened", script: `mknod /tmp/n c 1 3 && echo made && echo x > /tmp/n`,
+			fail: true, stdout: []string{"made"}, inStderr: "Permission denied"},
+		{name: "block device made but not opened", script: `mknod /tmp/sda b 8 0 && echo made && head -c1 /tmp/sda`,
+			fail: true, stdout: []string{"made"}, inStderr: "Permission denied"},
+		{name: "dev nodes work", script: `echo x > /dev/null && head -c 5 /dev/zero | wc -c && head -c 3 /dev/urandom | wc -c`,
+			stdout: []string{"5", "3"}},
+		{name: "dev contents", script: `ls /dev | tr '\n' ' '; echo; for l in ptmx fd stdin; do readlink /dev/$l; done`,
+			stdout: []string{"fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero ",
+				"pts/ptmx", "/proc/self/fd", "/proc/self/fd/0"}},
+		{name: "no tty", script: `tty`, fail: true, stdout: []string{"not a tty"}},
+		{name: "keys and timer_list masked", script: `cat /proc/keys /proc/timer_list | wc -c; ` +
+			`awk '$5 == "/proc/keys" || $5 == "/proc/timer_list" {print $5, $4}' /proc/self/mountinfo`,
+			stdout: []string{"0", "/proc/keys /null", "/proc/timer_list /null"}},
+		{name: "proc sys read-only", script: `echo evil > /proc/sys/kernel/hostname`, fail: true, inStderr: "Read-only file system"},
+		{name: "sys read-only", script: `touch /sys/x`, fail: true, inStderr: "Read-only file system"},
+		{name: "sys mounted ro", script: `awk '$5 == "/sys" || $5 == "/proc/sys" {print $5, substr($6, 1, 2)}' /proc/self/mountinfo`,
+			stdout: []string{"/sys ro", "/proc/sys ro"}},
+		{name: "no sethostname", script: `hostname evil`, fail: true},
+		{name: "pid 1 leads its own session", script: `echo $$; cut -d' ' -f1,5,6 /proc/1/stat`, stdout: []string{"1", "1 1 1"}},
+		{name: "fresh proc", script: `echo /proc/[0-9]*`, stdout: []string{"/proc/1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			r := run(context.Background(), f.spec(sh(tc.script)...))
+			if r.err != nil {
+				t.Fatalf("run: %v", r)
+			}
+			if failed := r.code != 0; failed != tc.fail {
+				t.Errorf("exit code %d, want failure=%v: %v", r.code, tc.fail, r)
+			}
+			if tc.stdout != nil && !slices.Equal(r.stdout, tc.stdout) {
+				t.Errorf("stdout = %q, want %q", r.stdout, tc.stdout)
+			}
+			if tc.inStderr != "" && !strings.Contains(strings.Join(r.stderr, "\n"), tc.inStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tc.inStderr)
+			}
+		})
+	}
+}
+
+func TestContainerNonRootCaps(t *testing.T) {
+	f := newFixture(t, "", appLayer(t))
+	spec := f.spec(sh(`grep -E '^Cap(Bnd|Eff|Prm)' /proc/self/status`)...)
+	spec.User = "app"
+	r := mustRun(t, spec)
+	want := []string{"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapBnd:\t00000000a80425fb"}
+	if !slices.Equal(r.stdout, want) {
+		t.Errorf("caps of app = %q, want %q", r.stdout, want)
+	}
+}
+
+func TestContainerNetwork(t *testing.T) {
+	hostIfs, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host []string
+	for _, e := range hostIfs {
+		host = append(host, e.Name())
+	}
+	for _, tc := range []struct {
+		network string
+		want    []string
+	}{
+		{"none", []string{"lo"}},
+		{"host", host},
+		{"", host},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			f := newFixture(t, "")
+			spec := f.spec(sh(`ip -o link | cut -d: -f2 | tr -d ' ' | sort; ip -o link show lo | grep -c UP`)...)
+			spec.Network = tc.network
+			r := mustRun(t, spec)
+			want := append(slices.Sorted(slices.Values(tc.want)), "1")
+			if !slices.Equal(r.stdout, want) {
+				t.Errorf("network %q: interfaces %q, want %q (lo up)", tc.network, r.stdout, want)
+			}
+		})
+	}
+}
+
+// TestContainerFDLeak opens a descriptor without close-on-exec, as a CI
+// runner or a shell may hand the builder: the command must not see it.
+func TestContainerFDLeak(t *testing.T) {
+	f := newFixture(t, "")
+	fd, err := unix.Open("/etc/hostname", unix.O_RDONLY, 0) // no O_CLOEXEC on purpose
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	const leaked = 77
+	if err := unix.Dup2(fd, leaked); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(leaked)
+	r := run(context.Background(), f.spec(sh(`ls /proc/self/fd | tr '\n' ' '; cat <&77`)...))
+	if r.err != nil || r.code == 0 {
+		t.Errorf("reading fd 77 succeeded: %v", r)
+	}
+	// ls sees its stdio and the directory it is reading.
+	if want := []string{"0 1 2 3 "}; !slices.Equal(r.stdout, want) {
+		t.Errorf("descriptors in the container = %q, want %q", r.stdout, want)
+	}
+}
