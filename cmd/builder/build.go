@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/registry"
+)
+
+var cmdBuild = &command{
+	Name:  "build",
+	Args:  "[flags] CONTEXT",
+	Short: "Build an image from a Dockerfile",
+	Long: `
+Build runs the Dockerfile (CONTEXT/Dockerfile unless -f says otherwise) on
+the build context directory CONTEXT and stores the image in the local store.
+Steps whose inputs did not change come from the build cache. The image ID
+goes to stdout; progress and errors go to stderr.
+
+A .dockerignore file beside the Dockerfile (named after it, e.g.
+Dockerfile.prod.dockerignore) or else in CONTEXT excludes files from COPY
+and ADD. SOURCE_DATE_EPOCH, in the environment or as a --build-arg, clamps
+file times and sets the creation time, so the same inputs give the same
+image ID.`,
+	Example: `
+builder build -t app:1.0 --build-arg VERSION=1.0 .
+builder build -f - -q . < Dockerfile
+builder build --output type=docker,dest=app.tar -t app .`,
+	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
+		f := registerBuildFlags(fs)
+		return func(ctx context.Context, a *app, args []string) error {
+			cfg, err := env.buildConfig(f, args)
+			if err != nil {
+				return err
+			}
+			return runBuild(ctx, a, cfg)
+		}
+	},
+}
+
+func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
+	var tags []string
+	for _, t := range cfg.tags {
+		name, err := cache.NormalizeName(t)
+		if err != nil {
+			return usagef("invalid tag %q: %v", t, err)
+		}
+		tags = append(tags, name)
+	}
+	if fi, err := os.Stat(cfg.contextDir); err != nil {
+		return fmt.Errorf("build context: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("build context %s is not a directory", cfg.contextDir)
+	}
+	plan, err := readPlan(a.stdin, cfg)
+	if err != nil {
+		return err
+	}
+	ignore, err := readIgnore(cfg)
+	if err != nil {
+		return err
+	}
+	store, snaps, err := a.stores()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	defer snaps.Close()
+
+	r := newRenderer(cfg.progress, a.stderr, a.env, len(plan.Stages) > 1)
+	tracker := newPullTracker(r)
+	platform := cfg.exec.Platform
+	client := registry.New(store, registry.Options{Platform: &platform, Progress: tracker.progress})
+	opts := cfg.exec
+	opts.Store, opts.Snapshots = store, snaps
+	opts.Resolver = executor.NewResolver(store, client, cfg.pull)
+	opts.Reporter = tracker
+	opts.ContextDir = cfg.contextDir
+	opts.Ignore = ignore
+	res, err := executor.Build(ctx, plan, opts)
+	r.Close()
+	if err != nil {
+		return err
+	}
+
+	for _, t := range tags {
+		if err := store.Tag(t, res.Image.Manifest); err != nil {
+			return fmt.Errorf("tagging %s: %w", t, err)
+		}
+	}
+	if o := cfg.output; o != nil {
+		name := o.Name
+		if name == "" && len(tags) > 0 {
+			name = tags[0]
+		}
+		if err := exportImage(a, store, res.Image, o.Type, o.Dest, name); err != nil {
+			return err
+		}
+	}
+	id := res.Image.ID.String()
+	if cfg.iidfile != "" {
+		if err := os.WriteFile(cfg.iidfile, []byte(id), 0o644); err != nil {
+			return fmt.Errorf("writing --iidfile: %w", err)
+		}
+	}
+	if cfg.output == nil || cfg.output.Dest != "-" {
+		fmt.Fprintln(a.stdout, id)
+	}
+	return nil
+}
+
+// readPlan reads and parses the Dockerfile, from stdin for -f -.
+func readPlan(stdin io.Reader, cfg *buildConfig) (*parser.Plan, error) {
+	r := stdin
+	if cfg.dockerfile != "-" {
+		f, err := os.Open(cfg.dockerfile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the Dockerfile: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	return parser.Parse(r, cfg.parse)
+}
+
+// readIgnore reads the ignore file: <Dockerfile>.dockerignore beside the
+// Dockerfile if there is one, else CONTEXT/.dockerignore, else none.
+func readIgnore(cfg *buildConfig) (*parser.Ignore, error) {
+	var candidates []string
+	if cfg.dockerfile != "-" {
+		candidates = append(candidates, cfg.dockerfile+".dockerignore")
+	}
+	candidates = append(candidates, filepath.Join(cfg.contextDir, ".dockerignore"))
+	for _, p := range candidates {
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading ignore file: %w", err)
+		}
+		defer f.Close()
+		ig, err := parser.ParseIgnore(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		return ig, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/builderdev/builder/cache"
+)
+
+var cmdInspect = &command{
+	Name:  "inspect",
+	Args:  "IMAGE...",
+	Short: "Show an image's details as JSON",
+	Long: `
+Inspect prints a JSON array with one object per image, in the shape of
+"docker image inspect": Id, RepoTags, RepoDigests (if any), Created,
+Architecture, Os, Config, RootFS, Size. IMAGE is a name, an ID or a unique
+ID prefix.`,
+	Example: `builder inspect app:1.0`,
+	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
+		return func(ctx context.Context, a *app, args []string) error {
+			if len(args) == 0 {
+				return usagef("missing IMAGE")
+			}
+			store, err := a.store()
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			all, err := store.Images()
+			if err != nil {
+				return fmt.Errorf("listing images: %w", err)
+			}
+			out := []inspectImage{}
+			failed := false
+			for _, arg := range args {
+				ii, err := inspectOne(store, all, arg)
+				if err != nil {
+					printError(a.stderr, err)
+					failed = true
+					continue
+				}
+				out = append(out, ii)
+			}
+			data, err := json.MarshalIndent(out, "", "    ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s\n", data)
+			if failed {
+				return errReported
+			}
+			return nil
+		}
+	},
+}
+
+// inspectImage is the shape of `docker image inspect`, for tools and
+// people who know it; it is output only.
+type inspectImage struct {
+	ID           string   `json:"Id"`
+	RepoTags     []string `json:"RepoTags"`
+	RepoDigests  []string `json:"RepoDigests,omitempty"`
+	Created      string   `json:"Created"`
+	Author       string   `json:"Author"`
+	Config       v1.Config
+	Architecture string `json:"Architecture"`
+	Variant      string `json:"Variant,omitempty"`
+	Os           string `json:"Os"`
+	OsVersion    string `json:"OsVersion,omitempty"`
+	Size         int64  `json:"Size"`
+	RootFS       struct {
+		Type   string   `json:"Type"`
+		Layers []string `json:"Layers"`
+	} `json:"RootFS"`
+}
+
+func inspectOne(store *cache.Store, all []cache.ImageRecord, ref string) (inspectImage, error) {
+	var ii inspectImage
+	rec, err := store.Lookup(ref)
+	if err != nil {
+		return ii, fmt.Errorf("image %s: %w", ref, err)
+	}
+	info, err := loadImage(store, rec)
+	if err != nil {
+		return ii, err
+	}
+	cfg := info.config
+	ii.ID = rec.ID.String()
+	ii.RepoTags = []string{}
+	for _, r := range all {
+		switch {
+		case r.ID != rec.ID:
+		case strings.Contains(r.Name, "@"):
+			ii.RepoDigests = append(ii.RepoDigests, r.Name)
+		default:
+			ii.RepoTags = append(ii.RepoTags, r.Name)
+		}
+	}
+	if !cfg.Created.IsZero() {
+		ii.Created = cfg.Created.UTC().Format(time.RFC3339Nano)
+	}
+	ii.Author, ii.Config = cfg.Author, cfg.Config
+	ii.Architecture, ii.Variant, ii.Os, ii.OsVersion = cfg.Architecture, cfg.Variant, cfg.OS, cfg.OSVersion
+	ii.Size = info.size()
+	ii.RootFS.Type = cfg.RootFS.Type
+	if ii.RootFS.Type == "" {
+		ii.RootFS.Type = "layers"
+	}
+	ii.RootFS.Layers = []string{}
+	for _, d := range cfg.RootFS.DiffIDs {
+		ii.RootFS.Layers = append(ii.RootFS.Layers, d.String())
+	}
+	return ii, nil
+}
+
+// imageInfo is a stored image's config and manifest.
+type imageInfo struct {
+	config   *v1.ConfigFile
+	manifest *v1.Manifest
+}
+
+func loadImage(store *cache.Store, rec cache.ImageRecord) (*imageInfo, error) {
+	img, err := store.Image(rec.Manifest.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("opening image %s: %w", shortID(rec.ID), err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config of image %s: %w", shortID(rec.ID), err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest of image %s: %w", shortID(rec.ID), err)
+	}
+	return &imageInfo{config: cfg, manifest: m}, nil
+}
+
+// size is what the image's blobs take in the store: config and
+// compressed layers.
+func (i *imageInfo) size() int64 {
+	n := i.manifest.Config.Size
+	for _, l := range i.manifest.Layers {
+		n += l.Size
+	}
+	return n
+}

@@ -1,0 +1,493 @@
+package main
+
+// This file is the only one that reads flags and environment variables;
+// it turns them into the options of the library packages. The commands
+// see typed option structs and never a FlagSet value or os.Getenv.
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/registry"
+)
+
+// environment is what the process started with: the global flags and the
+// environment variables builder reads (BUILDER_ROOT, XDG_DATA_HOME, HOME,
+// SOURCE_DATE_EPOCH, CI, BUILDER_DEBUG_KEYS, and those --build-arg K
+// names). Tests build one by hand.
+type environment struct {
+	root      string // --root
+	lookupEnv func(string) (string, bool)
+	euid      int
+	stderrTTY bool
+	width     func() int // terminal columns of stderr
+}
+
+func newEnvironment() *environment {
+	fd := int(os.Stderr.Fd())
+	return &environment{
+		lookupEnv: os.LookupEnv,
+		euid:      os.Geteuid(),
+		stderrTTY: term.IsTerminal(fd),
+		width: func() int {
+			w, _, err := term.GetSize(fd)
+			if err != nil || w <= 0 {
+				return 80
+			}
+			return w
+		},
+	}
+}
+
+func (env *environment) getenv(k string) string {
+	v, _ := env.lookupEnv(k)
+	return v
+}
+
+// inCI reports CI=true, where progress is always plain.
+func (env *environment) inCI() bool { return env.getenv("CI") == "true" }
+
+// rootValue is --root as a pflag.Value. Unlike StringVar, defining it does
+// not reset the variable, so the global flag set and the command's flag
+// set can both accept --root.
+type rootValue struct{ p *string }
+
+func (v rootValue) String() string     { return *v.p }
+func (v rootValue) Set(s string) error { *v.p = s; return nil }
+func (v rootValue) Type() string       { return "string" }
+
+func registerGlobalFlags(fs *pflag.FlagSet, env *environment) {
+	fs.Var(rootValue{&env.root}, "root", "the store `DIR` (default $BUILDER_ROOT, else /var/lib/builder as root, else $XDG_DATA_HOME/builder)")
+}
+
+// storeRoot is the store directory: --root, else BUILDER_ROOT, else
+// /var/lib/builder for root and $XDG_DATA_HOME/builder (default
+// ~/.local/share/builder) for anyone else.
+func (env *environment) storeRoot() (string, error) {
+	if env.root != "" {
+		return filepath.Abs(env.root)
+	}
+	if r := env.getenv("BUILDER_ROOT"); r != "" {
+		return filepath.Abs(r)
+	}
+	if env.euid == 0 {
+		return "/var/lib/builder", nil
+	}
+	if x := env.getenv("XDG_DATA_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "builder"), nil
+	}
+	home := env.getenv("HOME")
+	if home == "" {
+		return "", fmt.Errorf("cannot choose a store directory: HOME is not set (use --root or BUILDER_ROOT)")
+	}
+	return filepath.Join(home, ".local", "share", "builder"), nil
+}
+
+// --- build ---
+
+type buildFlags struct {
+	tags, buildArgs, labels, noCacheFilter  []string
+	file, target, platform, iidfile, output string
+	progress, compression                   string
+	noCache, pull, quiet                    bool
+}
+
+func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
+	f := &buildFlags{}
+	fs.StringArrayVarP(&f.tags, "tag", "t", nil, "name the image `NAME[:TAG]` (repeatable)")
+	fs.StringVarP(&f.file, "file", "f", "", "the Dockerfile `FILE` (default CONTEXT/Dockerfile; - reads stdin)")
+	fs.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build arg `K=V`, or K to take it from the environment (repeatable)")
+	fs.StringVar(&f.target, "target", "", "the `STAGE` to build (default the last one)")
+	fs.StringArrayVar(&f.labels, "label", nil, "add a label `K=V` to the image (repeatable)")
+	fs.StringVar(&f.platform, "platform", "", "the target `PLATFORM`, e.g. linux/arm64 (default the host's)")
+	fs.BoolVar(&f.noCache, "no-cache", false, "run every step, ignoring the build cache")
+	fs.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run every step of `STAGE`, ignoring the cache (repeatable)")
+	fs.BoolVar(&f.pull, "pull", false, "always check the registry for newer base images")
+	fs.StringVar(&f.iidfile, "iidfile", "", "write the image ID to `FILE`")
+	fs.StringVarP(&f.output, "output", "o", "", "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout) or type=oci-layout,dest=DIR")
+	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
+	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd or none")
+	return f
+}
+
+// buildConfig is a build command line turned into library options.
+type buildConfig struct {
+	contextDir string // absolute
+	dockerfile string // its path, or "-" for stdin
+	tags       []string
+	parse      parser.Options
+	// exec holds what the flags decide; the build command adds the
+	// store, snapshots, resolver, reporter, ignore rules and context.
+	exec     executor.Options
+	pull     executor.PullPolicy
+	iidfile  string
+	output   *outputSpec // nil: no export
+	progress string      // "plain", "tty" or "quiet"
+}
+
+// buildConfig checks a build command line. Every error is a usage error.
+func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig, error) {
+	if len(args) == 0 {
+		return nil, usagef("missing build context (a directory, usually .)")
+	}
+	if len(args) > 1 {
+		return nil, usagef("unexpected argument %q: build takes one context directory", args[1])
+	}
+	if args[0] == "-" {
+		return nil, usagef("a build context from stdin is not supported; give a directory (and -f - for a Dockerfile on stdin)")
+	}
+	ctxDir, err := filepath.Abs(args[0])
+	if err != nil {
+		return nil, err
+	}
+	c := &buildConfig{contextDir: ctxDir, tags: f.tags, iidfile: f.iidfile}
+	c.dockerfile = f.file
+	if c.dockerfile == "" {
+		c.dockerfile = filepath.Join(ctxDir, "Dockerfile")
+	}
+	c.parse.Filename = "Dockerfile"
+	if c.dockerfile != "-" {
+		c.parse.Filename = filepath.Base(c.dockerfile)
+	}
+	if c.exec.BuildArgs, err = env.buildArgs(f.buildArgs); err != nil {
+		return nil, err
+	}
+	c.parse.BuildArgs = c.exec.BuildArgs
+	if c.exec.Labels, err = keyValues("--label", f.labels); err != nil {
+		return nil, err
+	}
+	if c.exec.SourceDateEpoch, err = env.sourceDateEpoch(c.exec.BuildArgs); err != nil {
+		return nil, err
+	}
+	if err := c.setPlatform(f.platform); err != nil {
+		return nil, err
+	}
+	c.parse.Target = f.target
+	c.exec.NoCache, c.exec.NoCacheStages = f.noCache, f.noCacheFilter
+	if f.pull {
+		c.pull = executor.PullAlways
+	}
+	switch f.compression {
+	case "gzip", "zstd", "none":
+		c.exec.Compression = cache.Compression{Format: f.compression}
+	default:
+		return nil, usagef("invalid --compression %q (use gzip, zstd or none)", f.compression)
+	}
+	if f.output != "" {
+		if c.output, err = parseOutput(f.output); err != nil {
+			return nil, err
+		}
+	}
+	if c.progress, err = env.progressMode(f.progress, f.quiet); err != nil {
+		return nil, err
+	}
+	c.exec.DebugKeys, _ = strconv.ParseBool(env.getenv("BUILDER_DEBUG_KEYS"))
+	return c, nil
+}
+
+// buildArgs reads --build-arg values: K=V sets K, and a bare K takes its
+// value from the environment, or is skipped when the variable is unset,
+// as docker does.
+func (env *environment) buildArgs(list []string) (map[string]string, error) {
+	args := map[string]string{}
+	for _, a := range list {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" || strings.TrimSpace(k) != k {
+			return nil, usagef("invalid --build-arg %q: want NAME=VALUE or NAME", a)
+		}
+		if !ok {
+			if v, ok = env.lookupEnv(k); !ok {
+				continue
+			}
+		}
+		args[k] = v
+	}
+	return args, nil
+}
+
+// keyValues reads K=V flags; a bare K means an empty value.
+func keyValues(flag string, list []string) (map[string]string, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, a := range list {
+		k, v, _ := strings.Cut(a, "=")
+		if k == "" {
+			return nil, usagef("invalid %s %q: want NAME=VALUE", flag, a)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// sourceDateEpoch is SOURCE_DATE_EPOCH from --build-arg, which BuildKit
+// also accepts, or else from the environment.
+func (env *environment) sourceDateEpoch(buildArgs map[string]string) (*time.Time, error) {
+	v, ok := buildArgs["SOURCE_DATE_EPOCH"]
+	if !ok {
+		v = env.getenv("SOURCE_DATE_EPOCH")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, usagef("invalid SOURCE_DATE_EPOCH %q: want a number of seconds since 1970-01-01", v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+func (c *buildConfig) setPlatform(s string) error {
+	host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	c.parse.BuildPlatform = host.String()
+	c.exec.Platform = host
+	if s == "" {
+		c.parse.TargetPlatform = host.String()
+		return nil
+	}
+	if strings.Contains(s, ",") {
+		return usagef("invalid --platform %q: building for several platforms at once is not supported", s)
+	}
+	p, err := v1.ParsePlatform(s)
+	if err != nil || p.OS == "" || p.Architecture == "" {
+		return usagef("invalid --platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", s)
+	}
+	c.exec.Platform = *p
+	c.parse.TargetPlatform = p.String()
+	return nil
+}
+
+// outputSpec is a checked --output.
+type outputSpec struct {
+	Type string // "oci", "docker" or "oci-layout"
+	Dest string // a file, "-" for stdout, or a directory for oci-layout
+	Name string // recorded in the archive; default the first -t
+}
+
+// parseOutput reads --output's CSV form, type=T,dest=PATH[,name=NAME].
+func parseOutput(s string) (*outputSpec, error) {
+	o := &outputSpec{}
+	for _, field := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(field, "=")
+		if !ok {
+			// docker reads a bare path as type=local,dest=PATH.
+			return nil, usagef("--output %q: exporting to a local directory is not supported (use type=oci, type=docker or type=oci-layout with dest=PATH)", s)
+		}
+		switch strings.TrimSpace(k) {
+		case "type":
+			o.Type = v
+		case "dest":
+			o.Dest = v
+		case "name":
+			o.Name = v
+		default:
+			return nil, usagef("invalid --output %q: unknown key %q (use type, dest and name)", s, k)
+		}
+	}
+	switch o.Type {
+	case "oci", "docker", "oci-layout":
+	case "":
+		return nil, usagef("invalid --output %q: missing type= (oci, docker or oci-layout)", s)
+	default:
+		return nil, usagef("--output type=%s is not supported (use type=oci, type=docker or type=oci-layout)", o.Type)
+	}
+	if o.Dest == "" {
+		return nil, usagef("invalid --output %q: missing dest=PATH", s)
+	}
+	if o.Type == "oci-layout" && o.Dest == "-" {
+		return nil, usagef("invalid --output %q: an oci-layout is a directory and cannot go to stdout", s)
+	}
+	return o, nil
+}
+
+// progressMode picks the renderer: under CI=true always plain lines, on a
+// terminal a live view, elsewhere plain lines.
+func (env *environment) progressMode(p string, quiet bool) (string, error) {
+	switch p {
+	case "auto", "plain", "tty", "quiet":
+	default:
+		return "", usagef("invalid --progress %q (use auto, plain, tty or quiet)", p)
+	}
+	switch {
+	case quiet || p == "quiet":
+		return "quiet", nil
+	case env.inCI() || p == "plain":
+		return "plain", nil
+	case p == "tty" || env.stderrTTY:
+		return "tty", nil
+	}
+	return "plain", nil
+}
+
+// --- the other commands ---
+
+type historyOptions struct{ noTrunc bool }
+
+func registerHistoryFlags(fs *pflag.FlagSet) *historyOptions {
+	o := &historyOptions{}
+	fs.BoolVar(&o.noTrunc, "no-trunc", false, "do not shorten IDs and commands")
+	return o
+}
+
+type saveFlags struct{ output, format string }
+
+type saveOptions struct {
+	output string // a file, or "-" for stdout
+	format cache.Format
+}
+
+func registerSaveFlags(fs *pflag.FlagSet) *saveFlags {
+	f := &saveFlags{}
+	fs.StringVarP(&f.output, "output", "o", "", "write the archive to `FILE` (- for stdout)")
+	fs.StringVar(&f.format, "format", "docker", "archive `FORMAT`: docker (for docker/podman load) or oci")
+	return f
+}
+
+func (f *saveFlags) options() (saveOptions, error) {
+	o := saveOptions{output: f.output}
+	switch f.format {
+	case "docker":
+		o.format = cache.FormatDocker
+	case "oci":
+		o.format = cache.FormatOCI
+	default:
+		return o, usagef("invalid --format %q (use docker or oci)", f.format)
+	}
+	if o.output == "" {
+		return o, usagef("missing -o FILE (use -o - for stdout)")
+	}
+	return o, nil
+}
+
+type pruneFlags struct {
+	all         bool
+	keepStorage string
+	filters     []string
+}
+
+func registerPruneFlags(fs *pflag.FlagSet) *pruneFlags {
+	f := &pruneFlags{}
+	fs.BoolVarP(&f.all, "all", "a", false, "remove every cache entry and snapshot, not only unused ones")
+	fs.StringVar(&f.keepStorage, "keep-storage", "", "remove least recently used entries until the cache takes at most `SIZE` (e.g. 10GB, 512MB)")
+	fs.StringArrayVar(&f.filters, "filter", nil, "`until=DURATION`: only entries unused for longer than DURATION (e.g. 24h, 7d)")
+	return f
+}
+
+func (f *pruneFlags) options() (cache.PruneOptions, error) {
+	o := cache.PruneOptions{All: f.all}
+	if f.keepStorage != "" {
+		n, err := parseSize(f.keepStorage)
+		if err != nil {
+			return o, usagef("invalid --keep-storage: %v", err)
+		}
+		o.KeepStorage = n
+	}
+	for _, filter := range f.filters {
+		k, v, _ := strings.Cut(filter, "=")
+		if k != "until" {
+			return o, usagef("invalid --filter %q: only until=DURATION is supported", filter)
+		}
+		d, err := parseDuration(v)
+		if err != nil {
+			return o, usagef("invalid --filter %q: %v", filter, err)
+		}
+		o.Until = d
+	}
+	return o, nil
+}
+
+type pullFlags struct{ platform string }
+
+func registerPullFlags(fs *pflag.FlagSet) *pullFlags {
+	f := &pullFlags{}
+	fs.StringVar(&f.platform, "platform", "", "the `PLATFORM` to pull from a multi-platform image (default the host's)")
+	return f
+}
+
+// options returns the registry options of a pull; nil Platform means the
+// host's.
+func (f *pullFlags) options() (registry.Options, error) {
+	var o registry.Options
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil || p.OS == "" || p.Architecture == "" {
+			return o, usagef("invalid --platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", f.platform)
+		}
+		o.Platform = p
+	}
+	return o, nil
+}
+
+type duOptions struct{ verbose bool }
+
+func registerDuFlags(fs *pflag.FlagSet) *duOptions {
+	o := &duOptions{}
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "also list every image and snapshot")
+	return o
+}
+
+// --- values ---
+
+var sizeRE = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP]?)([iI]?)([bB]?)$`)
+
+// parseSize reads a size such as 10GB, 512MB, 1.5g or 4096. Like docker's
+// --keep-storage, the units are binary: 1KB is 1024 bytes, 1GB 1024³.
+func parseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("invalid size %q: want a number with an optional unit (B, KB, MB, GB, TB, PB)", s)
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q: %v", s, err)
+	}
+	if m[2] == "" && m[3] != "" {
+		return 0, fmt.Errorf("invalid size %q: unit %q needs a prefix such as Ki or Gi", s, m[3]+m[4])
+	}
+	exp := 0
+	if m[2] != "" {
+		exp = strings.Index("kmgtp", strings.ToLower(m[2])) + 1
+	}
+	v := n * math.Pow(1024, float64(exp))
+	if v >= math.MaxInt64 {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return int64(v), nil
+}
+
+// parseDuration reads a Go duration (90m, 24h) or a number of days (7d),
+// which prune filters often want.
+func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, fmt.Errorf("missing duration (e.g. 24h, 7d)")
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q (e.g. 24h, 90m, 7d)", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid duration %q (e.g. 24h, 90m, 7d)", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/builderdev/builder/executor"
+)
+
+// testEnv is an environment with the given variables, not root, and
+// stderr not a terminal.
+func testEnv(vars ...string) *environment {
+	m := map[string]string{}
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return &environment{
+		lookupEnv: func(k string) (string, bool) { v, ok := m[k]; return v, ok },
+		euid:      1000,
+		width:     func() int { return 80 },
+	}
+}
+
+func runWith(env *environment, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, env: env}
+	code = run(context.Background(), a, args)
+	return code, out.String(), errb.String()
+}
+
+func parseBuild(env *environment, args ...string) (*buildConfig, error) {
+	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	silence(fs)
+	f := registerBuildFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return env.buildConfig(f, fs.Args())
+}
+
+func TestBuildConfig(t *testing.T) {
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	epoch := func(s int64) *time.Time { t := time.Unix(s, 0).UTC(); return &t }
+	tests := []struct {
+		name  string
+		env   []string
+		args  []string
+		check func(c *buildConfig) any // returns what is compared with want
+		want  any
+	}{
+		{"context", nil, []string{"ctx"}, func(c *buildConfig) any { return c.contextDir }, abs("ctx")},
+		{"default dockerfile", nil, []string{"ctx"}, func(c *buildConfig) any { return []string{c.dockerfile, c.parse.Filename} },
+			[]string{filepath.Join(abs("ctx"), "Dockerfile"), "Dockerfile"}},
+		{"-f path", nil, []string{"-f", "sub/Dockerfile.prod", "."}, func(c *buildConfig) any { return []string{c.dockerfile, c.parse.Filename} },
+			[]string{"sub/Dockerfile.prod", "Dockerfile.prod"}},
+		{"-f stdin", nil, []string{"-f", "-", "."}, func(c *buildConfig) any { return []string{c.dockerfile, c.parse.Filename} },
+			[]string{"-", "Dockerfile"}},
+		{"build args", []string{"FROM_ENV=e", "EMPTY="}, []string{"--build-arg", "A=1", "--build-arg", "FROM_ENV", "--build-arg", "UNSET",
+			"--build-arg", "EMPTY", "--build-arg", "B=", "--build-arg", "C=x=y,z", "."},
+			func(c *buildConfig) any { return c.exec.BuildArgs },
+			map[string]string{"A": "1", "FROM_ENV": "e", "EMPTY": "", "B": "", "C": "x=y,z"}},
+		{"build args reach the parser", nil, []string{"--build-arg", "A=1", "."}, func(c *buildConfig) any { return c.parse.BuildArgs },
+			map[string]string{"A": "1"}},
+		{"labels", nil, []string{"--label", "a=1", "--label", "b", "."}, func(c *buildConfig) any { return c.exec.Labels },
+			map[string]string{"a": "1", "b": ""}},
+		{"tags", nil, []string{"-t", "a", "--tag", "b:2", "."}, func(c *buildConfig) any { return c.tags }, []string{"a", "b:2"}},
+		{"target", nil, []string{"--target", "build", "."}, func(c *buildConfig) any { return c.parse.Target }, "build"},
+		{"no cache", nil, []string{"--no-cache", "--no-cache-filter", "a", "--no-cache-filter", "b", "."},
+			func(c *buildConfig) any { return []any{c.exec.NoCache, c.exec.NoCacheStages} }, []any{true, []string{"a", "b"}}},
+		{"pull", nil, []string{"--pull", "."}, func(c *buildConfig) any { return c.pull }, executor.PullAlways},
+		{"no pull", nil, []string{"."}, func(c *buildConfig) any { return c.pull }, executor.PullMissing},
+		{"iidfile", nil, []string{"--iidfile", "id.txt", "."}, func(c *buildConfig) any { return c.iidfile }, "id.txt"},
+		{"default platform", nil, []string{"."}, func(c *buildConfig) any { return []any{c.exec.Platform, c.parse.BuildPlatform, c.parse.TargetPlatform} },
+			[]any{host, host.String(), host.String()}},
+		{"platform", nil, []string{"--platform", "linux/arm64/v8", "."},
+			func(c *buildConfig) any { return []any{c.exec.Platform, c.parse.BuildPlatform, c.parse.TargetPlatform} },
+			[]any{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, host.String(), "linux/arm64/v8"}},
+		{"compression", nil, []string{"--compression", "zstd", "."}, func(c *buildConfig) any { return c.exec.Compression.Format }, "zstd"},
+		{"default compression", nil, []string{"."}, func(c *buildConfig) any { return c.exec.Compression.Format }, "gzip"},
+		{"output docker to stdout", nil, []string{"--output", "type=docker,dest=-", "."}, func(c *buildConfig) any { return *c.output },
+			outputSpec{Type: "docker", Dest: "-"}},
+		{"output oci-layout", nil, []string{"-o", "type=oci-layout,dest=out,name=app:1", "."}, func(c *buildConfig) any { return *c.output },
+			outputSpec{Type: "oci-layout", Dest: "out", Name: "app:1"}},
+		{"no output", nil, []string{"."}, func(c *buildConfig) any { return c.output == nil }, true},
+		{"progress auto off a terminal", nil, []string{"."}, func(c *buildConfig) any { return c.progress }, "plain"},
+		{"progress quiet", nil, []string{"-q", "--progress", "tty", "."}, func(c *buildConfig) any { return c.progress }, "quiet"},
+		{"progress tty", nil, []string{"--progress=tty", "."}, func(c *buildConfig) any { return c.progress }, "tty"},
+		{"progress tty under CI", []string{"CI=true"}, []string{"--progress=tty", "."}, func(c *buildConfig) any { return c.progress }, "plain"},
+		{"SOURCE_DATE_EPOCH from env", []string{"SOURCE_DATE_EPOCH=0"}, []string{"."}, func(c *buildConfig) any { return c.exec.SourceDateEpoch }, epoch(0)},
+		{"SOURCE_DATE_EPOCH build arg wins", []string{"SOURCE_DATE_EPOCH=5"}, []string{"--build-arg", "SOURCE_DATE_EPOCH=1700000000", "."},
+			func(c *buildConfig) any { return c.exec.SourceDateEpoch }, epoch(1700000000)},
+		{"no SOURCE_DATE_EPOCH", nil, []string{"."}, func(c *buildConfig) any { return c.exec.SourceDateEpoch == nil }, true},
+		{"debug keys", []string{"BUILDER_DEBUG_KEYS=1"}, []string{"."}, func(c *buildConfig) any { return c.exec.DebugKeys }, true},
+		{"no debug keys", []string{"BUILDER_DEBUG_KEYS=0"}, []string{"."}, func(c *buildConfig) any { return c.exec.DebugKeys }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseBuild(testEnv(tt.env...), tt.args...)
+			if err != nil {
+				t.Fatalf("build %q: %v", tt.args, err)
+			}
+			if got := tt.check(c); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("build %q: got %#v, want %#v", tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProgressAutoOnTerminal(t *testing.T) {
+	env := testEnv()
+	env.stderrTTY = true
+	if c, err := parseBuild(env, "."); err != nil || c.progress != "tty" {
+		t.Errorf("build . on a terminal: progress %q, %v; want tty", c.progress, err)
+	}
+	env = testEnv("CI=true")
+	env.stderrTTY = true
+	if c, err := parseBuild(env, "."); err != nil || c.progress != "plain" {
+		t.Errorf("build . on a terminal under CI=true: progress %q, %v; want plain", c.progress, err)
+	}
+}
+
+// TestUsageErrors checks the exact message and exit code 2 of command
+// lines that cannot run. None of them touches a store.
+func TestUsageErrors(t *testing.T) {
+	const buildUsage = "Usage: builder build [flags] CONTEXT\n"
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string // stderr
+	}{
+		{"missing context", nil, []string{"build"}, buildUsage + "builder: missing build context (a directory, usually .)\n"},
+		{"extra args", nil, []string{"build", ".", "x"}, buildUsage + "builder: unexpected argument \"x\": build takes one context directory\n"},
+		{"stdin context", nil, []string{"build", "-"}, buildUsage + "builder: a build context from stdin is not supported; give a directory (and -f - for a Dockerfile on stdin)\n"},
+		{"build arg without name", nil, []string{"build", "--build-arg", "=V", "."}, buildUsage + "builder: invalid --build-arg \"=V\": want NAME=VALUE or NAME\n"},
+		{"build arg empty", nil, []string{"build", "--build-arg", "", "."}, buildUsage + "builder: invalid --build-arg \"\": want NAME=VALUE or NAME\n"},
+		{"label without name", nil, []string{"build", "--label", "=x", "."}, buildUsage + "builder: invalid --label \"=x\": want NAME=VALUE\n"},
+		{"output local", nil, []string{"build", "--output", "type=local,dest=out", "."},
+			buildUsage + "builder: --output type=local is not supported (use type=oci, type=docker or type=oci-layout)\n"},
+		{"output bare path", nil, []string{"build", "-o", "out", "."},
+			buildUsage + "builder: --output \"out\": exporting to a local directory is not supported (use type=oci, type=docker or type=oci-layout with dest=PATH)\n"},
+		{"output without type", nil, []string{"build", "--output", "dest=x.tar", "."},
+			buildUsage + "builder: invalid --output \"dest=x.tar\": missing type= (oci, docker or oci-layout)\n"},
+		{"output without dest", nil, []string{"build", "--output", "type=docker", "."},
+			buildUsage + "builder: invalid --output \"type=docker\": missing dest=PATH\n"},
+		{"output unknown key", nil, []string{"build", "--output", "type=oci,dest=x,compression=zstd", "."},
+			buildUsage + "builder: invalid --output \"type=oci,dest=x,compression=zstd\": unknown key \"compression\" (use type, dest and name)\n"},
+		{"output layout to stdout", nil, []string{"build", "--output", "type=oci-layout,dest=-", "."},
+			buildUsage + "builder: invalid --output \"type=oci-layout,dest=-\": an oci-layout is a directory and cannot go to stdout\n"},
+		{"bad progress", nil, []string{"build", "--progress", "fancy", "."}, buildUsage + "builder: invalid --progress \"fancy\" (use auto, plain, tty or quiet)\n"},
+		{"bad compression", nil, []string{"build", "--compression", "lz4", "."}, buildUsage + "builder: invalid --compression \"lz4\" (use gzip, zstd or none)\n"},
+		{"several platforms", nil, []string{"build", "--platform", "linux/amd64,linux/arm64", "."},
+			buildUsage + "builder: invalid --platform \"linux/amd64,linux/arm64\": building for several platforms at once is not supported\n"},
+		{"bad SOURCE_DATE_EPOCH", []string{"SOURCE_DATE_EPOCH=yesterday"}, []string{"build", "."},
+			buildUsage + "builder: invalid SOURCE_DATE_EPOCH \"yesterday\": want a number of seconds since 1970-01-01\n"},
+		{"bad SOURCE_DATE_EPOCH build arg", nil, []string{"build", "--build-arg", "SOURCE_DATE_EPOCH=-1", "."},
+			buildUsage + "builder: invalid SOURCE_DATE_EPOCH \"-1\": want a number of seconds since 1970-01-01\n"},
+		{"unknown flag", nil, []string{"build", "--nope", "."}, buildUsage + "builder: unknown flag: --nope\n"},
+		{"unknown shorthand", nil, []string{"build", "-x", "."}, buildUsage + "builder: unknown shorthand flag: 'x' in -x\n"},
+		{"flag without value", nil, []string{"build", ".", "--target"}, buildUsage + "builder: flag needs an argument: --target\n"},
+		{"unknown command", nil, []string{"frob"}, "Usage: builder [--root DIR] COMMAND [ARGS]\nbuilder: unknown command \"frob\" (see 'builder --help')\n"},
+		{"unknown global flag", nil, []string{"--frob", "images"}, "Usage: builder [--root DIR] COMMAND [ARGS]\nbuilder: unknown flag: --frob\n"},
+		{"images with args", nil, []string{"images", "x"}, "Usage: builder images\nbuilder: unexpected argument \"x\"\n"},
+		{"history without image", nil, []string{"history"}, "Usage: builder history [flags] IMAGE\nbuilder: missing IMAGE\n"},
+		{"inspect without image", nil, []string{"inspect"}, "Usage: builder inspect IMAGE...\nbuilder: missing IMAGE\n"},
+		{"tag with one arg", nil, []string{"tag", "a"}, "Usage: builder tag SOURCE TARGET\nbuilder: missing SOURCE and TARGET\n"},
+		{"rmi without image", nil, []string{"rmi"}, "Usage: builder rmi IMAGE...\nbuilder: missing IMAGE\n"},
+		{"save without -o", nil, []string{"save", "app"}, "Usage: builder save [flags] IMAGE -o FILE\nbuilder: missing -o FILE (use -o - for stdout)\n"},
+		{"save bad format", nil, []string{"save", "--format", "tar", "app", "-o", "x"}, "Usage: builder save [flags] IMAGE -o FILE\nbuilder: invalid --format \"tar\" (use docker or oci)\n"},
+		{"prune bad size", nil, []string{"prune", "--keep-storage", "lots"},
+			"Usage: builder prune [flags]\nbuilder: invalid --keep-storage: invalid size \"lots\": want a number with an optional unit (B, KB, MB, GB, TB, PB)\n"},
+		{"prune bad filter", nil, []string{"prune", "--filter", "label=x"}, "Usage: builder prune [flags]\nbuilder: invalid --filter \"label=x\": only until=DURATION is supported\n"},
+		{"prune bad duration", nil, []string{"prune", "--filter", "until=soon"},
+			"Usage: builder prune [flags]\nbuilder: invalid --filter \"until=soon\": invalid duration \"soon\" (e.g. 24h, 90m, 7d)\n"},
+		{"pull bad platform", nil, []string{"pull", "--platform", "x", "ref"},
+			"Usage: builder pull [flags] REF\nbuilder: invalid --platform \"x\": want OS/ARCH[/VARIANT], e.g. linux/arm64\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runWith(testEnv(tt.env...), tt.args...)
+			if code != exitUsage || stderr != tt.want || stdout != "" {
+				t.Errorf("builder %q = exit %d, stdout %q, stderr\n%s\nwant exit 2, no stdout, stderr\n%s", tt.args, code, stdout, stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		code, stdout, stderr := runWith(testEnv(), args...)
+		if code != 0 || stderr != "" || !strings.Contains(stdout, "Commands:\n  build ") {
+			t.Errorf("builder %q = exit %d, stderr %q, stdout\n%s", args, code, stderr, stdout)
+		}
+	}
+	for _, c := range commands {
+		for _, args := range [][]string{{c.Name, "--help"}, {"help", c.Name}} {
+			code, stdout, _ := runWith(testEnv(), args...)
+			if code != 0 || !strings.HasPrefix(stdout, c.usageLine()) || !strings.Contains(stdout, "\nExample:\n  builder ") {
+				t.Errorf("builder %q = exit %d, stdout\n%s\nwant the usage line first and an example", args, code, stdout)
+			}
+		}
+	}
+	code, _, stderr := runWith(testEnv())
+	if code != exitUsage || !strings.Contains(stderr, "Commands:") {
+		t.Errorf("builder with no arguments = exit %d, stderr\n%s\nwant exit 2 and the command list", code, stderr)
+	}
+}
+
+func TestStoreRoot(t *testing.T) {
+	tests := []struct {
+		name string
+		flag string
+		euid int
+		env  []string
+		want string
+	}{
+		{"flag wins", "/flag", 0, []string{"BUILDER_ROOT=/env"}, "/flag"},
+		{"env", "", 0, []string{"BUILDER_ROOT=/env"}, "/env"},
+		{"root", "", 0, []string{"HOME=/root", "XDG_DATA_HOME=/xdg"}, "/var/lib/builder"},
+		{"user with XDG", "", 1000, []string{"HOME=/home/u", "XDG_DATA_HOME=/xdg"}, "/xdg/builder"},
+		{"user", "", 1000, []string{"HOME=/home/u"}, "/home/u/.local/share/builder"},
+		{"relative XDG is ignored", "", 1000, []string{"HOME=/home/u", "XDG_DATA_HOME=rel"}, "/home/u/.local/share/builder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testEnv(tt.env...)
+			env.root, env.euid = tt.flag, tt.euid
+			got, err := env.storeRoot()
+			if err != nil || got != tt.want {
+				t.Errorf("storeRoot() = %q, %v, want %q", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := testEnv().storeRoot(); err == nil {
+		t.Errorf("storeRoot() without HOME for a user succeeded, want an error")
+	}
+}
+
+func TestRootFlagAfterCommand(t *testing.T) {
+	env := testEnv()
+	fs := pflag.NewFlagSet("images", pflag.ContinueOnError)
+	registerGlobalFlags(fs, env)
+	env.root = "/from-global"
+	if err := fs.Parse([]string{"--root", "/from-command"}); err != nil {
+		t.Fatal(err)
+	}
+	if env.root != "/from-command" {
+		t.Errorf("--root after the command gave %q, want /from-command", env.root)
+	}
+	env.root = "/from-global"
+	registerGlobalFlags(pflag.NewFlagSet("x", pflag.ContinueOnError), env)
+	if env.root != "/from-global" {
+		t.Errorf("defining --root again reset it to %q", env.root)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"0", 0, false},
+		{"4096", 4096, false},
+		{"512b", 512, false},
+		{"1k", 1024, false},
+		{"1KB", 1024, false},
+		{"1KiB", 1024, false},
+		{"512MB", 512 << 20, false},
+		{"10GB", 10 << 30, false},
+		{"10 GB", 10 << 30, false},
+		{"1.5g", 3 << 29, false},
+		{"2TB", 2 << 40, false},
+		{"", 0, true},
+		{"lots", 0, true},
+		{"-1GB", 0, true},
+		{"1XB", 0, true},
+		{"1iB", 0, true},
+		{"10GBs", 0, true},
+		{"99999999PB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v, want %d (error %v)", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"24h", 24 * time.Hour, false},
+		{"90m", 90 * time.Minute, false},
+		{"1h30m", 90 * time.Minute, false},
+		{"7d", 7 * 24 * time.Hour, false},
+		{"0d", 0, false},
+		{"", 0, true},
+		{"soon", 0, true},
+		{"-1h", 0, true},
+		{"d", 0, true},
+		{"1.5d", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseDuration(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseDuration(%q) = %v, %v, want %v (error %v)", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/builderdev/builder/executor"
+)
+
+var cmdPrune = &command{
+	Name:  "prune",
+	Args:  "[flags]",
+	Short: "Remove build cache entries and unused data",
+	Long: `
+Prune removes build-cache entries, least recently used first, then the
+blobs and snapshots that no named image and no remaining entry needs. It
+never removes what a named image needs, and it waits for running builds.
+--keep-storage stops once the cache fits in SIZE (binary units, as
+docker's: 1GB is 1024MB), --filter until= spares entries used more
+recently than DURATION, and --all removes every entry and every snapshot
+(snapshots are rebuilt from blobs when needed). It prints what it removed.`,
+	Example: `
+builder prune --keep-storage 10GB
+builder prune --filter until=24h
+builder prune --all`,
+	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
+		f := registerPruneFlags(fs)
+		return func(ctx context.Context, a *app, args []string) error {
+			if err := exactArgs(args, 0, ""); err != nil {
+				return err
+			}
+			opts, err := f.options()
+			if err != nil {
+				return err
+			}
+			store, snaps, err := a.stores()
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			defer snaps.Close()
+			rep, err := executor.Prune(ctx, store, snaps, opts)
+			if err != nil {
+				return fmt.Errorf("pruning: %w", err)
+			}
+			fmt.Fprintf(a.stdout, "Deleted %d cache entries, %d blobs, %d snapshots\n", rep.Entries, rep.Blobs, rep.Snapshots)
+			fmt.Fprintf(a.stdout, "Total reclaimed space: %s\n", humanSize(rep.Reclaimed))
+			return nil
+		}
+	},
+}

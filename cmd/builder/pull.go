@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/registry"
+)
+
+var cmdPull = &command{
+	Name:  "pull",
+	Args:  "[flags] REF",
+	Short: "Pull an image from a registry into the local store",
+	Long: `
+Pull fetches an image from its registry into the local store, downloading
+only the layers the store lacks, and names it REF. Credentials come from
+the docker configuration (~/.docker/config.json or $DOCKER_CONFIG).
+Registries on loopback addresses are reached over plain HTTP. The image ID
+goes to stdout.`,
+	Example: `builder pull 127.0.0.1:5000/busybox:latest`,
+	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
+		f := registerPullFlags(fs)
+		return func(ctx context.Context, a *app, args []string) error {
+			if err := exactArgs(args, 1, "REF"); err != nil {
+				return err
+			}
+			opts, err := f.options()
+			if err != nil {
+				return err
+			}
+			mode, _ := env.progressMode("auto", false)
+			store, err := a.store()
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			r := newRenderer(mode, a.stderr, env, false)
+			tracker := newPullTracker(r)
+			opts.Progress = tracker.progress
+			ref := args[0]
+			start := time.Now()
+			tracker.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "FROM " + ref, Time: start})
+			rec, err := registry.New(store, opts).Pull(ctx, ref)
+			if err != nil {
+				tracker.Report(executor.Event{Kind: executor.StepFailed, ID: 1, Err: err, Time: time.Now()})
+			} else {
+				tracker.Report(executor.Event{Kind: executor.StepDone, ID: 1, Duration: time.Since(start), Time: time.Now()})
+			}
+			r.Close()
+			if err != nil {
+				return fmt.Errorf("pulling %s: %w", ref, err)
+			}
+			fmt.Fprintln(a.stdout, rec.ID)
+			return nil
+		}
+	},
+}

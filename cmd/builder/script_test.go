@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/builderdev/builder/executor"
+)
+
+func TestMain(m *testing.M) {
+	// RUN containers re-execute this test binary; they must take over
+	// before testing or testscript look at the arguments.
+	if executor.ReexecMain() {
+		return
+	}
+	testscript.Main(m, map[string]func(){"builder": main})
+}
+
+// TestScripts runs the CLI scripts in testdata/script. Each has its own
+// store in $WORK/root. Conditions and commands they can use besides
+// testscript's own:
+//
+//	[root]            true as root; when not root under CI=true it fails
+//	                  the script, so `[!root] skip` never hides a missing
+//	                  prerequisite in CI
+//	exitcode N CMD... runs CMD and checks its exit status is N
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script"),
+		RequireExplicitExec: false,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("BUILDER_ROOT", filepath.Join(e.WorkDir, "root"))
+			if v, ok := os.LookupEnv("CI"); ok {
+				e.Setenv("CI", v)
+			}
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				if os.Geteuid() == 0 {
+					return true, nil
+				}
+				if os.Getenv("CI") == "true" {
+					return false, errors.New("script needs root, and under CI=true a missing prerequisite is a failure")
+				}
+				return false, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+		},
+	})
+}
+
+// cmdExitCode runs a program and checks its exit status, which a plain
+// `! builder …` cannot: usage errors must exit 2 and failures 1.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: bad status %q", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: running %s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
