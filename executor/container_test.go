@@ -226,8 +226,17 @@ func waitForProcess(t testing.TB, marker string, done <-chan runResult) int {
 }
 
 // sleepMarker is a sleep argument unique to one test, to find its
-// processes among everything else running on the machine.
-func sleepMarker() string { return strconv.Itoa(100000 + rand.IntN(900000)) }
+// processes among everything else running on the machine. Whatever
+// process still has it when the test ends is killed.
+func sleepMarker(t testing.TB) string {
+	marker := strconv.Itoa(100000 + rand.IntN(900000))
+	t.Cleanup(func() {
+		for _, pid := range processesWith(t, marker) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return marker
+}
 
 func TestContainerOutput(t *testing.T) {
 	f := newFixture(t, "")
@@ -273,7 +282,7 @@ func TestContainerExitCode(t *testing.T) {
 // from the host: its status is 128+9, not an error.
 func TestContainerKilledBySignal(t *testing.T) {
 	f := newFixture(t, "")
-	marker := sleepMarker()
+	marker := sleepMarker(t)
 	done := make(chan runResult, 1)
 	go func() { done <- run(context.Background(), f.spec(sh("exec sleep "+marker)...)) }()
 	pid := waitForProcess(t, marker, done)
@@ -477,7 +486,7 @@ func assertUpper(t testing.TB, upper string, want []string) {
 
 func TestContainerCancel(t *testing.T) {
 	f := newFixture(t, "")
-	marker := sleepMarker()
+	marker := sleepMarker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan runResult, 1)
@@ -500,7 +509,7 @@ func TestContainerCancel(t *testing.T) {
 
 func TestContainerBackgroundKilled(t *testing.T) {
 	f := newFixture(t, "")
-	marker := sleepMarker()
+	marker := sleepMarker(t)
 	r := run(context.Background(), f.spec(sh("sleep "+marker+" & exit 3")...))
 	if r.err != nil || r.code != 3 {
 		t.Errorf("run: %v, want code 3", r)

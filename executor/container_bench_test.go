@@ -1,0 +1,55 @@
+package executor
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/builderdev/builder/internal/testutil"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// BenchmarkRunTrue measures the per-RUN overhead of the container: fresh
+// upper, work and stub dirs, the re-exec, every mount, the stub layer,
+// pivot, caps, exec of /bin/sh -c true, and the wait.
+func BenchmarkRunTrue(b *testing.B) {
+	for _, network := range []string{"host", "none"} {
+		b.Run("network="+network, func(b *testing.B) {
+			benchmarkRun(b, network)
+		})
+	}
+}
+
+func benchmarkRun(b *testing.B, network string) {
+	testutil.RequireRoot(b)
+	busybox := testutil.BusyboxRootfs(b)
+	parent := b.TempDir()
+	ctx := context.Background()
+	for b.Loop() {
+		dir, err := os.MkdirTemp(parent, "step-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		root := snapshot.Mount{
+			Lowers: []string{busybox},
+			Upper:  filepath.Join(dir, "upper"),
+			Work:   filepath.Join(dir, "work"),
+			Stub:   filepath.Join(dir, "stub"),
+		}
+		for _, d := range []string{root.Upper, root.Work, root.Stub} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		spec := containerSpec{
+			Root: root, Args: []string{"/bin/sh", "-c", "true"}, Env: []string{defaultPath},
+			Dir: "/", Hostname: runHostname, Network: network,
+			ResolvConf: []byte("nameserver 192.0.2.53\n"), Hosts: []byte(hostsFile),
+		}
+		code, err := runContainer(ctx, spec, func(int, string) {})
+		if err != nil || code != 0 {
+			b.Fatalf("runContainer: code %d, %v", code, err)
+		}
+	}
+}
