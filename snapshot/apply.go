@@ -1,0 +1,482 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// extractor writes the entries of a tar into a directory tree without
+// ever leaving root. Every path is resolved by the kernel inside root
+// (openIn), and every change is made with an *at call on the descriptor
+// of the parent directory and the entry's last name, never by a path
+// string: a symlink in the archive, absolute or full of "..", is stored
+// as a symlink but never followed out, and nothing is written through a
+// final symlink (O_NOFOLLOW, O_EXCL, AT_SYMLINK_NOFOLLOW).
+type extractor struct {
+	root  int    // everything stays inside this directory
+	base  string // where archive paths start, relative to root
+	layer bool   // an OCI layer: .wh. names are whiteouts
+	buf   []byte
+	// parent caches the last parent directory: tar entries come
+	// directory by directory. Any removal invalidates it, since the
+	// cached directory may have been inside what was removed.
+	parent struct {
+		path  string
+		fd    int
+		valid bool
+	}
+	dirs []dirTimes
+}
+
+// dirTimes are set once every entry is written, since writing into a
+// directory changes its mtime.
+type dirTimes struct {
+	rel          string
+	dev, ino     uint64
+	atime, mtime time.Time
+}
+
+func newExtractor(root int, base string, layer bool) *extractor {
+	x := &extractor{root: root, base: base, layer: layer, buf: make([]byte, copyBufferSize)}
+	x.parent.fd = -1
+	return x
+}
+
+func (x *extractor) close() {
+	if x.parent.fd >= 0 {
+		unix.Close(x.parent.fd)
+		x.parent.fd = -1
+	}
+}
+
+func (x *extractor) run(ctx context.Context, r io.Reader) error {
+	defer x.close()
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		if err := x.entry(hdr, tr); err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+	return x.setDirTimes()
+}
+
+// cleanName turns an archive path into a clean path relative to the
+// archive root. A leading "/" is dropped, as tar does; a path that climbs
+// above the root is refused.
+func cleanName(name string) (string, error) {
+	p := path.Clean(strings.TrimLeft(name, "/"))
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", fmt.Errorf("path %q climbs out of the archive root", name)
+	}
+	return p, nil
+}
+
+func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
+	rel, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if rel == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return errors.New("entry for the archive root is not a directory")
+		}
+		return x.rootDir(hdr)
+	}
+	dir, base := path.Split(rel)
+	dir = path.Join(x.base, dir)
+	if x.layer {
+		switch kind, target := classifyLayerName(base); kind {
+		case opaqueName:
+			return x.opaque(dir)
+		case metaName:
+			return nil
+		case whiteoutOf:
+			return x.whiteout(dir, target, hdr)
+		}
+	}
+	pfd, err := x.parentDir(dir)
+	if err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return x.dir(pfd, base, path.Join(dir, base), hdr)
+	case tar.TypeReg, tar.TypeGNUSparse:
+		return x.file(pfd, base, hdr, r)
+	case tar.TypeSymlink:
+		return x.symlink(pfd, base, hdr)
+	case tar.TypeLink:
+		return x.hardlink(pfd, base, hdr)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return x.node(pfd, base, hdr)
+	}
+	return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+}
+
+// parentDir returns a descriptor (owned by x, valid until the next call)
+// of the directory rel inside root, creating missing directories.
+func (x *extractor) parentDir(rel string) (int, error) {
+	if x.parent.valid && x.parent.path == rel {
+		return x.parent.fd, nil
+	}
+	x.close()
+	x.parent.valid = false
+	fd, err := x.mkdirAll(rel)
+	if err != nil {
+		return -1, err
+	}
+	x.parent.path, x.parent.fd, x.parent.valid = rel, fd, true
+	return fd, nil
+}
+
+// mkdirAll opens directory rel inside root, creating what is missing
+// with mode 0755 the way tar does for parents the archive does not list.
+func (x *extractor) mkdirAll(rel string) (int, error) {
+	fd, err := openIn(x.root, rel, unix.O_PATH|unix.O_DIRECTORY)
+	if !errors.Is(err, unix.ENOENT) {
+		return fd, err
+	}
+	cur, err := openIn(x.root, ".", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, err
+	}
+	prefix := ""
+	for _, c := range strings.Split(rel, "/") {
+		prefix = path.Join(prefix, c)
+		next, err := openIn(x.root, prefix, unix.O_PATH|unix.O_DIRECTORY)
+		if errors.Is(err, unix.ENOENT) {
+			x.parent.valid = false
+			if err = unix.Mkdirat(cur, c, 0o755); err == nil {
+				err = unix.Fchmodat(cur, c, 0o755, 0) // whatever the umask
+			}
+			if err == nil {
+				next, err = unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+		}
+		unix.Close(cur)
+		if err != nil {
+			return -1, fmt.Errorf("creating directory %s: %w", prefix, err)
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// clear removes whatever is at name in parent, except a directory when
+// keepDir is set (directories merge, everything else is replaced). It
+// reports whether a directory is there afterwards.
+func (x *extractor) clear(parent int, name string, keepDir bool) (isDir bool, err error) {
+	var st unix.Stat_t
+	err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if dir && keepDir {
+		return true, nil
+	}
+	x.parent.valid = false
+	if dir {
+		return false, removeAllAt(parent, name)
+	}
+	return false, unix.Unlinkat(parent, name, 0)
+}
+
+func (x *extractor) rootDir(hdr *tar.Header) error {
+	fd, err := openIn(x.root, x.base, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return x.dirAttrs(fd, x.base, hdr)
+}
+
+func (x *extractor) dir(parent int, name, rel string, hdr *tar.Header) error {
+	isDir, err := x.clear(parent, name, true)
+	if err != nil {
+		return err
+	}
+	if !isDir {
+		if err := unix.Mkdirat(parent, name, 0o700); err != nil {
+			return err
+		}
+	}
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return x.dirAttrs(fd, rel, hdr)
+}
+
+func (x *extractor) dirAttrs(fd int, rel string, hdr *tar.Header) error {
+	if err := x.fdAttrs(fd, hdr); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	x.dirs = append(x.dirs, dirTimes{rel: rel, dev: uint64(st.Dev), ino: st.Ino, atime: atime(hdr), mtime: hdr.ModTime})
+	return nil
+}
+
+func (x *extractor) file(parent int, name string, hdr *tar.Header, r io.Reader) error {
+	if _, err := x.clear(parent, name, false); err != nil {
+		return err
+	}
+	fd, err := unix.Openat(parent, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	if _, err := io.CopyBuffer(writerOnly{f}, readerOnly{r}, x.buf); err != nil {
+		return err
+	}
+	if err := x.fdAttrs(fd, hdr); err != nil {
+		return err
+	}
+	return setTimes(parent, name, hdr)
+}
+
+func (x *extractor) symlink(parent int, name string, hdr *tar.Header) error {
+	if _, err := x.clear(parent, name, false); err != nil {
+		return err
+	}
+	if err := unix.Symlinkat(hdr.Linkname, parent, name); err != nil {
+		return err
+	}
+	return x.atAttrs(parent, name, hdr, true)
+}
+
+func (x *extractor) node(parent int, name string, hdr *tar.Header) error {
+	typ := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
+	if _, err := x.clear(parent, name, false); err != nil {
+		return err
+	}
+	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	if err := unix.Mknodat(parent, name, typ|0o600, int(dev)); err != nil {
+		return err
+	}
+	return x.atAttrs(parent, name, hdr, false)
+}
+
+// hardlink links name to an earlier entry. The target's directory is
+// resolved inside root and the link is made to the name in it, never
+// following a final symlink, so the inode linked is always one inside
+// root.
+func (x *extractor) hardlink(parent int, name string, hdr *tar.Header) error {
+	target, err := cleanName(hdr.Linkname)
+	if err != nil {
+		return fmt.Errorf("hardlink target: %w", err)
+	}
+	if target == "." {
+		return errors.New("hardlink to the archive root")
+	}
+	tdir, tbase := path.Split(target)
+	tparent, err := openIn(x.root, path.Join(x.base, tdir), unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("hardlink target %s: %w", hdr.Linkname, err)
+	}
+	defer unix.Close(tparent)
+	var tst, st unix.Stat_t
+	if err := unix.Fstatat(tparent, tbase, &tst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("hardlink target %s: %w", hdr.Linkname, err)
+	}
+	if tst.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("hardlink target %s is a directory", hdr.Linkname)
+	}
+	if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev == tst.Dev && st.Ino == tst.Ino {
+		return nil // already that file
+	}
+	if _, err := x.clear(parent, name, false); err != nil {
+		return err
+	}
+	return unix.Linkat(tparent, tbase, parent, name, 0)
+}
+
+// whiteout records in overlay form that target is deleted.
+func (x *extractor) whiteout(dir, target string, hdr *tar.Header) error {
+	if target == "" || target == "." || target == ".." {
+		return fmt.Errorf("invalid whiteout %q", hdr.Name)
+	}
+	parent, err := x.parentDir(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := x.clear(parent, target, false); err != nil {
+		return err
+	}
+	if err := makeWhiteout(parent, target); err != nil {
+		return fmt.Errorf("making whiteout: %w", err)
+	}
+	return setTimes(parent, target, hdr)
+}
+
+// opaque marks dir as hiding everything below it in lower layers.
+func (x *extractor) opaque(dir string) error {
+	pfd, err := x.mkdirAll(dir)
+	if err != nil {
+		return err
+	}
+	unix.Close(pfd)
+	fd, err := openIn(x.root, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := markOpaque(fd); err != nil {
+		return fmt.Errorf("marking %s opaque: %w", dir, err)
+	}
+	return nil
+}
+
+// fdAttrs sets owner, mode and xattrs through an open descriptor. The
+// order matters: chown clears setuid/setgid and security.capability, so
+// the mode and the xattrs come after it.
+func (x *extractor) fdAttrs(fd int, hdr *tar.Header) error {
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("chown: %w", err)
+	}
+	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	for _, xa := range tarXattrs(hdr) {
+		if err := unix.Fsetxattr(fd, xa.name, xa.value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("setting xattr %s: %w", xa.name, err)
+		}
+	}
+	return nil
+}
+
+// atAttrs is fdAttrs for what cannot be opened safely (symlinks, device
+// nodes, fifos): calls relative to the parent that do not follow name.
+func (x *extractor) atAttrs(parent int, name string, hdr *tar.Header, symlink bool) error {
+	if err := unix.Fchownat(parent, name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown: %w", err)
+	}
+	if !symlink {
+		// name was made a moment ago as a node of this type by us, so
+		// following it (fchmodat has no working NOFOLLOW) is safe.
+		if err := unix.Fchmodat(parent, name, uint32(hdr.Mode&0o7777), 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if xattrs := tarXattrs(hdr); len(xattrs) > 0 {
+		p := fdPath(parent) + "/" + name
+		for _, xa := range xattrs {
+			if err := unix.Lsetxattr(p, xa.name, xa.value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+				return fmt.Errorf("setting xattr %s: %w", xa.name, err)
+			}
+		}
+	}
+	return setTimes(parent, name, hdr)
+}
+
+// tarXattrs returns the entry's xattrs, without overlay's own: from a
+// tar they would be forged bookkeeping (a fake opaque or redirect).
+func tarXattrs(hdr *tar.Header) []xattr {
+	var out []xattr
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, paxXattrPrefix)
+		if !ok || name == "" || isOverlayXattr(name) {
+			continue
+		}
+		out = append(out, xattr{name: name, value: []byte(v)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func atime(hdr *tar.Header) time.Time {
+	if hdr.AccessTime.IsZero() {
+		return hdr.ModTime
+	}
+	return hdr.AccessTime
+}
+
+func timespecs(atime, mtime time.Time) []unix.Timespec {
+	return []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+}
+
+func setTimes(parent int, name string, hdr *tar.Header) error {
+	if err := unix.UtimesNanoAt(parent, name, timespecs(atime(hdr), hdr.ModTime), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting times: %w", err)
+	}
+	return nil
+}
+
+// setDirTimes sets the directories' times last. A directory that a later
+// entry replaced (the inode differs) is skipped.
+func (x *extractor) setDirTimes() error {
+	for _, d := range x.dirs {
+		fd, err := openIn(x.root, d.rel, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		if err == nil && uint64(st.Dev) == d.dev && st.Ino == d.ino {
+			err = unix.UtimesNanoAt(unix.AT_FDCWD, fdPath(fd), timespecs(d.atime, d.mtime), 0)
+		}
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("setting times of %s: %w", d.rel, err)
+		}
+	}
+	return nil
+}
+
+func applyLayer(ctx context.Context, r io.Reader, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(root)
+	return newExtractor(root, ".", true).run(ctx, r)
+}
+
+func extractArchive(r io.Reader, root, dest string) error {
+	rfd, err := openDir(root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rfd)
+	dfd, err := openIn(rfd, dest, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("opening destination %s: %w", dest, err)
+	}
+	base, err := relInside(rfd, dfd)
+	unix.Close(dfd)
+	if err != nil {
+		return fmt.Errorf("locating destination %s: %w", dest, err)
+	}
+	return newExtractor(rfd, base, false).run(context.Background(), r)
+}

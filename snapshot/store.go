@@ -1,0 +1,241 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/fsutil"
+)
+
+// emptyDir is the name, inside ROOT/snapshots, of the always-empty
+// directory that stands in as the only lower of an empty chain (scratch).
+// Its leading dot keeps it out of List.
+const emptyDir = ".empty"
+
+// fields of Store; the type itself is declared in api.go.
+type storeState struct {
+	root  string // the store root
+	snaps string // ROOT/snapshots
+	tmp   string // ROOT/tmp
+
+	mu      sync.Mutex
+	session *fsutil.Session
+	busy    map[string]chan struct{} // per-id work in progress in this process
+}
+
+func openStore(root string) (*Store, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{storeState{
+		root:  root,
+		snaps: filepath.Join(root, "snapshots"),
+		tmp:   filepath.Join(root, "tmp"),
+		busy:  map[string]chan struct{}{},
+	}}
+	if err := os.MkdirAll(filepath.Join(s.snaps, emptyDir), 0o755); err != nil {
+		return nil, fmt.Errorf("creating snapshot store: %w", err)
+	}
+	// The empty lower is the merged root of a scratch image: make sure it
+	// looks like one even if the umask or an old version made it otherwise.
+	if err := os.Chmod(filepath.Join(s.snaps, emptyDir), 0o755); err != nil {
+		return nil, err
+	}
+	// Mounts first: removing a stale session while an overlay or bind is
+	// still mounted inside it would delete files through the mount.
+	if _, err := CleanupMounts(root); err != nil {
+		return nil, fmt.Errorf("removing stale mounts: %w", err)
+	}
+	if _, err := fsutil.SweepSessions(s.tmp); err != nil {
+		return nil, fmt.Errorf("removing stale temporary directories: %w", err)
+	}
+	return s, nil
+}
+
+// sessionDir makes a fresh directory in this process's session, starting
+// the session on first use (a Store that only reads needs none).
+func (s *Store) sessionDir(pattern string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		sess, err := fsutil.NewSession(s.tmp)
+		if err != nil {
+			return "", fmt.Errorf("starting temporary session: %w", err)
+		}
+		s.session = sess
+	}
+	return s.session.MkdirTemp(pattern)
+}
+
+func (s *Store) closeStore() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.session.Close()
+	s.session = nil
+	return err
+}
+
+// validID keeps ids to one plain path component: an id becomes a
+// directory name under ROOT/snapshots.
+func validID(id ID) error {
+	if id == "" || strings.ContainsAny(string(id), "/\x00") || strings.HasPrefix(string(id), ".") {
+		return fmt.Errorf("invalid snapshot id %q", id)
+	}
+	return nil
+}
+
+func (s *Store) idDir(id ID) string { return filepath.Join(s.snaps, string(id)) }
+
+func (s *Store) exists(id ID) bool {
+	if validID(id) != nil {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(s.idDir(id), "fs"))
+	return err == nil
+}
+
+// lock serialises work on one id inside this process, so that two
+// goroutines unpacking or merging the same layer do it once. Between
+// processes the atomic rename decides.
+func (s *Store) lock(ctx context.Context, key string) (func(), error) {
+	for {
+		s.mu.Lock()
+		ch, held := s.busy[key]
+		if !held {
+			ch = make(chan struct{})
+			s.busy[key] = ch
+			s.mu.Unlock()
+			return func() {
+				s.mu.Lock()
+				delete(s.busy, key)
+				s.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// publish renames tmp (a directory holding fs/) to ROOT/snapshots/<id>.
+// If another process won the race, tmp is discarded and that is success:
+// both made the same snapshot.
+func (s *Store) publish(tmp string, id ID) error {
+	err := os.Rename(tmp, s.idDir(id))
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+		return fsutil.RemoveAll(tmp)
+	}
+	if err != nil {
+		return fmt.Errorf("publishing snapshot %s: %w", id, err)
+	}
+	return fsutil.SyncDir(s.snaps)
+}
+
+func (s *Store) unpack(ctx context.Context, id ID, layer io.Reader) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	if s.exists(id) {
+		return nil
+	}
+	unlock, err := s.lock(ctx, string(id))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if s.exists(id) {
+		return nil
+	}
+	tmp, err := s.sessionDir("unpack-")
+	if err != nil {
+		return err
+	}
+	defer fsutil.RemoveAll(tmp) // a no-op once published
+	if err := applyLayer(ctx, layer, filepath.Join(tmp, "fs")); err != nil {
+		return fmt.Errorf("unpacking snapshot %s: %w", id, err)
+	}
+	return s.publish(tmp, id)
+}
+
+func (s *Store) list() ([]ID, error) {
+	ents, err := os.ReadDir(s.snaps)
+	if err != nil {
+		return nil, err
+	}
+	var ids []ID
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, ID(e.Name()))
+		}
+	}
+	return ids, nil
+}
+
+// remove first renames the snapshot into the session, so it disappears
+// at once and a crash halfway through deleting leaves only temp files.
+func (s *Store) remove(id ID) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	tmp, err := s.sessionDir("remove-")
+	if err != nil {
+		return err
+	}
+	defer fsutil.RemoveAll(tmp)
+	err = os.Rename(s.idDir(id), filepath.Join(tmp, "old"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// usage counts disk blocks, each inode once however many links it has.
+func (s *Store) usage() (int, int64, error) {
+	ids, err := s.list()
+	if err != nil {
+		return 0, 0, err
+	}
+	seen := map[fileKey]bool{}
+	var total int64
+	for _, id := range ids {
+		err := filepath.WalkDir(s.idDir(id), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil // removed meanwhile
+				}
+				return err
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				return nil
+			}
+			if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				k := fileKey{uint64(st.Dev), st.Ino}
+				if seen[k] {
+					return nil
+				}
+				seen[k] = true
+			}
+			total += st.Blocks * 512
+			return nil
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("measuring snapshot %s: %w", id, err)
+		}
+	}
+	return len(ids), total, nil
+}
