@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -25,11 +26,14 @@ func childMain() {
 	// Capabilities and the bounding set are per thread, and the command
 	// inherits those of the thread that calls execve: do it all on one.
 	runtime.LockOSThread()
+	// Files the step creates must not depend on the builder's umask:
+	// layers would differ between machines. 022 is Docker's.
+	unix.Umask(0o022)
 	setup := os.NewFile(setupFD, "setup")
 	defer func() {
 		if r := recover(); r != nil {
 			reportSetupFailure(setup, fmt.Errorf("panic: %v", r))
-			os.Exit(setupExitCode)
+			os.Exit(setupExitCode) //nolint:forbidigo // as below
 		}
 	}()
 	// Closed by a successful execve: the parent then reads EOF and
@@ -41,7 +45,7 @@ func childMain() {
 	reportSetupFailure(setup, err)
 	// The contract of ReexecMain: the child never returns into the
 	// caller's main or TestMain, whatever happened.
-	os.Exit(setupExitCode)
+	os.Exit(setupExitCode) //nolint:forbidigo // ReexecMain's child never returns
 }
 
 func reportSetupFailure(w *os.File, err error) {
@@ -101,6 +105,10 @@ func startCommand() error {
 	if err != nil {
 		return err
 	}
+	// A signal the builder was started with ignored (SIGINT in a shell's
+	// background job) would stay ignored in the command. With a handler
+	// installed for every signal, execve resets them all to the default.
+	signal.Notify(make(chan os.Signal, 1))
 	err = syscall.Exec(path, spec.Args, env)
 	return fmt.Errorf("executing %s: %w", path, err)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"slices"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -64,6 +66,34 @@ func TestContainerHardening(t *testing.T) {
 				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tc.inStderr)
 			}
 		})
+	}
+}
+
+// TestContainerSignals starts the builder with SIGINT ignored, as a shell
+// does for a background job: the command must still get default signal
+// dispositions and an empty mask, as under Docker.
+func TestContainerSignals(t *testing.T) {
+	f := newFixture(t, "")
+	signal.Ignore(syscall.SIGINT)
+	defer signal.Reset(syscall.SIGINT)
+	r := mustRun(t, f.spec("grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"))
+	want := []string{"SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"}
+	if !slices.Equal(r.stdout, want) {
+		t.Errorf("signals of the command = %q, want %q", r.stdout, want)
+	}
+}
+
+// TestContainerUmask runs the builder under umask 077: files a RUN step
+// creates must not depend on it.
+func TestContainerUmask(t *testing.T) {
+	f := newFixture(t, "")
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	spec := f.spec(sh("umask; touch /f; stat -c %a /f /work")...)
+	spec.Dir = "/work"
+	r := mustRun(t, spec)
+	if want := []string{"0022", "644", "755"}; !slices.Equal(r.stdout, want) {
+		t.Errorf("umask, file and working dir modes = %q, want %q", r.stdout, want)
 	}
 }
 
