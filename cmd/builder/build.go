@@ -92,8 +92,14 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		return err
 	}
 
+	return deliver(a, store, cfg, tags, res.Image)
+}
+
+// deliver does what the command line asks with a built image: tags,
+// --output, --iidfile, and the image ID on stdout.
+func deliver(a *app, store *cache.Store, cfg *buildConfig, tags []string, img cache.ImageRecord) error {
 	for _, t := range tags {
-		if err := store.Tag(t, res.Image.Manifest); err != nil {
+		if err := store.Tag(t, img.Manifest); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
 		}
 	}
@@ -102,16 +108,17 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		if name == "" && len(tags) > 0 {
 			name = tags[0]
 		}
-		if err := exportImage(a, store, res.Image, o.Type, o.Dest, name); err != nil {
+		if err := exportImage(a, store, img, o.Type, o.Dest, name); err != nil {
 			return err
 		}
 	}
-	id := res.Image.ID.String()
+	id := img.ID.String()
 	if cfg.iidfile != "" {
 		if err := os.WriteFile(cfg.iidfile, []byte(id), 0o644); err != nil {
 			return fmt.Errorf("writing --iidfile: %w", err)
 		}
 	}
+	// With --output to stdout, stdout is the archive.
 	if cfg.output == nil || cfg.output.Dest != "-" {
 		fmt.Fprintln(a.stdout, id)
 	}
