@@ -1,0 +1,311 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/testutil"
+)
+
+// sandbox is a temp dir holding a canary directory beside the target of
+// an extraction: whatever an archive holds, the canary must not change
+// and nothing else may appear beside the target.
+type sandbox struct {
+	parent, canary string
+	before         string
+	passwd         unix.Stat_t
+}
+
+func newSandbox(t *testing.T) *sandbox {
+	parent := t.TempDir()
+	sb := &sandbox{parent: parent, canary: filepath.Join(parent, "canary")}
+	newTree(t, sb.canary).file("file", "canary", 0o644).dir("sub", 0o755)
+	sb.before = fingerprint(t, sb.canary)
+	if err := unix.Stat("/etc/passwd", &sb.passwd); err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+func (sb *sandbox) verify(t *testing.T, allowed ...string) {
+	t.Helper()
+	if after := fingerprint(t, sb.canary); after != sb.before {
+		t.Errorf("canary changed:\nbefore:\n%s\nafter:\n%s", sb.before, after)
+	}
+	ents, _ := os.ReadDir(sb.parent)
+	for _, e := range ents {
+		if e.Name() != "canary" && !slices.Contains(allowed, e.Name()) {
+			t.Errorf("%s appeared beside the target", e.Name())
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/etc/passwd", &st); err != nil || st.Nlink != sb.passwd.Nlink || st.Mtim != sb.passwd.Mtim {
+		t.Errorf("/etc/passwd changed: nlink %d -> %d", sb.passwd.Nlink, st.Nlink)
+	}
+}
+
+func withXattrs(e entry, kv ...string) entry {
+	e.hdr.PAXRecords = map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		e.hdr.PAXRecords[paxXattrPrefix+kv[i]] = kv[i+1]
+	}
+	return e
+}
+
+func typed(e entry, flag byte, major, minor int64) entry {
+	e.hdr.Typeflag, e.hdr.Devmajor, e.hdr.Devminor = flag, major, minor
+	return e
+}
+
+func TestApplyHostile(t *testing.T) {
+	testutil.RequireRoot(t)
+	type check func(t *testing.T, target, canary string)
+	isFile := func(name, content string) check {
+		return func(t *testing.T, target, canary string) {
+			data, err := os.ReadFile(filepath.Join(target, strings.ReplaceAll(name, "CANARY", canary)))
+			if err != nil || string(data) != content {
+				t.Errorf("%s = %q, %v; want %q", name, data, err, content)
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		entries func(canary string) []entry
+		wantErr string
+		check   check
+	}{
+		{"dotdot", func(c string) []entry { return []entry{reg("../canary/pwned", "x")} }, "climbs out", nil},
+		{"dotdot inside", func(c string) []entry { return []entry{reg("a/../../canary/pwned", "x")} }, "climbs out", nil},
+		{"absolute", func(c string) []entry { return []entry{reg(c+"/pwned", "x")} }, "", isFile("CANARY/pwned", "x")},
+		{"symlink to / then write", func(c string) []entry {
+			return []entry{symlinkEntry("root", "/"), reg("root"+c+"/file", "evil")}
+		}, "", nil},
+		// A symlink that leads nowhere inside the target is not followed
+		// out of it: the write fails on the dangling link.
+		{"dangling symlink up then write", func(c string) []entry {
+			return []entry{symlinkEntry("up", "../../../../../../../.."+c), reg("up/file", "evil")}
+		}, "file exists", nil},
+		{"symlink up then write", func(c string) []entry {
+			return []entry{dirEntry(c + "/"), symlinkEntry("up", "../../../../../../../.."+c), reg("up/file", "evil")}
+		}, "", isFile("CANARY/file", "evil")},
+		{"symlink chain", func(c string) []entry {
+			return []entry{dirEntry(c + "/"), symlinkEntry("a", "b"), symlinkEntry("b", "c/canary"),
+				symlinkEntry("c", filepath.Dir(c)), reg("a/pwned", "evil"), dirEntry("a/x/")}
+		}, "", isFile("CANARY/pwned", "evil")},
+		{"magic link", func(c string) []entry {
+			return []entry{symlinkEntry("m", "/proc/self/root"+c), reg("m/file", "evil")}
+		}, "file exists", nil},
+		{"write over final symlink", func(c string) []entry {
+			return []entry{symlinkEntry("f", c+"/file"), reg("f", "evil")}
+		}, "", isFile("f", "evil")},
+		{"dir over symlink", func(c string) []entry {
+			e := dirEntry("s/")
+			e.hdr.Mode = 0o700
+			return []entry{symlinkEntry("s", c), e, reg("s/file", "evil")}
+		}, "", isFile("s/file", "evil")},
+		{"device through symlink", func(c string) []entry {
+			return []entry{dirEntry(c + "/"), symlinkEntry("s", c), typed(reg("s/null", ""), tar.TypeChar, 1, 3), typed(reg("s/sub", ""), tar.TypeFifo, 0, 0)}
+		}, "", nil},
+		{"hardlink to /etc/passwd", func(c string) []entry { return []entry{linkEntry("p", "/etc/passwd")} }, "hardlink target", nil},
+		{"hardlink dotdot", func(c string) []entry { return []entry{linkEntry("p", "../canary/file")} }, "climbs out", nil},
+		{"hardlink through symlink", func(c string) []entry {
+			return []entry{symlinkEntry("s", c), linkEntry("h", "s/file")}
+		}, "hardlink target", nil},
+		{"hardlink to symlink", func(c string) []entry {
+			return []entry{symlinkEntry("s", c+"/file"), linkEntry("h", "s"), reg("h", "evil")}
+		}, "", isFile("h", "evil")},
+		{"whiteout dotdot", func(c string) []entry { return []entry{reg("../.wh.canary", "")} }, "climbs out", nil},
+		{"whiteout of dotdot", func(c string) []entry { return []entry{reg(".wh...", "")} }, "invalid whiteout", nil},
+		{"whiteout through symlink", func(c string) []entry {
+			return []entry{dirEntry(c + "/"), symlinkEntry("s", c), reg("s/.wh.file", ""), reg("s/.wh.sub", "")}
+		}, "", nil},
+		{"opaque through symlink", func(c string) []entry {
+			return []entry{dirEntry(c + "/"), symlinkEntry("s", filepath.Dir(c)), reg("s/canary/.wh..wh..opq", "")}
+		}, "", nil},
+		{"root entry", func(c string) []entry {
+			e := dirEntry("./")
+			e.hdr.Mode, e.hdr.Uid = 0o700, 4242
+			return []entry{e}
+		}, "", func(t *testing.T, target, _ string) {
+			var st unix.Stat_t
+			if unix.Lstat(target, &st); st.Mode&0o7777 != 0o700 || st.Uid != 4242 {
+				t.Errorf("root mode %o uid %d, want 0700 4242", st.Mode&0o7777, st.Uid)
+			}
+		}},
+		{"overlay xattrs", func(c string) []entry {
+			return []entry{
+				withXattrs(dirEntry("d/"), xattrOpaque, "y", xattrRedirect, c, "user.keep", "1"),
+				withXattrs(reg("d/f", ""), xattrUserWhiteout, "", xattrMetacopy, ""),
+			}
+		}, "", func(t *testing.T, target, _ string) {
+			for _, p := range []string{"d", "d/f"} {
+				xs, err := (&xattrReader{}).read(filepath.Join(target, p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, x := range xs {
+					if isOverlayXattr(x.name) {
+						t.Errorf("%s: overlay xattr %s taken from the tar", p, x.name)
+					}
+				}
+				if p == "d" && (len(xs) != 1 || xs[0].name != "user.keep") {
+					t.Errorf("d xattrs = %v, want user.keep only", xs)
+				}
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sb := newSandbox(t)
+			target := filepath.Join(sb.parent, "target")
+			data := makeTar(t, tc.entries(sb.canary)...)
+			err := Apply(context.Background(), bytes.NewReader(data), target)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Apply: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Apply: %v, want an error containing %q", err, tc.wantErr)
+			}
+			sb.verify(t, "target")
+			if tc.check != nil && err == nil {
+				tc.check(t, target, sb.canary)
+			}
+		})
+	}
+}
+
+func TestApplySemantics(t *testing.T) {
+	testutil.RequireRoot(t)
+	target := filepath.Join(t.TempDir(), "t")
+	newTree(t, target).file("x/old", "old", 0o644).dir("keep", 0o755).file("keep/a", "a", 0o644)
+	setuid := reg("bin/su", "su")
+	setuid.hdr.Mode, setuid.hdr.Uid, setuid.hdr.Gid = 0o4755, 0, 0
+	capped := withXattrs(reg("bin/ping", "ping"), "security.capability", capNetRaw)
+	capped.hdr.Uid = 1
+	data := makeTar(t,
+		reg("dup", "1"), reg("dup", "2"),
+		dirEntry("d/"), reg("d/child", "c"), reg("d", "now a file"),
+		reg("x", "file replaces a dir"),
+		dirEntry("keep/"), reg("keep/b", "b"),
+		reg("./dot/slash", "clean"),
+		setuid, capped,
+		reg("deep/er/file", "parents made"),
+		reg(".wh.gone", ""),
+		reg(".wh..wh.plnk", ""), // aufs metadata: ignored
+	)
+	if err := Apply(context.Background(), bytes.NewReader(data), target); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"bin dir 0755 0:0", "bin/ping file 0644 1:0 size=4", "bin/su file 4755 0:0 size=2",
+		"d file 0644 0:0 size=10", "deep dir 0755 0:0", "deep/er dir 0755 0:0", "deep/er/file file 0644 0:0 size=12",
+		"dot dir 0755 0:0", "dot/slash file 0644 0:0 size=5", "dup file 0644 0:0 size=1",
+		"gone whiteout 0:0", "keep dir 0755 0:0", "keep/a file 0644 0:0 size=1", "keep/b file 0644 0:0 size=1",
+		"x file 0644 0:0 size=19",
+	}
+	var got []string
+	for _, l := range manifest(t, target) {
+		f := strings.Fields(l)
+		short := strings.Join(f[:min(4, len(f))], " ")
+		for _, x := range f[min(4, len(f)):] {
+			if strings.HasPrefix(x, "size=") {
+				short += " " + x
+			}
+		}
+		if strings.Contains(l, "security.capability") != (f[0] == "bin/ping") {
+			t.Errorf("capability misplaced: %s", l)
+		}
+		got = append(got, short)
+	}
+	if d := diffLines(want, got); d != "" {
+		t.Errorf("tree after Apply:\n%s", d)
+	}
+	if data, _ := os.ReadFile(filepath.Join(target, "dup")); string(data) != "2" {
+		t.Errorf("dup = %q, want the later entry", data)
+	}
+}
+
+func TestExtract(t *testing.T) {
+	testutil.RequireRoot(t)
+	tests := []struct {
+		name    string
+		entries func(canary string) []entry
+		wantErr string
+		want    map[string]string // path inside root -> content ("" = must exist)
+	}{
+		{"dotdot", func(c string) []entry { return []entry{reg("../x", "x")} }, "climbs out", nil},
+		{"absolute", func(c string) []entry { return []entry{reg("/abs", "a")} }, "", map[string]string{"data/abs": "a"}},
+		{"symlink to / then write", func(c string) []entry {
+			return []entry{symlinkEntry("l", "/"), reg("l/etc/owned", "o"), reg("l"+c+"/file", "evil")}
+		}, "", map[string]string{"etc/owned": "o"}},
+		{"dangling symlink up then write", func(c string) []entry {
+			return []entry{symlinkEntry("l", "../../../../../.."+c), reg("l/file", "evil")}
+		}, "file exists", nil},
+		{"symlink up then write", func(c string) []entry {
+			return []entry{symlinkEntry("l", "../../../../../../etc"), reg("l/new", "n")}
+		}, "", map[string]string{"etc/new": "n"}},
+		{"hardlink to /etc/passwd", func(c string) []entry { return []entry{linkEntry("p", "/etc/passwd")} }, "hardlink target", nil},
+		{"hardlink through symlink stays in root", func(c string) []entry {
+			return []entry{symlinkEntry("e", "/etc"), linkEntry("p", "e/passwd")}
+		}, "", map[string]string{"data/p": "inside root\n"}},
+		{"whiteouts are plain files", func(c string) []entry {
+			return []entry{reg(".wh.existing", "w"), reg("sub/.wh..wh..opq", "o")}
+		}, "", map[string]string{"data/.wh.existing": "w", "data/sub/.wh..wh..opq": "o", "data/existing": "old", "data/sub/keep": "k"}},
+		{"replace and merge", func(c string) []entry {
+			return []entry{reg("existing", "new"), dirEntry("sub/"), reg("sub/new", "n")}
+		}, "", map[string]string{"data/existing": "new", "data/sub/keep": "k", "data/sub/new": "n"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sb := newSandbox(t)
+			root := filepath.Join(sb.parent, "root")
+			newTree(t, root).file("etc/passwd", "inside root\n", 0o644).
+				file("data/existing", "old", 0o644).file("data/sub/keep", "k", 0o644).
+				symlink("app", "/data")
+			err := Extract(bytes.NewReader(makeTar(t, tc.entries(sb.canary)...)), root, "/app")
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Extract: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Extract: %v, want an error containing %q", err, tc.wantErr)
+			}
+			sb.verify(t, "root")
+			for p, want := range tc.want {
+				data, err := os.ReadFile(filepath.Join(root, strings.ReplaceAll(p, "CANARY", sb.canary)))
+				if err != nil || (want != "" && string(data) != want) {
+					t.Errorf("%s = %q, %v; want %q", p, data, err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestExtractOwnersAndModes(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	newTree(t, root).dir("dest", 0o755)
+	f := reg("f", "x")
+	f.hdr.Mode, f.hdr.Uid, f.hdr.Gid = 0o4711, 1234, 5678
+	d := dirEntry("d/")
+	d.hdr.Mode, d.hdr.Uid = 0o1770, 99
+	if err := Extract(bytes.NewReader(makeTar(t, f, d)), root, "/dest"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p         string
+		mode, uid uint32
+	}{{"dest/f", 0o4711, 1234}, {"dest/d", 0o1770, 99}} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, c.p), &st); err != nil || st.Mode&0o7777 != c.mode || st.Uid != c.uid {
+			t.Errorf("%s: mode %o uid %d (%v), want %o %d", c.p, st.Mode&0o7777, st.Uid, err, c.mode, c.uid)
+		}
+	}
+}
