@@ -141,19 +141,7 @@ func runContainer(ctx context.Context, spec containerSpec, output func(stream in
 		p.specW.Close()
 	}()
 
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var waitErr error
-	cancelled := false
-	select {
-	case waitErr = <-waited:
-	case <-ctx.Done():
-		// The PID namespace dies with its PID 1: killing it kills every
-		// process of the step, and SIGKILL cannot be ignored by PID 1.
-		cmd.Process.Kill()
-		waitErr = <-waited
-		cancelled = true
-	}
+	waitErr, cancelled := waitOrKill(ctx, cmd)
 	// Once PID 1 is dead every holder of the pipes is dead, so they close.
 	wg.Wait()
 
@@ -164,6 +152,21 @@ func runContainer(ctx context.Context, spec containerSpec, output func(stream in
 		return -1, ctx.Err()
 	}
 	return exitCode(cmd, waitErr)
+}
+
+// waitOrKill waits for the container's PID 1, killing it if ctx ends
+// first. The PID namespace dies with its PID 1, so that kills every
+// process of the step; and SIGKILL is the one signal PID 1 cannot ignore.
+func waitOrKill(ctx context.Context, cmd *exec.Cmd) (waitErr error, cancelled bool) {
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		return err, false
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return <-waited, true
+	}
 }
 
 // check rejects specs the child could only fail on later, with a less
