@@ -1,0 +1,261 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/testutil"
+)
+
+func openStoreT(t *testing.T, root string) *Store {
+	t.Helper()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", root, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func layerOf(t *testing.T, dir string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := WriteLayer(&buf, dir, WriteOptions{}); err != nil {
+		t.Fatalf("WriteLayer(%s): %v", dir, err)
+	}
+	return buf.Bytes()
+}
+
+type failReader struct{}
+
+func (failReader) Read([]byte) (int, error) { return 0, errors.New("read although the snapshot exists") }
+
+func TestUnpackConcurrent(t *testing.T) {
+	testutil.RequireRoot(t)
+	src := filepath.Join(t.TempDir(), "src")
+	richTree(t, src)
+	data := layerOf(t, src)
+	root := t.TempDir()
+	stores := []*Store{openStoreT(t, root), openStoreT(t, root)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- stores[i%2].Unpack(context.Background(), "layer", bytes.NewReader(data))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Unpack: %v", err)
+		}
+	}
+	if d := diffLines(manifest(t, src), manifest(t, stores[0].Dir("layer"))); d != "" {
+		t.Errorf("unpacked snapshot differs from the source:\n%s", d)
+	}
+	if err := stores[1].Unpack(context.Background(), "layer", failReader{}); err != nil {
+		t.Errorf("Unpack of an existing id read its input: %v", err)
+	}
+	if ids, err := stores[1].List(); err != nil || !slices.Equal(ids, []ID{"layer"}) {
+		t.Errorf("List = %v, %v; want [layer]", ids, err)
+	}
+	for _, s := range stores {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "tmp")); len(ents) != 0 {
+		t.Errorf("ROOT/tmp not empty after Close: %v", ents)
+	}
+}
+
+func TestUnpackBadLayer(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	s := openStoreT(t, root)
+	bad := makeTar(t, reg("ok", "fine"), reg("../escape", "x"))
+	if err := s.Unpack(context.Background(), "bad", bytes.NewReader(bad)); err == nil {
+		t.Fatal("Unpack of a hostile layer succeeded")
+	}
+	if s.Exists("bad") {
+		t.Error("a failed Unpack left a snapshot")
+	}
+	for _, id := range []ID{"", ".", "..", "../x", "a/b", ".empty"} {
+		if err := s.Unpack(context.Background(), id, bytes.NewReader(makeTar(t))); err == nil {
+			t.Errorf("Unpack(%q) accepted an invalid id", id)
+		}
+	}
+}
+
+func TestActiveLifecycle(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	s := openStoreT(t, t.TempDir())
+
+	a, err := s.Prepare(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(s.snaps, emptyDir)}; !slices.Equal(a.Mount.Lowers, want) {
+		t.Errorf("scratch lowers = %v, want %v", a.Mount.Lowers, want)
+	}
+	if a.Mount.Stub == "" || a.Mount.Work == "" || a.Mount.ReadOnly() {
+		t.Errorf("active mount lacks stub, work or upper: %+v", a.Mount)
+	}
+	checkRoot(t, a.Upper(), 0o755, 0)
+	// What the step leaves as the upper root becomes the next chain root.
+	big := strings.Repeat("x", 1<<20)
+	newTree(t, a.Upper()).file("big", big, 0o644).link("big2", "big").link("big3", "big").chown(".", 123, 45).chmod(".", 0o711)
+	if err := a.Commit("one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit("again"); err == nil {
+		t.Error("second Commit succeeded")
+	}
+	for range 2 {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if !s.Exists("one") {
+		t.Fatal("committed snapshot missing")
+	}
+
+	b, err := s.Prepare(ctx, []ID{"one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRoot(t, b.Upper(), 0o711, 123)
+	newTree(t, b.Upper()).file("other", "o", 0o644)
+	if err := b.Commit("one"); err != nil { // same id: discarded
+		t.Errorf("Commit to an existing id: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir("one"), "other")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Commit to an existing id replaced it: %v", err)
+	}
+	b.Close()
+	if _, err := os.Stat(b.activeState.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Close left %s: %v", b.activeState.dir, err)
+	}
+
+	m, release, err := s.View(ctx, []ID{"one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if want := []string{s.Dir("one"), filepath.Join(s.snaps, emptyDir)}; !slices.Equal(m.Lowers, want) || !m.ReadOnly() || m.Stub != "" {
+		t.Errorf("View = %+v, want read-only lowers %v", m, want)
+	}
+	if _, err := s.Prepare(ctx, []ID{"one", "missing"}); err == nil {
+		t.Error("Prepare on a missing parent succeeded")
+	}
+
+	n, size, err := s.Usage()
+	if err != nil || n != 1 || size < 1<<20 || size > 1<<20+64<<10 {
+		t.Errorf("Usage = %d snapshots, %d bytes, %v; want 1 and about 1 MiB (hardlinks once)", n, size, err)
+	}
+	if err := s.Remove("one"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Exists("one") {
+		t.Error("removed snapshot still exists")
+	}
+	if ids, _ := s.List(); len(ids) != 0 {
+		t.Errorf("List after Remove = %v", ids)
+	}
+}
+
+func checkRoot(t *testing.T, dir string, mode, uid uint32) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil || st.Mode&0o7777 != mode || st.Uid != uid {
+		t.Errorf("%s: mode %o uid %d (%v), want %o %d", dir, st.Mode&0o7777, st.Uid, err, mode, uid)
+	}
+}
+
+// hostMount mounts a tmpfs at dir in the host mount namespace and makes
+// sure it is gone when the test ends, whatever happens.
+func hostMount(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatalf("mounting tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		for unix.Unmount(dir, unix.MNT_DETACH) == nil {
+		}
+	})
+}
+
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
+	}
+	return out
+}
+
+func TestCleanupMounts(t *testing.T) {
+	testutil.RequireRoot(t)
+	runtime.LockOSThread() // the host namespace, not a Private thread's
+	defer runtime.UnlockOSThread()
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "root2") // shares the prefix, not the directory
+	merged := filepath.Join(root, "tmp", "s-dead", "step 1", "merged")
+	hostMount(t, merged)
+	hostMount(t, filepath.Join(merged, "proc"))
+	hostMount(t, filepath.Join(root, "tmp", "s-dead", "stacked"))
+	hostMount(t, filepath.Join(root, "tmp", "s-dead", "stacked"))
+	hostMount(t, outside)
+	if got := mountsUnder(t, root); len(got) != 4 {
+		t.Fatalf("set-up mounts under root: %v", got)
+	}
+
+	s, err := Open(root) // sweeps mounts, then the dead session
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := mountsUnder(t, root); len(got) != 0 {
+		t.Errorf("mounts left under root: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "tmp", "s-dead")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dead session not removed: %v", err)
+	}
+	if got := mountsUnder(t, outside); len(got) != 1 {
+		t.Errorf("mount outside root touched: %v", got)
+	}
+
+	hostMount(t, filepath.Join(root, "tmp", "again"))
+	if n, err := CleanupMounts(root); n != 1 || err != nil {
+		t.Errorf("CleanupMounts = %d, %v; want 1", n, err)
+	}
+	if n, err := CleanupMounts(filepath.Join(base, "missing")); n != 0 || err != nil {
+		t.Errorf("CleanupMounts(missing) = %d, %v", n, err)
+	}
+	if _, err := CleanupMounts("/"); err == nil {
+		t.Error("CleanupMounts(/) accepted")
+	}
+}
