@@ -1,0 +1,236 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// ImageRecord is an image in the store.
+type ImageRecord struct {
+	Name     string        // familiar name ("app:latest"), "" if untagged
+	Manifest v1.Descriptor // the manifest blob
+	ID       v1.Hash       // config digest: the image ID, as docker shows it
+}
+
+// PutImage writes cfg and a manifest listing layers, and returns the
+// untagged record. The image is complete once PutImage returns.
+//
+// Layers pulled with Docker media types are listed under their OCI
+// equivalents (the bytes are the same), so that the manifest is a plain
+// OCI manifest that strict readers accept.
+func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor) (ImageRecord, error) {
+	if n := len(cfg.RootFS.DiffIDs); n != len(layers) {
+		return ImageRecord{}, fmt.Errorf("writing image: config lists %d diff IDs for %d layers", n, len(layers))
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Layers:        make([]v1.Descriptor, len(layers)),
+	}
+	for i, l := range layers {
+		if !s.HasBlob(l.Digest) {
+			return ImageRecord{}, fmt.Errorf("writing image: layer %s: %w", l.Digest, ErrNotFound)
+		}
+		m.Layers[i] = v1.Descriptor{MediaType: ociLayerType(l.MediaType), Digest: l.Digest, Size: l.Size, URLs: l.URLs, Annotations: l.Annotations}
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return ImageRecord{}, fmt.Errorf("encoding image config: %w", err)
+	}
+	id, size, err := s.PutBlob(bytes.NewReader(raw), sha256Of(raw))
+	if err != nil {
+		return ImageRecord{}, fmt.Errorf("writing image config: %w", err)
+	}
+	m.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: id, Size: size}
+	raw, err = json.Marshal(m)
+	if err != nil {
+		return ImageRecord{}, fmt.Errorf("encoding manifest: %w", err)
+	}
+	md, msize, err := s.PutBlob(bytes.NewReader(raw), sha256Of(raw))
+	if err != nil {
+		return ImageRecord{}, fmt.Errorf("writing manifest: %w", err)
+	}
+	rec := ImageRecord{Manifest: v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: md, Size: msize}, ID: id}
+	if err := s.recordImage(rec); err != nil {
+		return ImageRecord{}, err
+	}
+	return rec, nil
+}
+
+func ociLayerType(mt types.MediaType) types.MediaType {
+	switch mt {
+	case "", types.DockerLayer:
+		return types.OCILayer
+	case types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer
+	case types.DockerForeignLayer:
+		return types.OCIRestrictedLayer
+	}
+	return mt
+}
+
+// recordImage remembers which manifest an image ID belongs to, in
+// images/<config hex>, so that untagged images can be found by ID.
+func (s *Store) recordImage(rec ImageRecord) error {
+	data, err := json.Marshal(rec.Manifest)
+	if err != nil {
+		return err
+	}
+	if err := s.writeSmall(s.imageRecordPath(rec.ID), data); err != nil {
+		return fmt.Errorf("recording image %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) imageRecordPath(id v1.Hash) string {
+	return filepath.Join(s.root, imagesDir, id.Hex)
+}
+
+// imageByID reads the record of an image ID written by PutImage or Tag.
+// A record whose manifest blob has gone (pruned) counts as absent.
+func (s *Store) imageByID(id v1.Hash) (ImageRecord, error) {
+	if err := checkHash(id); err != nil {
+		return ImageRecord{}, err
+	}
+	data, err := os.ReadFile(s.imageRecordPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return ImageRecord{}, ErrNotFound
+	}
+	if err != nil {
+		return ImageRecord{}, err
+	}
+	var d v1.Descriptor
+	if err := json.Unmarshal(data, &d); err != nil || !s.HasBlob(d.Digest) {
+		return ImageRecord{}, ErrNotFound
+	}
+	return ImageRecord{Manifest: d, ID: id}, nil
+}
+
+// manifestInfo reads a manifest blob: its media type and config digest.
+func (s *Store) manifestInfo(h v1.Hash) (*v1.Manifest, []byte, error) {
+	raw, err := s.readBlob(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading manifest %s: %w", h, err)
+	}
+	if m.MediaType == "" {
+		m.MediaType = types.OCIManifestSchema1
+	}
+	if !m.MediaType.IsImage() {
+		return nil, nil, fmt.Errorf("blob %s is a %s, not an image manifest", h, m.MediaType)
+	}
+	return m, raw, nil
+}
+
+// Image opens a stored image by manifest digest. OCI and Docker schema 2
+// manifests are both read as they are stored.
+func (s *Store) Image(manifest v1.Hash) (v1.Image, error) {
+	m, raw, err := s.manifestInfo(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("opening image %s: %w", manifest, err)
+	}
+	return partial.CompressedToImage(&storeImage{s: s, manifest: raw, m: m})
+}
+
+// storeImage is the store's v1.Image: ggcr's partial package fills in
+// everything from the raw manifest and blob access.
+type storeImage struct {
+	s        *Store
+	manifest []byte
+	m        *v1.Manifest
+
+	mu  sync.Mutex // ggcr reads layers from several goroutines
+	cfg *v1.ConfigFile
+	raw []byte
+}
+
+var _ partial.CompressedImageCore = (*storeImage)(nil)
+
+func (i *storeImage) MediaType() (types.MediaType, error) { return i.m.MediaType, nil }
+func (i *storeImage) RawManifest() ([]byte, error)        { return i.manifest, nil }
+
+func (i *storeImage) RawConfigFile() ([]byte, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.raw == nil {
+		data, err := i.s.readBlob(i.m.Config.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading image config: %w", err)
+		}
+		i.raw = data
+	}
+	return i.raw, nil
+}
+
+// configFile parses the config once, for the layers' DiffID calls.
+func (i *storeImage) configFile() (*v1.ConfigFile, error) {
+	raw, err := i.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.cfg == nil {
+		cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("reading image config: %w", err)
+		}
+		i.cfg = cf
+	}
+	return i.cfg, nil
+}
+
+func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if h == i.m.Config.Digest {
+		return &storeBlob{img: i, desc: i.m.Config, index: -1}, nil
+	}
+	for n, d := range i.m.Layers {
+		if d.Digest == h {
+			return &storeBlob{img: i, desc: d, index: n}, nil
+		}
+	}
+	return nil, fmt.Errorf("layer %s: %w", h, ErrNotFound)
+}
+
+// storeBlob is one layer (or the config) of a storeImage. It knows its
+// diff ID from the config, so exporting never decompresses a layer just
+// to hash it.
+type storeBlob struct {
+	img   *storeImage
+	desc  v1.Descriptor
+	index int // position in the manifest's layers; -1 for the config
+}
+
+func (b *storeBlob) Digest() (v1.Hash, error)            { return b.desc.Digest, nil }
+func (b *storeBlob) Size() (int64, error)                { return b.desc.Size, nil }
+func (b *storeBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
+func (b *storeBlob) Compressed() (io.ReadCloser, error)  { return b.img.s.OpenBlob(b.desc.Digest) }
+func (b *storeBlob) Descriptor() (*v1.Descriptor, error) { return &b.desc, nil }
+func (b *storeBlob) Exists() (bool, error)               { return b.img.s.HasBlob(b.desc.Digest), nil }
+
+func (b *storeBlob) DiffID() (v1.Hash, error) {
+	if b.index < 0 {
+		return b.desc.Digest, nil
+	}
+	cf, err := b.img.configFile()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if b.index >= len(cf.RootFS.DiffIDs) {
+		return v1.Hash{}, fmt.Errorf("config lists %d diff IDs, layer %d has none", len(cf.RootFS.DiffIDs), b.index)
+	}
+	return cf.RootFS.DiffIDs[b.index], nil
+}
