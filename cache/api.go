@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"errors"
-	"io"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,28 +37,6 @@ func (c *ContextHashes) Put(rel string, st FileStat, h v1.Hash) {}
 
 // Save writes the hashes back if they changed, atomically.
 func (c *ContextHashes) Save() error { return nil }
-
-// --- export ---
-
-// Format of an exported image archive.
-type Format string
-
-const (
-	FormatOCI    Format = "oci"    // an OCI image layout in a tar (oci-archive)
-	FormatDocker Format = "docker" // a `docker load` / `podman load` tar
-)
-
-// Export writes img as an archive of the given format to w. name
-// ("app:latest") is recorded in the archive; it may be empty.
-func Export(w io.Writer, img v1.Image, name string, format Format) error {
-	return errors.New("cache: not implemented")
-}
-
-// ExportLayout writes img into an OCI image layout directory (created or
-// added to), tagged name.
-func ExportLayout(dir string, img v1.Image, name string) error {
-	return errors.New("cache: not implemented")
-}
 
 // --- garbage collection ---
 
