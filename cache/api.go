@@ -8,36 +8,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// --- build context hashes ---
-
-// FileStat is what decides whether a remembered file hash is still valid.
-type FileStat struct {
-	Size  int64
-	Mtime int64 // ns
-	Ctime int64 // ns
-	Ino   uint64
-	Mode  uint32
-}
-
-// ContextHashes are the remembered content hashes of one build context's
-// files. Get and Put may be called from many goroutines.
-type ContextHashes struct{}
-
-// ContextHashes loads the remembered hashes for the context directory dir
-// (an absolute path).
-func (s *Store) ContextHashes(dir string) (*ContextHashes, error) {
-	return nil, errors.New("cache: not implemented")
-}
-
-// Get returns the remembered hash of rel if st still matches.
-func (c *ContextHashes) Get(rel string, st FileStat) (v1.Hash, bool) { return v1.Hash{}, false }
-
-// Put remembers the hash of rel for st.
-func (c *ContextHashes) Put(rel string, st FileStat, h v1.Hash) {}
-
-// Save writes the hashes back if they changed, atomically.
-func (c *ContextHashes) Save() error { return nil }
-
 // --- garbage collection ---
 
 // PruneOptions select what Prune removes.
