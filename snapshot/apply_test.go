@@ -65,23 +65,26 @@ func typed(e entry, flag byte, major, minor int64) entry {
 	return e
 }
 
-func TestApplyHostile(t *testing.T) {
-	testutil.RequireRoot(t)
-	type check func(t *testing.T, target, canary string)
-	isFile := func(name, content string) check {
-		return func(t *testing.T, target, canary string) {
-			data, err := os.ReadFile(filepath.Join(target, strings.ReplaceAll(name, "CANARY", canary)))
-			if err != nil || string(data) != content {
-				t.Errorf("%s = %q, %v; want %q", name, data, err, content)
-			}
+type hostileCase struct {
+	name    string
+	entries func(canary string) []entry // canary: absolute path of the canary dir
+	wantErr string
+	check   func(t *testing.T, target, canary string)
+}
+
+func isFile(name, content string) func(t *testing.T, target, canary string) {
+	return func(t *testing.T, target, canary string) {
+		data, err := os.ReadFile(filepath.Join(target, strings.ReplaceAll(name, "CANARY", canary)))
+		if err != nil || string(data) != content {
+			t.Errorf("%s = %q, %v; want %q", name, data, err, content)
 		}
 	}
-	tests := []struct {
-		name    string
-		entries func(canary string) []entry
-		wantErr string
-		check   check
-	}{
+}
+
+// hostileLayers are layers that try to write or link outside the target;
+// TestApplyHostile runs them and FuzzApply starts from them.
+func hostileLayers() []hostileCase {
+	return []hostileCase{
 		{"dotdot", func(c string) []entry { return []entry{reg("../canary/pwned", "x")} }, "climbs out", nil},
 		{"dotdot inside", func(c string) []entry { return []entry{reg("a/../../canary/pwned", "x")} }, "climbs out", nil},
 		{"absolute", func(c string) []entry { return []entry{reg(c+"/pwned", "x")} }, "", isFile("CANARY/pwned", "x")},
@@ -162,7 +165,11 @@ func TestApplyHostile(t *testing.T) {
 			}
 		}},
 	}
-	for _, tc := range tests {
+}
+
+func TestApplyHostile(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tc := range hostileLayers() {
 		t.Run(tc.name, func(t *testing.T) {
 			sb := newSandbox(t)
 			target := filepath.Join(sb.parent, "target")

@@ -39,7 +39,9 @@ func layerOf(t *testing.T, dir string) []byte {
 
 type failReader struct{}
 
-func (failReader) Read([]byte) (int, error) { return 0, errors.New("read although the snapshot exists") }
+func (failReader) Read([]byte) (int, error) {
+	return 0, errors.New("read although the snapshot exists")
+}
 
 func TestUnpackConcurrent(t *testing.T) {
 	testutil.RequireRoot(t)
