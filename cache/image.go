@@ -86,6 +86,9 @@ func (s *Store) recordImage(rec ImageRecord) error {
 	if err != nil {
 		return err
 	}
+	if old, err := os.ReadFile(s.imageRecordPath(rec.ID)); err == nil && bytes.Equal(old, data) {
+		return nil // a rebuild of an unchanged image writes nothing
+	}
 	if err := s.writeSmall(s.imageRecordPath(rec.ID), data); err != nil {
 		return fmt.Errorf("recording image %s: %w", rec.ID, err)
 	}

@@ -43,6 +43,12 @@ func (s *Store) Tag(nm string, manifest v1.Descriptor) error {
 	}
 	desc.Annotations = map[string]string{annRefName: short, annImageName: fullName(ref)}
 	err = s.updateIndex(func(ds []v1.Descriptor) ([]v1.Descriptor, bool) {
+		for _, d := range ds {
+			if d.Annotations[annRefName] == short && d.Digest == desc.Digest && d.MediaType == desc.MediaType &&
+				d.Size == desc.Size && d.Annotations[annImageName] == desc.Annotations[annImageName] {
+				return ds, false // already so: rewriting index.json would cost two fsyncs
+			}
+		}
 		ds = slices.DeleteFunc(ds, func(d v1.Descriptor) bool { return d.Annotations[annRefName] == short })
 		ds = append(ds, desc)
 		slices.SortStableFunc(ds, func(a, b v1.Descriptor) int {

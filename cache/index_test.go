@@ -171,3 +171,30 @@ func TestSkopeoReadsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRetagUnchangedWritesNothing: a rebuild that gives the same image
+// must not rewrite index.json (two fsyncs) or the image record.
+func TestRetagUnchangedWritesNothing(t *testing.T) {
+	s := openTest(t)
+	rec := putTestImage(t, s, map[string][]byte{"a": []byte("a")}, "a")
+	if err := s.Tag("app", rec.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	idx1, _ := os.Stat(filepath.Join(s.Root(), indexFile))
+	rec1, _ := os.Stat(s.imageRecordPath(rec.ID))
+	again := putTestImage(t, s, map[string][]byte{"a": []byte("a")}, "a")
+	if again.Manifest.Digest != rec.Manifest.Digest {
+		t.Fatalf("same inputs gave manifests %s and %s", rec.Manifest.Digest, again.Manifest.Digest)
+	}
+	if err := s.Tag("docker.io/library/app:latest", again.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	idx2, _ := os.Stat(filepath.Join(s.Root(), indexFile))
+	rec2, _ := os.Stat(s.imageRecordPath(rec.ID))
+	if !os.SameFile(idx1, idx2) {
+		t.Error("re-tagging with the same image rewrote index.json")
+	}
+	if !os.SameFile(rec1, rec2) {
+		t.Error("storing the same image again rewrote its record")
+	}
+}
