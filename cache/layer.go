@@ -128,8 +128,12 @@ func newCompressor(w io.Writer, c Compression) (io.WriteCloser, types.MediaType,
 		if c.Level != 0 {
 			level = zstd.EncoderLevelFromZstd(c.Level)
 		}
+		// Concurrent blocks split the stream into fixed jobs whatever the
+		// concurrency, but with a concurrency of 1 the encoder falls back
+		// to plain streaming, which cuts blocks differently: keep ≥ 2 so
+		// that the bytes do not depend on the CPU count.
 		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(level),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithConcurrentBlocks(true))
+			zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))), zstd.WithConcurrentBlocks(true))
 		if err != nil {
 			return nil, "", fmt.Errorf("zstd level %d: %w", c.Level, err)
 		}
