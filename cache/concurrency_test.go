@@ -111,13 +111,9 @@ func concurrentWorker(root string, w, rounds int, rec ImageRecord) error {
 	return nil
 }
 
-// TestHelperWriter is not a test: it is the body of the subprocess that
-// TestKilledWriter kills in the middle of a blob write.
-func TestHelperWriter(t *testing.T) {
-	root := os.Getenv("CACHE_TEST_HELPER_ROOT")
-	if root == "" {
-		t.Skip("helper process only")
-	}
+// helperWriter is the body of the subprocess that TestKilledWriter kills
+// in the middle of a blob write (see TestMain).
+func helperWriter(root string) {
 	s, err := Open(root)
 	if err != nil {
 		fmt.Println("error", err)
@@ -153,7 +149,7 @@ func entries(sess interface{ Dir() string }) int {
 // blob may appear, and the next Open removes the dead session.
 func TestKilledWriter(t *testing.T) {
 	root := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "CACHE_TEST_HELPER_ROOT="+root)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

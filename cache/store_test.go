@@ -6,6 +6,14 @@ import (
 	"testing"
 )
 
+func TestMain(m *testing.M) {
+	if root := os.Getenv("CACHE_TEST_HELPER_ROOT"); root != "" {
+		helperWriter(root)
+		return
+	}
+	os.Exit(m.Run())
+}
+
 func openTest(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(t.TempDir())
