@@ -129,6 +129,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return x.hardlink(pfd, base, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return x.node(pfd, base, hdr)
+	case tar.TypeXGlobalHeader:
+		return nil // archive-wide comments, such as git archive's commit id
 	}
 	return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 }

@@ -207,6 +207,7 @@ func TestApplySemantics(t *testing.T) {
 		reg("deep/er/file", "parents made"),
 		reg(".wh.gone", ""),
 		reg(".wh..wh.plnk", ""), // aufs metadata: ignored
+		entry{hdr: tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "git commit"}}},
 	)
 	if err := Apply(context.Background(), bytes.NewReader(data), target); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,9 @@ func richTree(t testing.TB, root string) *tree {
 		file("bin/sg", "setgid", 0o755).chown("bin/sg", 0, 50).chmod("bin/sg", 0o2755).
 		dir("tmp", 0o777|os.ModeSticky).
 		file("with space/ünïcødé 名前.txt", "unicode\n", 0o640).
+		file("bytes/not-utf8-\xff\xfe", "latin1 name", 0o644).
+		file("long/"+strings.Repeat("n", 120)+"/"+strings.Repeat("m", 200), "long name", 0o644).
+		symlink("long/link", strings.Repeat("../", 40)+"target").
 		file("data/a", strings.Repeat("hardlinked\n", 100), 0o600).
 		link("data/b", "data/a").
 		link("data/c", "data/a").
