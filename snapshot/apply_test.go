@@ -317,3 +317,33 @@ func TestExtractOwnersAndModes(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractInMount is ADD as the executor runs it: into a merged
+// overlay, in a private mount namespace, through a symlink of the image.
+func TestExtractInMount(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := openStoreT(t, t.TempDir())
+	base := makeTar(t, dirEntry("data/"), reg("data/old", "old"), symlinkEntry("app", "/data"))
+	if err := s.Unpack(context.Background(), "base", bytes.NewReader(base)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Prepare(context.Background(), []ID{"base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	archive := makeTar(t, reg("new", "n"), reg("old", "replaced"), symlinkEntry("up", "../../.."), reg("up/etc/evil", "e"))
+	err = inMount(t, a.Mount, func(root string) {
+		if err := Extract(bytes.NewReader(archive), root, "/app"); err != nil {
+			t.Errorf("Extract: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tarEntries(t, layerOf(t, a.Upper()))
+	want := []string{"data/ 5 0 0755", "data/new 0 1 0644", "data/old 0 8 0644", "data/up 2 0 0777 -> ../../..", "etc/ 5 0 0755", "etc/evil 0 1 0644"}
+	if !slices.Equal(got, want) {
+		t.Errorf("upper after ADD:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
