@@ -162,6 +162,17 @@ func TestActiveLifecycle(t *testing.T) {
 	if want := []string{s.Dir("one"), filepath.Join(s.snaps, emptyDir)}; !slices.Equal(m.Lowers, want) || !m.ReadOnly() || m.Stub != "" {
 		t.Errorf("View = %+v, want read-only lowers %v", m, want)
 	}
+	err = inMount(t, m, func(root string) {
+		if data, err := os.ReadFile(filepath.Join(root, "big2")); err != nil || len(data) != 1<<20 {
+			t.Errorf("view: big2 has %d bytes, %v", len(data), err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "new"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+			t.Errorf("writing into a view: %v, want EROFS", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("mounting the view: %v", err)
+	}
 	if _, err := s.Prepare(ctx, []ID{"one", "missing"}); err == nil {
 		t.Error("Prepare on a missing parent succeeded")
 	}
