@@ -1,30 +1,86 @@
 package parser
 
 import (
-	"errors"
+	"fmt"
 	"io"
+	"path"
+	"strings"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // Ignore holds the rules of a .dockerignore file.
-type Ignore struct{}
+type Ignore struct {
+	pm         *patternmatcher.PatternMatcher
+	exceptions [][]string // the "!" patterns, split into components
+}
 
 // MatchInfo carries what a directory's match told about its children, so a
 // walk need not match every parent again (see Ignore.Match).
-type MatchInfo struct{}
+type MatchInfo struct{ info patternmatcher.MatchInfo }
 
 // ParseIgnore reads .dockerignore rules (patternmatcher/ignorefile syntax:
 // comments, "!" exceptions, "**").
-func ParseIgnore(r io.Reader) (*Ignore, error) { return nil, errors.New("parser: not implemented") }
+func ParseIgnore(r io.Reader) (*Ignore, error) {
+	patterns, err := ignorefile.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading .dockerignore: %w", err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, fmt.Errorf("invalid .dockerignore: %w", err)
+	}
+	ig := &Ignore{pm: pm}
+	for _, p := range pm.Patterns() {
+		if p.Exclusion() {
+			ig.exceptions = append(ig.exceptions, strings.Split(p.String(), "/"))
+		}
+	}
+	return ig, nil
+}
 
 // Match reports whether rel (slash-separated, relative to the context root,
 // no leading "./") is excluded. parent is the MatchInfo returned for rel's
 // parent directory (the zero value for top-level entries). A nil *Ignore
 // excludes nothing.
 func (ig *Ignore) Match(rel string, parent MatchInfo) (excluded bool, info MatchInfo, err error) {
-	return false, MatchInfo{}, nil
+	if ig == nil {
+		return false, MatchInfo{}, nil
+	}
+	ex, mi, err := ig.pm.MatchesUsingParentResults(rel, parent.info)
+	return ex, MatchInfo{info: mi}, err
 }
 
 // MayIncludeBelow reports whether an excluded directory can still contain
 // included paths (because of "!" exceptions), i.e. whether a walk must
 // descend into it.
-func (ig *Ignore) MayIncludeBelow(rel string) bool { return false }
+func (ig *Ignore) MayIncludeBelow(rel string) bool {
+	if ig == nil {
+		return false
+	}
+	dir := strings.Split(rel, "/")
+	for _, ex := range ig.exceptions {
+		if couldMatchBelow(ex, dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// couldMatchBelow reports whether pattern components could match a path
+// strictly below dir.
+func couldMatchBelow(pattern, dir []string) bool {
+	for i, d := range dir {
+		if i >= len(pattern) {
+			return false
+		}
+		if strings.Contains(pattern[i], "**") {
+			return true
+		}
+		if ok, err := path.Match(pattern[i], d); err != nil || !ok {
+			return false
+		}
+	}
+	return len(pattern) > len(dir)
+}
