@@ -24,9 +24,11 @@ type Compression struct {
 }
 
 // DefaultGzipLevel is the gzip level used when Compression.Level is 0.
-// Measured with BenchmarkPutLayer512MiB (see layer_test.go): level 1 is
-// the fastest level that still finds matches, several times faster than
-// the zlib default and within a few per cent of its size on build output.
+// Measured with BenchmarkPutLayer512MiB and BenchmarkPutLayerGoroot on 2
+// cores (see layer_test.go): levels 1 and 2 both store the fat workload at
+// 500-850 MiB/s; on real files (the Go tree) level 1 needs 20% less CPU
+// than level 2 for output 3% larger, level 6 three times the CPU for 12%
+// smaller. Huffman-only (-2) is slower here than level 1 and larger.
 const DefaultGzipLevel = 1
 
 // gzipBlockSize is pgzip's unit of parallel work. It is fixed, not
