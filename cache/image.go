@@ -119,8 +119,19 @@ func (s *Store) imageByID(id v1.Hash) (ImageRecord, error) {
 	return ImageRecord{Manifest: d, ID: id}, nil
 }
 
+// maxManifestSize is the limit registries put on manifests. A larger blob
+// is a layer, and is not read whole just to find that out.
+const maxManifestSize = 4 << 20
+
 // manifestInfo reads a manifest blob: its media type and config digest.
 func (s *Store) manifestInfo(h v1.Hash) (*v1.Manifest, []byte, error) {
+	size, err := s.BlobSize(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size > maxManifestSize {
+		return nil, nil, fmt.Errorf("blob %s is too large for a manifest", h)
+	}
 	raw, err := s.readBlob(h)
 	if err != nil {
 		return nil, nil, err

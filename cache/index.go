@@ -268,11 +268,10 @@ func (s *Store) byManifest(h v1.Hash, repo string) (ImageRecord, error) {
 		return *named, nil
 	}
 	m, raw, err := s.manifestInfo(h)
-	if errors.Is(err, ErrNotFound) {
-		return ImageRecord{}, ErrNotFound
-	}
 	if err != nil {
-		return ImageRecord{}, err
+		// Absent, or some other blob (a layer, a config): no image has
+		// this manifest digest.
+		return ImageRecord{}, ErrNotFound
 	}
 	return ImageRecord{
 		Manifest: v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(raw))},

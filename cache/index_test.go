@@ -88,6 +88,9 @@ func TestLookup(t *testing.T) {
 	s.Tag(b.ID.Hex[:6], twins[0].Manifest)
 	alias := b.ID.Hex[:6] + ":latest"
 
+	aImg, _ := s.Image(a.Manifest.Digest)
+	aLayers, _ := aImg.Layers()
+	aLayer, _ := aLayers[0].Digest()
 	tests := []struct {
 		ref      string
 		want     ImageRecord
@@ -114,6 +117,7 @@ func TestLookup(t *testing.T) {
 		{ref: "app", wantErr: ErrNotFound},
 		{ref: "nothere:1", wantErr: ErrNotFound},
 		{ref: "sha256:" + strings.Repeat("0", 64), wantErr: ErrNotFound},
+		{ref: aLayer.String(), wantErr: ErrNotFound},
 		{ref: "Bad/Name", wantErr: errAny},
 		{ref: "app@sha256:123", wantErr: errAny},
 	}

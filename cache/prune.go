@@ -243,11 +243,15 @@ type refs struct {
 // taggedRefs collects every blob the tagged images reference, following
 // image indexes down to their manifests. A tagged image that cannot be
 // read stops prune: guessing could delete what it needs.
+//
+// Descriptors without a name count too: another tool may have added them
+// to index.json, and they are as visible to OCI readers as tags.
 func (s *Store) taggedRefs() (*refs, error) {
-	ds, err := s.tags()
+	idx, err := readIndex(s.path(indexFile))
 	if err != nil {
 		return nil, err
 	}
+	ds := idx.Manifests
 	r := &refs{blobs: map[v1.Hash]bool{}, diffIDs: map[v1.Hash]bool{}}
 	for _, d := range ds {
 		if r.blobs[d.Digest] {
@@ -255,10 +259,17 @@ func (s *Store) taggedRefs() (*refs, error) {
 		}
 		r.manifests++
 		if err := s.markManifest(d.Digest, r, 0); err != nil {
-			return nil, fmt.Errorf("tagged image %s is damaged (untag it to prune): %w", d.Annotations[annRefName], err)
+			return nil, fmt.Errorf("image %s in index.json is damaged (untag it to prune): %w", indexName(d), err)
 		}
 	}
 	return r, nil
+}
+
+func indexName(d v1.Descriptor) string {
+	if n := d.Annotations[annRefName]; n != "" {
+		return n
+	}
+	return d.Digest.String()
 }
 
 func (s *Store) markManifest(h v1.Hash, r *refs, depth int) error {

@@ -277,3 +277,20 @@ func TestPruneRefusesDamagedTag(t *testing.T) {
 		t.Error("Prune removed blobs of a damaged tagged image")
 	}
 }
+
+// TestPruneKeepsUnnamedIndexEntries: index.json entries without a name
+// (added by another OCI tool) are protected like tags.
+func TestPruneKeepsUnnamedIndexEntries(t *testing.T) {
+	s := openTest(t)
+	rec := putTestImage(t, s, map[string][]byte{"a": []byte("a")}, "a")
+	err := s.updateIndex(func(ds []v1.Descriptor) ([]v1.Descriptor, bool) { return append(ds, rec.Manifest), true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(context.Background(), PruneOptions{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Image(rec.Manifest.Digest); err != nil {
+		t.Errorf("Prune removed an image listed in index.json without a name: %v", err)
+	}
+}
