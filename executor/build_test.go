@@ -15,10 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -264,7 +266,7 @@ func unpack(t *testing.T, e *env, umoci string, res *executor.Result) string {
 		t.Fatal(err)
 	}
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	out, err := exec.Command(umoci, "unpack", "--image", layout+":case", bundle).CombinedOutput()
+	out, err := exec.Command(umoci, "unpack", "--image", layout+":case:latest", bundle).CombinedOutput()
 	if err != nil {
 		t.Fatalf("umoci unpack: %v\n%s", err, out)
 	}
@@ -316,6 +318,9 @@ func treeOf(t *testing.T, root string) map[string]string {
 				return err
 			}
 			desc += " " + sum
+			if data, err := os.ReadFile(p); err == nil && len(data) <= 200 && utf8.Valid(data) && !bytes.ContainsAny(data, "\x00\r") {
+				desc += " " + strconv.Quote(string(data))
+			}
 			if st.Nlink > 1 {
 				desc += fmt.Sprintf(" nlink=%d", st.Nlink)
 			}
