@@ -445,4 +445,3 @@ func writeTar(t *testing.T, path, dir string) {
 		t.Fatal(err)
 	}
 }
-
