@@ -3,8 +3,8 @@ package executor
 import (
 	"context"
 	"os"
-	"slices"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
