@@ -145,3 +145,16 @@ func assertSessionEmpty(t *testing.T, s *Store) {
 		}
 	}
 }
+
+func TestBlobMode(t *testing.T) {
+	s := openTest(t)
+	h, _, err := s.PutBlob(strings.NewReader("readable"), v1.Hash{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.blobPath(h)
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("blob mode = %v, %v; want 0644", fi.Mode(), err)
+	}
+}

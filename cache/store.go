@@ -122,7 +122,19 @@ func (s *Store) tempFile(pattern string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.CreateTemp(sess.Dir(), pattern)
+	f, err := os.CreateTemp(sess.Dir(), pattern)
+	if err != nil {
+		return nil, err
+	}
+	// CreateTemp makes 0600 files; the store's files are readable by all,
+	// like an OCI layout written by any other tool, so that skopeo or
+	// umoci run by another user can read a root-owned store.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
 }
 
 // writeSmall writes data to dst through the session: written, fsynced,
