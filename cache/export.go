@@ -274,6 +274,10 @@ func writeLayoutBlob(dir string, b blob) error {
 		return err
 	}
 	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
 	hw := newHashWriter(f)
 	if _, err := io.Copy(hw, rc); err != nil {
 		f.Close()
