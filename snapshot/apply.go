@@ -216,15 +216,29 @@ func (x *extractor) rootDir(hdr *tar.Header) error {
 	return x.dirAttrs(fd, x.base, hdr)
 }
 
-func (x *extractor) dir(parent int, name, rel string, hdr *tar.Header) error {
-	isDir, err := x.clear(parent, name, true)
-	if err != nil {
+// create runs mk, and if name exists, clears it and runs mk again.
+// Trying first saves a stat per entry in the common case, a fresh tree.
+func (x *extractor) create(parent int, name string, mk func() error) error {
+	err := mk()
+	if !errors.Is(err, unix.EEXIST) {
 		return err
 	}
-	if !isDir {
-		if err := unix.Mkdirat(parent, name, 0o700); err != nil {
-			return err
+	if _, err := x.clear(parent, name, false); err != nil {
+		return err
+	}
+	return mk()
+}
+
+func (x *extractor) dir(parent int, name, rel string, hdr *tar.Header) error {
+	err := unix.Mkdirat(parent, name, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		var isDir bool
+		if isDir, err = x.clear(parent, name, true); err == nil && !isDir {
+			err = unix.Mkdirat(parent, name, 0o700)
 		}
+	}
+	if err != nil {
+		return err
 	}
 	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -247,10 +261,11 @@ func (x *extractor) dirAttrs(fd int, rel string, hdr *tar.Header) error {
 }
 
 func (x *extractor) file(parent int, name string, hdr *tar.Header, r io.Reader) error {
-	if _, err := x.clear(parent, name, false); err != nil {
+	fd := -1
+	err := x.create(parent, name, func() (err error) {
+		fd, err = unix.Openat(parent, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		return err
-	}
-	fd, err := unix.Openat(parent, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	})
 	if err != nil {
 		return err
 	}
@@ -266,10 +281,7 @@ func (x *extractor) file(parent int, name string, hdr *tar.Header, r io.Reader) 
 }
 
 func (x *extractor) symlink(parent int, name string, hdr *tar.Header) error {
-	if _, err := x.clear(parent, name, false); err != nil {
-		return err
-	}
-	if err := unix.Symlinkat(hdr.Linkname, parent, name); err != nil {
+	if err := x.create(parent, name, func() error { return unix.Symlinkat(hdr.Linkname, parent, name) }); err != nil {
 		return err
 	}
 	return x.atAttrs(parent, name, hdr, true)
@@ -277,11 +289,8 @@ func (x *extractor) symlink(parent int, name string, hdr *tar.Header) error {
 
 func (x *extractor) node(parent int, name string, hdr *tar.Header) error {
 	typ := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
-	if _, err := x.clear(parent, name, false); err != nil {
-		return err
-	}
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	if err := unix.Mknodat(parent, name, typ|0o600, int(dev)); err != nil {
+	if err := x.create(parent, name, func() error { return unix.Mknodat(parent, name, typ|0o600, int(dev)) }); err != nil {
 		return err
 	}
 	return x.atAttrs(parent, name, hdr, false)
@@ -315,10 +324,7 @@ func (x *extractor) hardlink(parent int, name string, hdr *tar.Header) error {
 	if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev == tst.Dev && st.Ino == tst.Ino {
 		return nil // already that file
 	}
-	if _, err := x.clear(parent, name, false); err != nil {
-		return err
-	}
-	return unix.Linkat(tparent, tbase, parent, name, 0)
+	return x.create(parent, name, func() error { return unix.Linkat(tparent, tbase, parent, name, 0) })
 }
 
 // whiteout records in overlay form that target is deleted.
@@ -330,10 +336,7 @@ func (x *extractor) whiteout(dir, target string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	if _, err := x.clear(parent, target, false); err != nil {
-		return err
-	}
-	if err := makeWhiteout(parent, target); err != nil {
+	if err := x.create(parent, target, func() error { return makeWhiteout(parent, target) }); err != nil {
 		return fmt.Errorf("making whiteout: %w", err)
 	}
 	return setTimes(parent, target, hdr)
