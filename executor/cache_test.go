@@ -1,0 +1,291 @@
+package executor_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/internal/testutil"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// ran returns the names of the steps that ran (not cached) in a build.
+func ran(events []executor.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Kind == executor.StepDone && e.Step > 1 {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+func cached(events []executor.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Kind == executor.StepCached {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// buildRan builds and returns the image ID and the steps that ran.
+func (e *env) buildRan(t *testing.T, ctxDir, df string, o *buildOpts) (string, []string) {
+	t.Helper()
+	var events []executor.Event
+	if o == nil {
+		o = &buildOpts{}
+	}
+	o.events = &events
+	res, err := e.build(t, ctxDir, df, o)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return res.Image.ID.String(), ran(events)
+}
+
+const threeCopies = `FROM busybox:test
+COPY a.txt /a/
+RUN cat /a/a.txt > /a/copy
+COPY b.txt /b/
+RUN cat /b/b.txt > /b/copy
+COPY c/ /c/
+RUN ls /c > /c/list
+LABEL stage=test
+`
+
+func TestCacheInvalidation(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"a.txt": "a", "b.txt": "b", "c/x": "x", "c/y": "y", "ignored.log": "1", ".dockerignore": "*.log\n"})
+
+	id1, steps := e.buildRan(t, ctxDir, threeCopies, nil)
+	if len(steps) != 6 {
+		t.Fatalf("first build ran %v, want all 6 steps", steps)
+	}
+	check := func(name string, df string, o *buildOpts, wantRan []string, wantSameID bool) {
+		t.Helper()
+		id, steps := e.buildRan(t, ctxDir, df, o)
+		if !slices.Equal(steps, wantRan) {
+			t.Errorf("%s: ran %q, want %q", name, steps, wantRan)
+		}
+		if wantSameID && id != id1 {
+			t.Errorf("%s: image ID changed: %s, want %s", name, id, id1)
+		}
+	}
+
+	check("no-op rebuild", threeCopies, nil, nil, true)
+
+	// mtime only: the content hash decides, not the time.
+	future := time.Now().Add(time.Hour)
+	os.Chtimes(filepath.Join(ctxDir, "b.txt"), future, future)
+	check("touch b.txt", threeCopies, nil, nil, true)
+
+	writeFiles(t, ctxDir, map[string]string{"ignored.log": "changed"})
+	check("edit an ignored file", threeCopies, nil, nil, true)
+
+	check("edit a LABEL", strings.Replace(threeCopies, "stage=test", "stage=other", 1), nil, nil, false)
+
+	writeFiles(t, ctxDir, map[string]string{"b.txt": "B"})
+	check("edit b.txt", threeCopies, nil, []string{"COPY b.txt /b/", "RUN cat /b/b.txt > /b/copy", "COPY c/ /c/", "RUN ls /c > /c/list"}, false)
+
+	os.Chmod(filepath.Join(ctxDir, "c/y"), 0o600)
+	check("chmod c/y", threeCopies, nil, []string{"COPY c/ /c/", "RUN ls /c > /c/list"}, false)
+}
+
+func TestCacheBuildArgs(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	df := `FROM busybox:test
+RUN echo one > /one
+ARG USED=1
+RUN echo "$USED" > /used
+ARG LATER
+RUN echo two > /two
+`
+	args := func(kv ...string) *buildOpts {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return &buildOpts{args: m}
+	}
+	if _, steps := e.buildRan(t, ctxDir, df, args("USED", "a")); len(steps) != 3 {
+		t.Fatalf("first build ran %v", steps)
+	}
+	cases := []struct {
+		name string
+		o    *buildOpts
+		want []string
+	}{
+		{"same args", args("USED", "a"), nil},
+		{"an arg no ARG declares", args("USED", "a", "NOT_DECLARED", "x"), nil},
+		{"the arg a step uses", args("USED", "b"), []string{`RUN echo "$USED" > /used`, "RUN echo two > /two"}},
+		{"an arg declared after the first steps", args("USED", "b", "LATER", "z"), []string{"RUN echo two > /two"}},
+		{"a proxy variable", args("USED", "b", "LATER", "z", "HTTP_PROXY", "http://proxy:3128"), nil},
+	}
+	for _, c := range cases {
+		if _, steps := e.buildRan(t, ctxDir, df, c.o); !slices.Equal(steps, c.want) {
+			t.Errorf("%s: ran %q, want %q", c.name, steps, c.want)
+		}
+	}
+}
+
+func TestCacheNoCache(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	df := "FROM busybox:test\nRUN echo hi > /hi\n"
+	e.buildRan(t, ctxDir, df, nil)
+	if _, steps := e.buildRan(t, ctxDir, df, &buildOpts{noCache: true}); len(steps) != 1 {
+		t.Errorf("--no-cache ran %v, want the RUN step", steps)
+	}
+}
+
+// TestReproducible builds twice without the cache and with
+// SOURCE_DATE_EPOCH, and expects the same image digest.
+func TestReproducible(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"app/main.sh": "echo hi\n", "app/lib/x": "x"})
+	df := `FROM busybox:test
+COPY app /app
+RUN echo built > /app/out && mkdir -p /var/cache/x && touch /var/cache/x/stamp
+WORKDIR /srv
+ENV A=b
+`
+	epoch := time.Unix(1700000000, 0)
+	var digests []string
+	for i := 0; i < 2; i++ {
+		res, err := e.build(t, ctxDir, df, &buildOpts{noCache: true, epoch: &epoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.Image.Manifest.Digest.String())
+		if !res.Config.Created.Time.Equal(epoch) {
+			t.Errorf("created = %v, want %v", res.Config.Created.Time, epoch)
+		}
+		time.Sleep(1100 * time.Millisecond) // a later second must not show
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("digests differ: %s vs %s", digests[0], digests[1])
+	}
+}
+
+// TestConcurrentBuilds runs two builds of different Dockerfiles that share
+// a base on one store at the same time, each with its own Store values as
+// two processes would have, and then once more to see each other's steps.
+func TestConcurrentBuilds(t *testing.T) {
+	e := newEnv(t)
+	dfs := []string{
+		"FROM busybox:test\nRUN echo shared > /shared\nRUN sleep 1; echo one > /one\n",
+		"FROM busybox:test\nRUN echo shared > /shared\nRUN sleep 1; echo two > /two\n",
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(dfs))
+	for i, df := range dfs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e2 := e.reopen(t)
+			_, errs[i] = e2.build(t, t.TempDir(), df, nil)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+	}
+	for _, df := range dfs {
+		if _, steps := e.buildRan(t, t.TempDir(), df, nil); len(steps) != 0 {
+			t.Errorf("rebuild after concurrent builds ran %v", steps)
+		}
+	}
+}
+
+func (e *env) reopen(t *testing.T) *env {
+	t.Helper()
+	e2 := *e
+	var err error
+	if e2.store, err = cache.Open(e.root); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := snapshot.Open(e.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.snaps = snaps
+	return &e2
+}
+
+// TestPruneKeepsTagged prunes with a budget of zero and with --all, and
+// checks the tagged image is still complete: it exports and skopeo
+// reads it, and building on it reuses nothing stale.
+func TestPruneKeepsTagged(t *testing.T) {
+	skopeo := testutil.RequireTool(t, "skopeo")
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	res, err := e.build(t, ctxDir, "FROM busybox:test\nRUN head -c 100000 /dev/urandom > /blob\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Tag("kept:1", res.Image.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	// An untagged build whose layers only the cache keeps.
+	if _, err := e.build(t, ctxDir, "FROM busybox:test\nRUN head -c 100000 /dev/urandom > /other\n", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []cache.PruneOptions{{KeepStorage: 1}, {All: true}} {
+		rep, err := executor.Prune(context.Background(), e.store, e.snaps, opts)
+		if err != nil {
+			t.Fatalf("prune %+v: %v", opts, err)
+		}
+		t.Logf("prune %+v: %+v", opts, rep)
+		img, err := e.store.Image(res.Image.Manifest.Digest)
+		if err != nil {
+			t.Fatalf("tagged image gone after prune %+v: %v", opts, err)
+		}
+		out := filepath.Join(t.TempDir(), "img.tar")
+		f, _ := os.Create(out)
+		if err := cache.Export(f, img, "kept:1", cache.FormatOCI); err != nil {
+			t.Fatalf("export after prune: %v", err)
+		}
+		f.Close()
+		if b, err := exec.Command(skopeo, "inspect", "oci-archive:"+out).CombinedOutput(); err != nil {
+			t.Fatalf("skopeo inspect after prune: %v\n%s", err, b)
+		}
+	}
+	// The tagged image still works as a base: its snapshots are rebuilt
+	// from blobs where prune removed them.
+	rec, err := e.store.Lookup("kept:1")
+	if err != nil || !reflect.DeepEqual(rec.Manifest.Digest, res.Image.Manifest.Digest) {
+		t.Fatalf("lookup kept:1: %v", err)
+	}
+	if _, err := e.build(t, ctxDir, "FROM kept:1\nRUN test -s /blob && echo ok > /ok\n", nil); err != nil {
+		t.Fatalf("build on the pruned base: %v", err)
+	}
+}
