@@ -1,12 +1,23 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/builderdev/builder/cache"
 )
@@ -39,15 +50,247 @@ type Options struct {
 }
 
 // Client talks to registries on behalf of one store.
-type Client struct{}
+type Client struct {
+	store *cache.Store
+	opts  Options
+}
 
 // New returns a client that pulls into store.
-func New(store *cache.Store, opts Options) *Client { return &Client{} }
+func New(store *cache.Store, opts Options) *Client {
+	if opts.Keychain == nil {
+		opts.Keychain = authn.DefaultKeychain
+	}
+	if opts.Transport == nil {
+		opts.Transport = http.DefaultTransport
+	}
+	if opts.Platform == nil {
+		opts.Platform = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	}
+	return &Client{store: store, opts: opts}
+}
+
+// pullLayers bounds parallel blob downloads, as docker's default of 3
+// concurrent downloads does.
+const pullLayers = 4
+
+// ParseReference parses an image reference with Docker Hub defaults and
+// plain HTTP for loopback and the given insecure registries.
+func ParseReference(ref string, insecure []string) (name.Reference, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	host := r.Context().RegistryStr()
+	if isLoopback(host) || contains(insecure, host) {
+		return name.ParseReference(ref, name.Insecure)
+	}
+	return r, nil
+}
+
+func isLoopback(host string) bool {
+	h := host
+	if sh, _, err := net.SplitHostPort(host); err == nil {
+		h = sh
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
 
 // Pull fetches ref into the store: the manifest for the chosen platform,
 // its config, and the layers the store lacks, in parallel, each verified
 // by digest. Only then is the image tagged under ref's familiar name. It
 // returns the stored image.
 func (c *Client) Pull(ctx context.Context, ref string) (cache.ImageRecord, error) {
-	return cache.ImageRecord{}, errors.New("registry: not implemented")
+	return c.PullWithProgress(ctx, ref, c.opts.Progress)
+}
+
+// PullWithProgress is Pull reporting to progress instead of
+// Options.Progress.
+func (c *Client) PullWithProgress(ctx context.Context, ref string, progress func(Progress)) (cache.ImageRecord, error) {
+	rec, err := c.pull(ctx, ref, progress)
+	if err != nil {
+		return cache.ImageRecord{}, fmt.Errorf("pulling %s: %w", ref, explain(err))
+	}
+	return rec, nil
+}
+
+func (c *Client) pull(ctx context.Context, ref string, progress func(Progress)) (cache.ImageRecord, error) {
+	r, err := ParseReference(ref, c.opts.Insecure)
+	if err != nil {
+		return cache.ImageRecord{}, err
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(c.opts.Keychain),
+		remote.WithTransport(c.opts.Transport),
+		remote.WithPlatform(*c.opts.Platform),
+	}
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return cache.ImageRecord{}, err
+	}
+	if desc.MediaType.IsIndex() {
+		if err := c.checkPlatform(desc); err != nil {
+			return cache.ImageRecord{}, err
+		}
+	}
+	img, err := desc.Image() // picks the platform's manifest in an index
+	if err != nil {
+		return cache.ImageRecord{}, err
+	}
+	if err := c.fetchBlobs(ctx, ref, img, progress); err != nil {
+		return cache.ImageRecord{}, err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return cache.ImageRecord{}, err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return cache.ImageRecord{}, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return cache.ImageRecord{}, err
+	}
+	if _, _, err := c.store.PutBlob(bytes.NewReader(raw), digest); err != nil {
+		return cache.ImageRecord{}, fmt.Errorf("storing manifest: %w", err)
+	}
+	md := v1.Descriptor{MediaType: mt, Digest: digest, Size: int64(len(raw))}
+	if _, isDigest := r.(name.Digest); !isDigest {
+		if err := c.store.Tag(ref, md); err != nil {
+			return cache.ImageRecord{}, fmt.Errorf("tagging: %w", err)
+		}
+	}
+	return c.store.Lookup(digest.String())
+}
+
+// checkPlatform gives a clear error when an index has no manifest for the
+// wanted platform, listing what it has.
+func (c *Client) checkPlatform(desc *remote.Descriptor) error {
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	var have []string
+	for _, d := range m.Manifests {
+		if d.Platform == nil {
+			continue
+		}
+		if d.Platform.Satisfies(*c.opts.Platform) {
+			return nil
+		}
+		have = append(have, d.Platform.String())
+	}
+	return fmt.Errorf("no image for platform %s in the index (it has: %s)", c.opts.Platform, strings.Join(have, ", "))
+}
+
+// fetchBlobs stores the config and every layer the store lacks, verified
+// against its digest, several at a time.
+func (c *Client) fetchBlobs(ctx context.Context, ref string, img v1.Image, progress func(Progress)) error {
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	if !c.store.HasBlob(cfgName) {
+		raw, err := img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		if _, _, err := c.store.PutBlob(bytes.NewReader(raw), cfgName); err != nil {
+			return fmt.Errorf("storing config: %w", err)
+		}
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pullLayers)
+	for _, l := range layers {
+		g.Go(func() error { return c.fetchLayer(gctx, ref, l, progress) })
+	}
+	return g.Wait()
+}
+
+func (c *Client) fetchLayer(ctx context.Context, ref string, l v1.Layer, progress func(Progress)) error {
+	digest, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	size, _ := l.Size()
+	report := func(p Progress) {
+		if progress != nil {
+			p.Ref, p.Digest, p.Total = ref, digest, size
+			progress(p)
+		}
+	}
+	if c.store.HasBlob(digest) {
+		report(Progress{Complete: size, Done: true, Cached: true})
+		return nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", digest, err)
+	}
+	defer rc.Close()
+	cr := &countingReader{r: rc, ctx: ctx, report: func(n int64) { report(Progress{Complete: n}) }}
+	if _, _, err := c.store.PutBlob(cr, digest); err != nil {
+		return fmt.Errorf("layer %s: %w", digest, err)
+	}
+	report(Progress{Complete: size, Done: true})
+	return nil
+}
+
+// countingReader reports bytes read and stops when ctx is cancelled.
+type countingReader struct {
+	r      io.Reader
+	ctx    context.Context
+	n      atomic.Int64
+	report func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.report(c.n.Add(int64(n)))
+	return n, err
+}
+
+// explain rewrites registry errors users meet often into what to do.
+func explain(err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%w (the registry refused the credentials; log in with `docker login` or set DOCKER_CONFIG)", err)
+		case http.StatusNotFound:
+			return fmt.Errorf("image not found in the registry: %w", err)
+		}
+		for _, d := range te.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return fmt.Errorf("image not found in the registry: %w", err)
+			}
+		}
+	}
+	return err
 }
