@@ -34,6 +34,16 @@ type resolver struct {
 }
 
 func (r *resolver) Resolve(ctx context.Context, ref string, platform v1.Platform) (cache.ImageRecord, error) {
+	return r.ResolveWithProgress(ctx, ref, platform, nil)
+}
+
+// ProgressResolver is a Resolver that can report the bytes it downloads;
+// FROM shows them as the step's progress.
+type ProgressResolver interface {
+	ResolveWithProgress(ctx context.Context, ref string, platform v1.Platform, progress func(label string, current, total int64)) (cache.ImageRecord, error)
+}
+
+func (r *resolver) ResolveWithProgress(ctx context.Context, ref string, platform v1.Platform, progress func(label string, current, total int64)) (cache.ImageRecord, error) {
 	if r.policy != PullAlways {
 		rec, err := r.store.Lookup(ref)
 		if err == nil {
@@ -46,7 +56,15 @@ func (r *resolver) Resolve(ctx context.Context, ref string, platform v1.Platform
 	if r.policy == PullNever || r.client == nil {
 		return cache.ImageRecord{}, fmt.Errorf("image %s not found in the local store", ref)
 	}
-	return r.client.Pull(ctx, ref)
+	var report func(registry.Progress)
+	if progress != nil {
+		report = func(p registry.Progress) {
+			if !p.Cached {
+				progress(p.Digest.String(), p.Complete, p.Total)
+			}
+		}
+	}
+	return r.client.PullPlatform(ctx, ref, platform, report)
 }
 
 // PruneReport says what Prune removed.

@@ -177,7 +177,7 @@ func (b *build) copyFrom(ctx context.Context, f *parser.CopyFrom) (*imageState, 
 	if f.Stage >= 0 {
 		return b.waitStage(ctx, f.Stage)
 	}
-	return b.fromImage(ctx, f.Image, b.opts.Platform)
+	return b.fromImage(ctx, f.Image, b.opts.Platform, nil)
 }
 
 // copyInto copies the sources into the mounted rootfs at root.

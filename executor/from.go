@@ -39,11 +39,10 @@ func (b *build) from(ctx context.Context, sc *stepCtx, s *parser.Stage) (*imageS
 		return st, nil
 	}
 	sc.report(Event{Kind: StepStarted})
-	st, err := b.fromImage(ctx, s.Base.Image, platform)
-	if err != nil {
-		return nil, err
+	progress := func(label string, current, total int64) {
+		sc.report(Event{Kind: StepProgress, Label: label, Current: current, Total: total})
 	}
-	return st, nil
+	return b.fromImage(ctx, s.Base.Image, platform, progress)
 }
 
 // emptyConfig is the config of FROM scratch: like BuildKit's, it carries
@@ -58,11 +57,17 @@ func emptyConfig(p v1.Platform) v1.ConfigFile {
 }
 
 // fromImage resolves ref to an image whose blobs are in the store.
-func (b *build) fromImage(ctx context.Context, ref string, platform v1.Platform) (*imageState, error) {
+func (b *build) fromImage(ctx context.Context, ref string, platform v1.Platform, progress func(string, int64, int64)) (*imageState, error) {
 	if b.opts.Resolver == nil {
 		return nil, fmt.Errorf("no resolver for image %s", ref)
 	}
-	rec, err := b.opts.Resolver.Resolve(ctx, ref, platform)
+	var rec cache.ImageRecord
+	var err error
+	if pr, ok := b.opts.Resolver.(ProgressResolver); ok && progress != nil {
+		rec, err = pr.ResolveWithProgress(ctx, ref, platform, progress)
+	} else {
+		rec, err = b.opts.Resolver.Resolve(ctx, ref, platform)
+	}
 	if err != nil {
 		return nil, err
 	}

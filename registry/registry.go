@@ -120,14 +120,19 @@ func (c *Client) Pull(ctx context.Context, ref string) (cache.ImageRecord, error
 // PullWithProgress is Pull reporting to progress instead of
 // Options.Progress.
 func (c *Client) PullWithProgress(ctx context.Context, ref string, progress func(Progress)) (cache.ImageRecord, error) {
-	rec, err := c.pull(ctx, ref, progress)
+	return c.PullPlatform(ctx, ref, *c.opts.Platform, progress)
+}
+
+// PullPlatform is PullWithProgress for a given platform (FROM --platform).
+func (c *Client) PullPlatform(ctx context.Context, ref string, platform v1.Platform, progress func(Progress)) (cache.ImageRecord, error) {
+	rec, err := c.pull(ctx, ref, platform, progress)
 	if err != nil {
 		return cache.ImageRecord{}, fmt.Errorf("pulling %s: %w", ref, explain(err))
 	}
 	return rec, nil
 }
 
-func (c *Client) pull(ctx context.Context, ref string, progress func(Progress)) (cache.ImageRecord, error) {
+func (c *Client) pull(ctx context.Context, ref string, platform v1.Platform, progress func(Progress)) (cache.ImageRecord, error) {
 	r, err := ParseReference(ref, c.opts.Insecure)
 	if err != nil {
 		return cache.ImageRecord{}, err
@@ -136,14 +141,14 @@ func (c *Client) pull(ctx context.Context, ref string, progress func(Progress)) 
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(c.opts.Keychain),
 		remote.WithTransport(c.opts.Transport),
-		remote.WithPlatform(*c.opts.Platform),
+		remote.WithPlatform(platform),
 	}
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
 		return cache.ImageRecord{}, err
 	}
 	if desc.MediaType.IsIndex() {
-		if err := c.checkPlatform(desc); err != nil {
+		if err := checkPlatform(desc, platform); err != nil {
 			return cache.ImageRecord{}, err
 		}
 	}
@@ -180,7 +185,7 @@ func (c *Client) pull(ctx context.Context, ref string, progress func(Progress)) 
 
 // checkPlatform gives a clear error when an index has no manifest for the
 // wanted platform, listing what it has.
-func (c *Client) checkPlatform(desc *remote.Descriptor) error {
+func checkPlatform(desc *remote.Descriptor, platform v1.Platform) error {
 	idx, err := desc.ImageIndex()
 	if err != nil {
 		return err
@@ -194,12 +199,12 @@ func (c *Client) checkPlatform(desc *remote.Descriptor) error {
 		if d.Platform == nil {
 			continue
 		}
-		if d.Platform.Satisfies(*c.opts.Platform) {
+		if d.Platform.Satisfies(platform) {
 			return nil
 		}
 		have = append(have, d.Platform.String())
 	}
-	return fmt.Errorf("no image for platform %s in the index (it has: %s)", c.opts.Platform, strings.Join(have, ", "))
+	return fmt.Errorf("no image for platform %s in the index (it has: %s)", platform.String(), strings.Join(have, ", "))
 }
 
 // fetchBlobs stores the config and every layer the store lacks, verified
