@@ -77,13 +77,12 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	defer snaps.Close()
 
 	r := newRenderer(cfg.progress, a.stderr, a.env, len(plan.Stages) > 1)
-	tracker := newPullTracker(r)
 	platform := cfg.exec.Platform
-	client := registry.New(store, registry.Options{Platform: &platform, Progress: tracker.progress})
+	client := registry.New(store, registry.Options{Platform: &platform})
 	opts := cfg.exec
 	opts.Store, opts.Snapshots = store, snaps
 	opts.Resolver = executor.NewResolver(store, client, cfg.pull)
-	opts.Reporter = tracker
+	opts.Reporter = r
 	opts.ContextDir = cfg.contextDir
 	opts.Ignore = ignore
 	res, err := executor.Build(ctx, plan, opts)

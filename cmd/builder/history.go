@@ -33,7 +33,7 @@ is an image of its own; the others show <missing>.`,
 			defer store.Close()
 			rec, err := store.Lookup(args[0])
 			if err != nil {
-				return fmt.Errorf("image %s: %w", args[0], err)
+				return err // it names the image
 			}
 			info, err := loadImage(store, rec)
 			if err != nil {

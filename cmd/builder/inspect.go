@@ -85,7 +85,7 @@ func inspectOne(store *cache.Store, all []cache.ImageRecord, ref string) (inspec
 	var ii inspectImage
 	rec, err := store.Lookup(ref)
 	if err != nil {
-		return ii, fmt.Errorf("image %s: %w", ref, err)
+		return ii, err // it names the image
 	}
 	info, err := loadImage(store, rec)
 	if err != nil {

@@ -99,7 +99,7 @@ func (r *plainRenderer) progress(e executor.Event, st *plainStep) {
 		return
 	}
 	st.progress[e.Label] = labelProgress{at: e.Time, done: done}
-	text := e.Label + " " + humanSize(e.Current)
+	text := shortDigest(e.Label) + " " + humanSize(e.Current)
 	if e.Total > 0 {
 		text += " / " + humanSize(e.Total)
 	}

@@ -39,20 +39,18 @@ goes to stdout.`,
 			}
 			defer store.Close()
 			r := newRenderer(mode, a.stderr, env, false)
-			tracker := newPullTracker(r)
-			opts.Progress = tracker.progress
 			ref := args[0]
 			start := time.Now()
-			tracker.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "FROM " + ref, Time: start})
-			rec, err := registry.New(store, opts).Pull(ctx, ref)
+			r.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "pull " + ref, Time: start})
+			rec, err := registry.New(store, opts).PullWithProgress(ctx, ref, pullProgress(r, 1))
 			if err != nil {
-				tracker.Report(executor.Event{Kind: executor.StepFailed, ID: 1, Err: err, Time: time.Now()})
+				r.Report(executor.Event{Kind: executor.StepFailed, ID: 1, Err: err, Time: time.Now()})
 			} else {
-				tracker.Report(executor.Event{Kind: executor.StepDone, ID: 1, Duration: time.Since(start), Time: time.Now()})
+				r.Report(executor.Event{Kind: executor.StepDone, ID: 1, Duration: time.Since(start), Time: time.Now()})
 			}
 			r.Close()
 			if err != nil {
-				return fmt.Errorf("pulling %s: %w", ref, err)
+				return err // it names the image already
 			}
 			fmt.Fprintln(a.stdout, rec.ID)
 			return nil

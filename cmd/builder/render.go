@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/builderdev/builder/executor"
@@ -36,49 +35,24 @@ type quietRenderer struct{}
 func (quietRenderer) Report(executor.Event) {}
 func (quietRenderer) Close()                {}
 
-// pullTracker ties registry download progress to the FROM step that
-// asked for it, so that the bytes show under that step's number. The
-// resolver passes FROM's reference unchanged to the registry, so the
-// step named "FROM ref" is the one pulling ref.
-type pullTracker struct {
-	r   executor.Reporter
-	mu  sync.Mutex
-	ids map[string]int // image reference → step ID
-}
-
-func newPullTracker(r executor.Reporter) *pullTracker {
-	return &pullTracker{r: r, ids: map[string]int{}}
-}
-
-func (p *pullTracker) Report(e executor.Event) {
-	if e.Kind == executor.StepStarted {
-		if ref, ok := strings.CutPrefix(e.Name, "FROM "); ok {
-			p.mu.Lock()
-			p.ids[ref] = e.ID
-			p.mu.Unlock()
+// pullProgress turns a registry's download progress into progress events
+// of step id, for `builder pull`; in builds the executor does this.
+func pullProgress(r executor.Reporter, id int) func(registry.Progress) {
+	return func(p registry.Progress) {
+		if p.Cached {
+			return
 		}
+		cur := p.Complete
+		if p.Done && p.Total > 0 {
+			cur = p.Total
+		}
+		r.Report(executor.Event{Kind: executor.StepProgress, ID: id, Label: p.Digest.String(),
+			Current: cur, Total: p.Total, Time: time.Now()})
 	}
-	p.r.Report(e)
-}
-
-// progress is a registry.Options.Progress function.
-func (p *pullTracker) progress(pr registry.Progress) {
-	if pr.Cached {
-		return
-	}
-	p.mu.Lock()
-	id := p.ids[pr.Ref]
-	p.mu.Unlock()
-	cur := pr.Complete
-	if pr.Done && pr.Total > 0 {
-		cur = pr.Total
-	}
-	p.r.Report(executor.Event{Kind: executor.StepProgress, ID: id, Label: shortDigest(pr.Digest.String()),
-		Current: cur, Total: pr.Total, Time: time.Now()})
 }
 
 // shortDigest is "sha256:" and the first 12 hex digits, as docker shows
-// layers.
+// layers; other labels stay as they are.
 func shortDigest(d string) string {
 	algo, hex, ok := strings.Cut(d, ":")
 	if !ok || len(hex) <= 12 {

@@ -69,7 +69,7 @@ func multiStageEvents() []executor.Event {
 	}
 	pull := func(cur int64, ms int) executor.Event {
 		e := ev(executor.StepProgress, 1, "build", 1, 3, "FROM alpine", ms)
-		e.Label, e.Current, e.Total = "sha256:0123456789ab", cur, 3_000_000
+		e.Label, e.Current, e.Total = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", cur, 3_000_000
 		return e
 	}
 	done := func(e executor.Event, d time.Duration) executor.Event {

@@ -62,7 +62,7 @@ func removeNames(store *cache.Store, arg string) ([]string, error) {
 	}
 	rec, err := store.Lookup(arg)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", arg, err)
+		return nil, err // it names the image
 	}
 	all, err := store.Images()
 	if err != nil {

@@ -40,7 +40,7 @@ builder save --format oci app:1.0 -o app.oci.tar`,
 			defer store.Close()
 			rec, err := store.Lookup(args[0])
 			if err != nil {
-				return fmt.Errorf("image %s: %w", args[0], err)
+				return err // it names the image
 			}
 			return exportImage(a, store, rec, string(o.format), o.output, rec.Name)
 		}

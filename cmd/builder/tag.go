@@ -33,7 +33,7 @@ ID prefix), replacing any image that had that name before.`,
 			defer store.Close()
 			rec, err := store.Lookup(args[0])
 			if err != nil {
-				return fmt.Errorf("image %s: %w", args[0], err)
+				return err // it names the image
 			}
 			if err := store.Tag(target, rec.Manifest); err != nil {
 				return fmt.Errorf("tagging %s: %w", target, err)

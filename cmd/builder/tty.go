@@ -104,7 +104,7 @@ func newBar(e executor.Event) *progressbar.ProgressBar {
 	}
 	return progressbar.NewOptions64(limit,
 		progressbar.OptionSetWriter(io.Discard),
-		progressbar.OptionSetDescription(fmt.Sprintf("#%d %s", e.ID, e.Label)),
+		progressbar.OptionSetDescription(fmt.Sprintf("#%d %s", e.ID, shortDigest(e.Label))),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionSetWidth(25),
 		progressbar.OptionThrottle(0),
