@@ -79,7 +79,7 @@ func multiStageEvents() []executor.Event {
 	return []executor.Event{
 		ev(executor.StepStarted, 1, "build", 1, 3, "FROM alpine", 0),
 		ev(executor.StepStarted, 2, "1", 1, 2, "FROM scratch", 1),
-		pull(1_000_000, 100),
+		pull(1000, 100), // under 1%: the bar must still show
 		done(ev(0, 2, "1", 1, 2, "FROM scratch", 2), 0),
 		pull(2_000_000, 600),
 		pull(3_000_000, 900),

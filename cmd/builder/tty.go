@@ -94,6 +94,9 @@ func (r *ttyRenderer) updateBar(e executor.Event) bool {
 		b.bar.ChangeMax64(e.Total)
 	}
 	b.bar.Set64(e.Current)
+	// Set64 renders only when the whole percentage changes; the bar's
+	// text must be current (and not empty) whenever we draw it.
+	b.bar.RenderBlank()
 	return created
 }
 
