@@ -1,0 +1,81 @@
+# builder: a daemonless OCI image builder. `make help` lists the targets.
+#
+# Tests and the demo run as root on Debian 12 (namespaces, overlay mounts);
+# `make deps` installs the Debian packages they use.
+
+GO        ?= go
+BIN       := bin/builder
+PKG       := ./cmd/builder
+# The demo's store: inside the work tree, so the demo never touches
+# /var/lib/builder. `make clean` removes it.
+DEMO_ROOT ?= $(CURDIR)/.demo-store
+# Longer fuzzing with `make fuzz`; `make test` fuzzes each target briefly.
+FUZZTIME  ?= 1m
+TEST_FUZZTIME ?= 10s
+
+MODULE      := github.com/builderdev/builder
+# Packages whose tests run without the race detector: the executor's tests
+# re-execute the test binary into namespaces hundreds of times, where the
+# race runtime costs far more than it finds. Every other package, new ones
+# included, runs with -race.
+NORACE_PKGS := $(MODULE)/executor
+
+DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap xz-utils bzip2
+
+.DEFAULT_GOAL := help
+.PHONY: help build deps lint test test-race test-norace test-fuzz fuzz bench demo clean
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/builder, a static binary
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN) $(PKG)
+
+# Installs only what is missing, so on a prepared machine it runs no apt.
+deps: ## install the Debian packages and Go modules tests and the demo need
+	@missing=""; \
+	for p in $(DEBIAN_PKGS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update && apt-get install -y --no-install-recommends $$missing; \
+	fi
+	$(GO) mod download
+
+lint: ## gofmt (fails on any unformatted file) and go vet
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# The race detector needs cgo; everything else stays static.
+test: deps lint test-race test-norace test-fuzz ## deps, lint, every test (as root), and a short run of each fuzz target
+
+test-race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m \
+		$$($(GO) list ./... | grep -vxF $(foreach p,$(NORACE_PKGS),-e $(p)))
+
+test-norace:
+	$(GO) test -count=1 -timeout 60m $(NORACE_PKGS)
+
+test-fuzz:
+	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
+
+fuzz: ## run each fuzz target for FUZZTIME (default 1m)
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+bench: ## run every benchmark
+	$(GO) test -run='^$$' -bench=. ./...
+
+demo: build ## build a busybox base and the example app offline into .demo-store
+	hack/busybox-rootfs.sh examples/base/rootfs.tar
+	BUILDER_ROOT=$(DEMO_ROOT) $(BIN) build --progress=plain -t busybox:demo examples/base
+	BUILDER_ROOT=$(DEMO_ROOT) $(BIN) build --progress=plain -t demo-app:latest examples/app
+	@echo; echo '$$ builder history demo-app:latest'
+	@BUILDER_ROOT=$(DEMO_ROOT) $(BIN) history demo-app:latest
+	@echo; echo '$$ builder images'
+	@BUILDER_ROOT=$(DEMO_ROOT) $(BIN) images
+
+clean: ## remove bin/, the demo store and generated files
+	rm -rf bin examples/base/rootfs.tar $(DEMO_ROOT)
