@@ -14,13 +14,15 @@ FUZZTIME  ?= 1m
 TEST_FUZZTIME ?= 10s
 
 MODULE      := github.com/builderdev/builder
-# Packages whose tests run without the race detector: the executor's tests
-# re-execute the test binary into namespaces hundreds of times, where the
-# race runtime costs far more than it finds. Every other package, new ones
-# included, runs with -race.
-NORACE_PKGS := $(MODULE)/executor
+# Every package's tests run under the race detector: measured on the
+# 2-core CI machines, `go test -race ./...` takes about 55 s against 20 s
+# without it. Packages listed here (full import paths) run without -race
+# instead, should one become too slow for it.
+NORACE_PKGS :=
 
-DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap xz-utils bzip2
+# gcc and libc6-dev because the race detector needs cgo.
+DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap \
+	xz-utils bzip2 gcc libc6-dev
 
 .DEFAULT_GOAL := help
 .PHONY: help build deps lint test test-race test-norace test-fuzz fuzz bench demo clean
@@ -31,33 +33,24 @@ help: ## show this help
 build: ## build bin/builder, a static binary
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN) $(PKG)
 
-# Installs only what is missing, so on a prepared machine it runs no apt.
 deps: ## install the Debian packages and Go modules tests and the demo need
-	@missing=""; \
-	for p in $(DEBIAN_PKGS); do \
-		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update && apt-get install -y --no-install-recommends $$missing; \
-	fi
+	hack/deps.sh $(DEBIAN_PKGS)
 	$(GO) mod download
 
 lint: ## gofmt (fails on any unformatted file) and go vet
-	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -exec gofmt -l {} +); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# The race detector needs cgo; everything else stays static.
 test: deps lint test-race test-norace test-fuzz ## deps, lint, every test (as root), and a short run of each fuzz target
 
+# The race detector needs cgo; the binary `build` makes stays static.
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m \
-		$$($(GO) list ./... | grep -vxF $(foreach p,$(NORACE_PKGS),-e $(p)))
+		$$($(GO) list ./... | grep -vxF -e '' $(foreach p,$(NORACE_PKGS),-e $(p)))
 
 test-norace:
-	$(GO) test -count=1 -timeout 60m $(NORACE_PKGS)
+	$(if $(NORACE_PKGS),$(GO) test -count=1 -timeout 60m $(NORACE_PKGS),@true)
 
 test-fuzz:
 	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
@@ -69,6 +62,7 @@ bench: ## run every benchmark
 	$(GO) test -run='^$$' -bench=. ./...
 
 demo: build ## build a busybox base and the example app offline into .demo-store
+	hack/deps.sh busybox-static
 	hack/busybox-rootfs.sh examples/base/rootfs.tar
 	BUILDER_ROOT=$(DEMO_ROOT) $(BIN) build --progress=plain -t busybox:demo examples/base
 	BUILDER_ROOT=$(DEMO_ROOT) $(BIN) build --progress=plain -t demo-app:latest examples/app
