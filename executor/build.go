@@ -191,7 +191,7 @@ func (b *build) warnUnusedArgs() {
 		}
 	}
 	for k := range b.opts.BuildArgs {
-		if !declared[k] && !predefinedArgs[k] {
+		if !declared[k] && !predefinedArgs[k] && !specialArgs[k] {
 			b.warn("[Warning] one or more build args were not consumed: %s", k)
 		}
 	}

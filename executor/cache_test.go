@@ -289,3 +289,25 @@ func TestPruneKeepsTagged(t *testing.T) {
 		t.Fatalf("build on the pruned base: %v", err)
 	}
 }
+
+// TestCacheEpoch: SOURCE_DATE_EPOCH changes what steps produce (clamped
+// file times, history times), so a cached result made without it, or
+// with another value, must not be reused.
+func TestCacheEpoch(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	df := "FROM busybox:test\nRUN echo hi > /hi\nENV A=b\n"
+	e1, e2 := time.Unix(1000000000, 0), time.Unix(1100000000, 0)
+	idPlain, _ := e.buildRan(t, ctxDir, df, nil)
+	id1, steps := e.buildRan(t, ctxDir, df, &buildOpts{epoch: &e1})
+	if len(steps) != 1 || id1 == idPlain {
+		t.Errorf("first build with SOURCE_DATE_EPOCH ran %v (id %s, plain %s); want the RUN to run and a new ID", steps, id1, idPlain)
+	}
+	id2, steps := e.buildRan(t, ctxDir, df, &buildOpts{epoch: &e2})
+	if len(steps) != 1 || id2 == id1 {
+		t.Errorf("build with another SOURCE_DATE_EPOCH ran %v; want the RUN to run and a new ID", steps)
+	}
+	if id, steps := e.buildRan(t, ctxDir, df, &buildOpts{epoch: &e1}); len(steps) != 0 || id != id1 {
+		t.Errorf("rebuild with the first epoch ran %v, id %s; want all cached and id %s", steps, id, id1)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,12 +65,22 @@ func isFSStep(name string) bool {
 	return false
 }
 
+func countFS(steps []parser.Step) int {
+	n := 0
+	for _, step := range steps {
+		if isFSStep(step.Name) {
+			n++
+		}
+	}
+	return n
+}
+
 // runStage builds one stage: its base, the base's ONBUILD triggers, then
 // its steps.
 func (b *build) runStage(ctx context.Context, s *parser.Stage) (*imageState, error) {
 	steps := s.Steps
 	fromCtx := &stepCtx{b: b, id: b.id(), stage: stageName(s), name: "FROM " + baseText(s),
-		step: parser.Step{Pos: s.Pos, Name: "FROM"}, start: time.Now()}
+		step: parser.Step{Pos: s.Pos, Name: "FROM"}, start: time.Now(), n: 1, tot: countFS(steps) + 1}
 	st, err := b.from(ctx, fromCtx, s)
 	if err != nil {
 		fromCtx.report(Event{Kind: StepFailed, Err: fromCtx.fail(err)})
@@ -87,13 +98,8 @@ func (b *build) runStage(ctx context.Context, s *parser.Stage) (*imageState, err
 		}
 		steps = append(pre, steps...)
 	}
-	total := 1
-	for _, step := range steps {
-		if isFSStep(step.Name) {
-			total++
-		}
-	}
-	fromCtx.tot, fromCtx.n = total, 1
+	total := countFS(steps) + 1
+	fromCtx.tot = total
 	fromCtx.report(Event{Kind: StepDone, Duration: time.Since(fromCtx.start)})
 
 	n := 1
@@ -168,6 +174,7 @@ func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, cr
 	kb := cache.NewKeyBuilder()
 	kb.Add("parent", st.lastKey[:])
 	kb.AddString("meta", instructionJSON(ins))
+	b.addEpoch(kb)
 	key := kb.Sum()
 	b.debugKey(sc, kb)
 	var h v1.History
@@ -189,6 +196,7 @@ func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, cr
 // chain, lets exec write into it, and commits the upper dir as a layer.
 func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cache.KeyBuilder, createdBy string,
 	exec func(ctx context.Context, a *snapshot.Active) error) error {
+	b.addEpoch(kb)
 	key := kb.Sum()
 	b.debugKey(sc, kb)
 	sc.report(Event{Kind: StepStarted})
@@ -236,6 +244,15 @@ func (b *build) lookup(sc *stepCtx, key cache.Key) (cache.Entry, error) {
 		return cache.Entry{}, cache.ErrNotFound
 	}
 	return b.opts.Store.LookupStep(key)
+}
+
+// addEpoch keys steps on SOURCE_DATE_EPOCH when it is set: it clamps file
+// times in layers and sets history times, so it changes what a step
+// produces. Left out when unset, so ordinary keys do not depend on it.
+func (b *build) addEpoch(kb *cache.KeyBuilder) {
+	if b.opts.SourceDateEpoch != nil {
+		kb.AddString("source-date-epoch", strconv.FormatInt(b.opts.SourceDateEpoch.Unix(), 10))
+	}
 }
 
 func (b *build) history(createdBy string, empty bool) v1.History {
