@@ -90,8 +90,9 @@ func makeBusybox(bin, dir string) string {
 			return err.Error()
 		}
 	}
-	os.Chmod(filepath.Join(dir, "tmp"), 0o1777)
-	os.Chmod(filepath.Join(dir, "var/tmp"), 0o1777)
+	// The sticky bit must be os.ModeSticky: os.Chmod drops a plain 0o1000.
+	os.Chmod(filepath.Join(dir, "tmp"), 0o777|os.ModeSticky)
+	os.Chmod(filepath.Join(dir, "var/tmp"), 0o777|os.ModeSticky)
 	os.Chmod(filepath.Join(dir, "root"), 0o700)
 	data, err := os.ReadFile(bin)
 	if err != nil {
