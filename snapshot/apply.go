@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -154,8 +155,13 @@ func (x *extractor) parentDir(rel string) (int, error) {
 // mkdirAll opens directory rel inside root, creating what is missing
 // with mode 0755 the way tar does for parents the archive does not list.
 func (x *extractor) mkdirAll(rel string) (int, error) {
+	// In a layer, a whiteout of the same layer may stand where a parent
+	// belongs (".wh.d" then "d/f"): it is replaced, see mkdirIn.
+	missing := func(err error) bool {
+		return errors.Is(err, unix.ENOENT) || (x.layer && errors.Is(err, unix.ENOTDIR))
+	}
 	fd, err := openIn(x.root, rel, unix.O_PATH|unix.O_DIRECTORY)
-	if !errors.Is(err, unix.ENOENT) {
+	if !missing(err) {
 		return fd, err
 	}
 	cur, err := openIn(x.root, ".", unix.O_PATH|unix.O_DIRECTORY)
@@ -166,14 +172,8 @@ func (x *extractor) mkdirAll(rel string) (int, error) {
 	for _, c := range strings.Split(rel, "/") {
 		prefix = path.Join(prefix, c)
 		next, err := openIn(x.root, prefix, unix.O_PATH|unix.O_DIRECTORY)
-		if errors.Is(err, unix.ENOENT) {
-			x.parent.valid = false
-			if err = unix.Mkdirat(cur, c, 0o755); err == nil {
-				err = unix.Fchmodat(cur, c, 0o755, 0) // whatever the umask
-			}
-			if err == nil {
-				next, err = unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			}
+		if missing(err) {
+			next, err = x.mkdirIn(cur, c)
 		}
 		unix.Close(cur)
 		if err != nil {
@@ -184,27 +184,55 @@ func (x *extractor) mkdirAll(rel string) (int, error) {
 	return cur, nil
 }
 
-// clear removes whatever is at name in parent, except a directory when
-// keepDir is set (directories merge, everything else is replaced). It
-// reports whether a directory is there afterwards.
-func (x *extractor) clear(parent int, name string, keepDir bool) (isDir bool, err error) {
+// mkdirIn makes the directory name in parent and opens it. In a layer, a
+// whiteout there is replaced and the new directory is opaque: the
+// whiteout deleted the lower one, and this layer adds a new one.
+func (x *extractor) mkdirIn(parent int, name string) (int, error) {
+	opaque := false
 	var st unix.Stat_t
-	err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if x.layer && unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && isWhiteoutNode(&st) {
+		if err := unix.Unlinkat(parent, name, 0); err != nil {
+			return -1, err
+		}
+		opaque = true
+	}
+	if err := unix.Mkdirat(parent, name, 0o755); err != nil {
+		return -1, err
+	}
+	// Made a moment ago as a directory by us, so following name is safe.
+	if err := unix.Fchmodat(parent, name, 0o755, 0); err != nil { // whatever the umask
+		return -1, err
+	}
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if opaque {
+		if err := markOpaque(fd); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("marking %s opaque: %w", name, err)
+		}
+	}
+	return fd, nil
+}
+
+// clear removes whatever is at name in parent, a directory with all it
+// holds.
+func (x *extractor) clear(parent int, name string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
-		return false, nil
+		return nil
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
-	dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if dir && keepDir {
-		return true, nil
-	}
+	// The cached parent may be inside what goes away.
 	x.parent.valid = false
-	if dir {
-		return false, removeAllAt(parent, name)
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return removeAllAt(parent, name)
 	}
-	return false, unix.Unlinkat(parent, name, 0)
+	return unix.Unlinkat(parent, name, 0)
 }
 
 func (x *extractor) rootDir(hdr *tar.Header) error {
@@ -223,18 +251,25 @@ func (x *extractor) create(parent int, name string, mk func() error) error {
 	if !errors.Is(err, unix.EEXIST) {
 		return err
 	}
-	if _, err := x.clear(parent, name, false); err != nil {
+	if err := x.clear(parent, name); err != nil {
 		return err
 	}
 	return mk()
 }
 
 func (x *extractor) dir(parent int, name, rel string, hdr *tar.Header) error {
+	opaque := false
 	err := unix.Mkdirat(parent, name, 0o700)
 	if errors.Is(err, unix.EEXIST) {
-		var isDir bool
-		if isDir, err = x.clear(parent, name, true); err == nil && !isDir {
-			err = unix.Mkdirat(parent, name, 0o700)
+		var st unix.Stat_t
+		if err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			// A directory that replaces a whiteout of the same layer is a
+			// new directory: nothing of the lower one may show through.
+			opaque = x.layer && isWhiteoutNode(&st)
+			x.parent.valid = false
+			if err = unix.Unlinkat(parent, name, 0); err == nil {
+				err = unix.Mkdirat(parent, name, 0o700)
+			}
 		}
 	}
 	if err != nil {
@@ -245,6 +280,11 @@ func (x *extractor) dir(parent int, name, rel string, hdr *tar.Header) error {
 		return err
 	}
 	defer unix.Close(fd)
+	if opaque {
+		if err := markOpaque(fd); err != nil {
+			return fmt.Errorf("marking %s opaque: %w", rel, err)
+		}
+	}
 	return x.dirAttrs(fd, rel, hdr)
 }
 
@@ -327,7 +367,10 @@ func (x *extractor) hardlink(parent int, name string, hdr *tar.Header) error {
 	return x.create(parent, name, func() error { return unix.Linkat(tparent, tbase, parent, name, 0) })
 }
 
-// whiteout records in overlay form that target is deleted.
+// whiteout records in overlay form that target is deleted. A whiteout
+// hides only what lower layers hold (OCI image spec, "Whiteouts"): an
+// entry of this layer already at target stays, and a directory there
+// becomes opaque instead.
 func (x *extractor) whiteout(dir, target string, hdr *tar.Header) error {
 	if target == "" || target == "." || target == ".." {
 		return fmt.Errorf("invalid whiteout %q", hdr.Name)
@@ -336,7 +379,25 @@ func (x *extractor) whiteout(dir, target string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	if err := x.create(parent, target, func() error { return makeWhiteout(parent, target) }); err != nil {
+	var st unix.Stat_t
+	err = unix.Fstatat(parent, target, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		fd, err := unix.Openat(parent, target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := markOpaque(fd); err != nil {
+			return fmt.Errorf("marking %s opaque: %w", target, err)
+		}
+		return nil
+	case err == nil:
+		return nil // a file of this layer hides the lower one by itself
+	case !errors.Is(err, unix.ENOENT):
+		return err
+	}
+	if err := makeWhiteout(parent, target); err != nil {
 		return fmt.Errorf("making whiteout: %w", err)
 	}
 	return setTimes(parent, target, hdr)
@@ -394,7 +455,11 @@ func (x *extractor) atAttrs(parent int, name string, hdr *tar.Header, symlink bo
 	if xattrs := tarXattrs(hdr); len(xattrs) > 0 {
 		p := fdPath(parent) + "/" + name
 		for _, xa := range xattrs {
-			if err := unix.Lsetxattr(p, xa.name, xa.value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			err := unix.Lsetxattr(p, xa.name, xa.value, 0)
+			// The kernel keeps user.* xattrs to files and directories
+			// (EPERM on others): such an entry cannot exist anywhere, so
+			// the xattr is dropped, as other unpackers do.
+			if err != nil && !errors.Is(err, unix.ENOTSUP) && !(errors.Is(err, unix.EPERM) && strings.HasPrefix(xa.name, "user.")) {
 				return fmt.Errorf("setting xattr %s: %w", xa.name, err)
 			}
 		}
@@ -408,7 +473,7 @@ func tarXattrs(hdr *tar.Header) []xattr {
 	var out []xattr
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, paxXattrPrefix)
-		if !ok || name == "" || isOverlayXattr(name) {
+		if !ok || name == "" || !layerXattr(name) {
 			continue
 		}
 		out = append(out, xattr{name: name, value: []byte(v)})
@@ -457,7 +522,16 @@ func (x *extractor) setDirTimes() error {
 }
 
 func applyLayer(ctx context.Context, r io.Reader, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err == nil {
+		// A layer without a "./" entry leaves its root as made here, and
+		// a snapshot's root becomes the merged "/": never the umask's.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	root, err := openDir(dir)

@@ -347,3 +347,107 @@ func TestExtractInMount(t *testing.T) {
 		t.Errorf("upper after ADD:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestApplyWhiteoutSameLayer: a whiteout hides only what lower layers
+// hold (OCI image spec), checked through a real overlay of a lower layer
+// and the applied one, whatever the order of the entries.
+func TestApplyWhiteoutSameLayer(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := openStoreT(t, t.TempDir())
+	ctx := context.Background()
+	var lower []entry
+	for _, n := range []string{"f", "d", "e", "g", "h", "k"} {
+		lower = append(lower, reg(n+"/old", "lower"), reg(n+"-file", "lower"))
+	}
+	if err := s.Unpack(ctx, "lower", bytes.NewReader(makeTar(t, lower...))); err != nil {
+		t.Fatal(err)
+	}
+	layer := makeTar(t,
+		reg("f-file", "upper"), reg(".wh.f-file", ""), // entry first: it stays
+		dirEntry("d/"), reg("d/new", "upper"), reg(".wh.d", ""), // dir first: opaque
+		reg(".wh.e", ""), dirEntry("e/"), reg("e/new", "upper"), // whiteout first: opaque
+		reg(".wh.g", ""), reg("g/new", "upper"), // parent made implicitly: opaque
+		reg(".wh.h-file", ""), reg("h-file", "upper"), // whiteout then file
+		reg(".wh.k", ""), reg(".wh.k-file", ""), // plain deletions
+	)
+	if err := s.Unpack(ctx, "upper", bytes.NewReader(layer)); err != nil {
+		t.Fatal(err)
+	}
+	m, release, err := s.View(ctx, []ID{"lower", "upper"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	var got []string
+	err = inMount(t, m, func(root string) {
+		for _, l := range manifest(t, root) {
+			name := strings.Fields(l)[0]
+			data, _ := os.ReadFile(filepath.Join(root, name))
+			got = append(got, name+"="+string(data))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"d=", "d/new=upper", "d-file=lower", "e=", "e/new=upper", "e-file=lower",
+		"f=", "f/old=lower", "f-file=upper", "g=", "g/new=upper", "g-file=lower",
+		"h=", "h/old=lower", "h-file=upper",
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("merged view:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestApplyXattrEdges: xattrs the kernel refuses on an entry type, and
+// host labels, are dropped rather than failing the layer or being kept.
+func TestApplyXattrEdges(t *testing.T) {
+	testutil.RequireRoot(t)
+	target := filepath.Join(t.TempDir(), "t")
+	data := makeTar(t,
+		withXattrs(symlinkEntry("l", "x"), "user.note", "on a symlink", "trusted.kept", "1"),
+		withXattrs(typed(reg("fifo", ""), tar.TypeFifo, 0, 0), "user.note", "on a fifo"),
+		withXattrs(reg("f", "x"), "security.selinux", "system_u:object_r:etc_t:s0", "user.note", "kept"),
+	)
+	if err := Apply(context.Background(), bytes.NewReader(data), target); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	want := map[string][]string{"l": {"trusted.kept"}, "fifo": nil, "f": {"user.note"}}
+	for name, names := range want {
+		xs, err := (&xattrReader{}).read(filepath.Join(target, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, x := range xs {
+			got = append(got, x.name)
+		}
+		if !slices.Equal(got, names) {
+			t.Errorf("%s: xattrs %v, want %v", name, got, names)
+		}
+	}
+	// The label a host gives a file never goes into a layer either.
+	if err := unix.Lsetxattr(filepath.Join(target, "f"), "security.selinux", []byte("system_u:object_r:etc_t:s0"), 0); err != nil {
+		t.Fatalf("labelling f: %v", err)
+	}
+	entries := strings.Join(tarEntries(t, layerOf(t, target)), "\n")
+	if !strings.Contains(entries, "f 0 1 0644 SCHILY.xattr.user.note\n") || strings.Contains(entries, "selinux") {
+		t.Errorf("layer entries:\n%s\nwant f with user.note and no label", entries)
+	}
+}
+
+// TestApplyUmask: the root of a layer without a "./" entry is 0755 (it
+// becomes the merged "/"), and so are the parents the tar does not list.
+func TestApplyUmask(t *testing.T) {
+	testutil.RequireRoot(t)
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	target := filepath.Join(t.TempDir(), "t")
+	if err := Apply(context.Background(), bytes.NewReader(makeTar(t, reg("a/b", "x"))), target); err != nil {
+		t.Fatal(err)
+	}
+	checkRoot(t, target, 0o755, 0)
+	checkRoot(t, filepath.Join(target, "a"), 0o755, 0)
+}

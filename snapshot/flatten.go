@@ -197,7 +197,7 @@ func (c *treeCopier) attrs(src, dst string, st *unix.Stat_t) error {
 		return err
 	}
 	for _, x := range xattrs {
-		if isOverlayXattr(x.name) {
+		if !layerXattr(x.name) {
 			continue
 		}
 		if err := unix.Lsetxattr(dst, x.name, x.value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {

@@ -166,7 +166,7 @@ func (lw *layerWriter) header(name string, st *unix.Stat_t, xattrs []xattr) *tar
 		ModTime: lw.time(st.Mtim),
 	}
 	for _, x := range xattrs {
-		if isOverlayXattr(x.name) {
+		if !layerXattr(x.name) {
 			continue
 		}
 		if hdr.PAXRecords == nil {

@@ -87,3 +87,11 @@ func (r *xattrReader) get(path, name string) ([]byte, error) {
 		return bytes.Clone(r.value[:n]), nil
 	}
 }
+
+// layerXattr reports whether an xattr belongs in a layer. Overlay's own
+// bookkeeping never does (whiteout.go), nor an SELinux label: it is the
+// host's policy, not the file's content, and differs between machines
+// (containers/storage drops it for the same reason).
+func layerXattr(name string) bool {
+	return !isOverlayXattr(name) && name != "security.selinux"
+}
