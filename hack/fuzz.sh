@@ -13,8 +13,8 @@ for pkg in $($go list ./...); do
 	targets=$($go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
 	for target in $targets; do
 		found=$((found + 1))
-		echo "fuzz: $pkg $target ($fuzztime)"
+		echo "hack/fuzz.sh: $pkg $target ($fuzztime)"
 		$go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg"
 	done
 done
-echo "fuzz: $found targets"
+echo "hack/fuzz.sh: $found targets fuzzed"
