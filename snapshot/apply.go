@@ -62,11 +62,8 @@ func (x *extractor) close() {
 
 func (x *extractor) run(ctx context.Context, r io.Reader) error {
 	defer x.close()
-	tr := tar.NewReader(r)
+	tr := tar.NewReader(ctxReader{ctx, r})
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -79,6 +76,20 @@ func (x *extractor) run(ctx context.Context, r io.Reader) error {
 		}
 	}
 	return x.setDirTimes()
+}
+
+// ctxReader stops reading once ctx is done, so that cancelling a build
+// also stops the unpacking of a big file, not only the next entry.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // cleanName turns an archive path into a clean path relative to the

@@ -33,8 +33,16 @@
 // never writes outside the target directory, whatever the tar holds: each
 // path is resolved by the kernel inside the target (openat2 with
 // RESOLVE_IN_ROOT) and each change is an *at call on the parent directory
-// that does not follow the last name. [Extract] does the same for ADD of a
-// local archive, inside the image's root, without whiteout meaning.
+// that does not follow the last name. As the OCI image spec says, a
+// whiteout hides only what lower layers hold: an entry of the same layer
+// at that name stays, and a directory there becomes opaque. [Extract]
+// does the same for ADD of a local archive, inside the image's root,
+// without whiteout meaning.
+//
+// Extended attributes travel in layers as PAX SCHILY.xattr records, both
+// ways, except overlay's own (trusted.overlay.*, user.overlay.*: they
+// describe one mount, and from a tar they would be forged) and
+// security.selinux (the host's label, not the file's content).
 //
 // Several processes may share one store. Everything is made in a
 // process's own session directory and renamed into ROOT/snapshots, so a

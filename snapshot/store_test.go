@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -270,5 +271,41 @@ func TestCleanupMounts(t *testing.T) {
 	}
 	if _, err := CleanupMounts("/"); err == nil {
 		t.Error("CleanupMounts(/) accepted")
+	}
+}
+
+// cancelAfter cancels a context once limit bytes have been read through
+// it, and counts what was read.
+type cancelAfter struct {
+	r           io.Reader
+	read, limit int
+	cancel      context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.read += n; c.read >= c.limit {
+		c.cancel()
+	}
+	return n, err
+}
+
+// TestUnpackCancel: cancelling stops an unpack in the middle of a big
+// file, and leaves no snapshot.
+func TestUnpackCancel(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := openStoreT(t, t.TempDir())
+	data := makeTar(t, reg("small", "s"), reg("big", strings.Repeat("x", 8<<20)), reg("after", "a"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &cancelAfter{r: bytes.NewReader(data), limit: 2 << 20, cancel: cancel}
+	if err := s.Unpack(ctx, "big", r); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Unpack = %v, want context.Canceled", err)
+	}
+	if r.read > r.limit+copyBufferSize {
+		t.Errorf("Unpack read %d of %d bytes after the cancel at %d", r.read, len(data), r.limit)
+	}
+	if s.Exists("big") {
+		t.Error("a cancelled Unpack left a snapshot")
 	}
 }
