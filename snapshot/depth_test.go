@@ -249,3 +249,76 @@ func checkMerged(t *testing.T, m Mount, n int) {
 		t.Fatalf("mounting the chain: %v", err)
 	}
 }
+
+// TestMountLongPaths: layer paths of 256 bytes and more, beyond what
+// fsconfig takes as a string, are passed as descriptors.
+func TestMountLongPaths(t *testing.T) {
+	testutil.RequireRoot(t)
+	long := filepath.Join(t.TempDir(), strings.Repeat("l", 200), strings.Repeat("o", 100))
+	lower := newTree(t, filepath.Join(long, "lower")).file("f", "lower", 0o644).root
+	m := Mount{Lowers: []string{lower}, Upper: filepath.Join(long, "upper"), Work: filepath.Join(long, "work")}
+	newTree(t, m.Upper)
+	newTree(t, m.Work)
+	err := inMount(t, m, func(root string) {
+		if err := os.WriteFile(filepath.Join(root, "new"), []byte("upper"), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("mounting with %d-byte paths: %v", len(lower), err)
+	}
+	if data, err := os.ReadFile(filepath.Join(m.Upper, "new")); err != nil || string(data) != "upper" {
+		t.Errorf("upper/new = %q, %v", data, err)
+	}
+}
+
+// TestMountStubPoints: mount points are made inside the rootfs, through
+// the image's symlinks as runc resolves a mount destination (an absolute
+// resolv.conf link is followed inside the root, never to the host), a
+// node of the wrong type is replaced in the stub only, and the upper and
+// the image keep nothing of it.
+func TestMountStubPoints(t *testing.T) {
+	testutil.RequireRoot(t)
+	sb := newSandbox(t)
+	lower := newTree(t, filepath.Join(t.TempDir(), "lower")).
+		dir("etc", 0o750).chown("etc", 1000, 1000).
+		symlink("etc/resolv.conf", sb.canary+"/resolv.conf").
+		symlink("etc/hosts", "../../../../../../"+sb.canary+"/sub/hosts").
+		file("proc", "not a dir", 0o644)
+	before := manifest(t, lower.root)
+	dir := t.TempDir()
+	m := Mount{
+		Lowers: []string{lower.root}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
+		Stub: filepath.Join(dir, "stub"),
+		MountPoints: []MountPoint{
+			{Path: "/etc/resolv.conf"}, {Path: "/etc/hosts"}, {Path: "/proc", Dir: true}, {Path: "/dev/pts", Dir: true},
+		},
+	}
+	newTree(t, m.Upper)
+	newTree(t, m.Work)
+	err := inMount(t, m, func(root string) {
+		for _, c := range []struct {
+			p    string
+			want uint32
+		}{
+			{"etc/resolv.conf", unix.S_IFLNK}, {sb.canary + "/resolv.conf", unix.S_IFREG},
+			{sb.canary + "/sub/hosts", unix.S_IFREG}, {"proc", unix.S_IFDIR}, {"dev/pts", unix.S_IFDIR},
+		} {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(root, c.p), &st); err != nil || st.Mode&unix.S_IFMT != c.want {
+				t.Errorf("%s: mode %o, %v; want type %o", c.p, st.Mode, err, c.want)
+			}
+		}
+		checkRoot(t, filepath.Join(root, "etc"), 0o750, 1000)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.verify(t)
+	if ents, _ := os.ReadDir(m.Upper); len(ents) != 0 {
+		t.Errorf("upper holds %v after a mount that wrote nothing", ents)
+	}
+	if d := diffLines(before, manifest(t, lower.root)); d != "" {
+		t.Errorf("the image changed:\n%s", d)
+	}
+}

@@ -234,3 +234,28 @@ func TestWriteLayerOverlayStep(t *testing.T) {
 		t.Errorf("committed h1 = %q, %v", data, err)
 	}
 }
+
+// TestWriteLayerUnfaithful: an upper written with redirect_dir or
+// metacopy on would lose data in a layer, so WriteLayer refuses it.
+func TestWriteLayerUnfaithful(t *testing.T) {
+	testutil.RequireRoot(t)
+	tests := []struct{ name, xattr string }{
+		{"redirected dir", xattrRedirect},
+		{"metacopy file", xattrMetacopy},
+		{"rootless redirect", "user.overlay.redirect"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTree(t, filepath.Join(t.TempDir(), "upper")).file("ok", "fine", 0o644).dir("sub", 0o755).file("sub/x", "", 0o644)
+			target := "sub"
+			if tc.xattr == xattrMetacopy {
+				target = "sub/x"
+			}
+			tr.xattr(target, tc.xattr, "")
+			err := WriteLayer(io.Discard, tr.root, WriteOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.xattr) || !strings.Contains(err.Error(), target) {
+				t.Errorf("WriteLayer = %v, want an error naming %s and %s", err, target, tc.xattr)
+			}
+		})
+	}
+}

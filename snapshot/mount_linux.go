@@ -127,8 +127,10 @@ func ensureMountPoint(root string, mp MountPoint) error {
 	case err == nil && !mp.Dir && fi.Mode().IsRegular():
 		return nil
 	case err == nil:
-		// A symlink or a node of the wrong type (say resolv.conf pointing
-		// into /run): replace it in the stub only; the image keeps it.
+		// A node of the wrong type (a file where /proc belongs): replace
+		// it in the stub only; the image keeps it. Symlinks never get
+		// here: SecureJoin followed them inside root, as runc follows a
+		// mount destination, and the RUN child resolves the same way.
 		if err := os.RemoveAll(p); err != nil {
 			return err
 		}
