@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/moby/sys/user"
 	"golang.org/x/sys/unix"
@@ -109,8 +110,36 @@ func startCommand() error {
 	// background job) would stay ignored in the command. With a handler
 	// installed for every signal, execve resets them all to the default.
 	signal.Notify(make(chan os.Signal, 1))
+	unignoreReservedSignals()
 	err = syscall.Exec(path, spec.Args, env)
 	return fmt.Errorf("executing %s: %w", path, err)
+}
+
+// kernelSigaction is the kernel's struct sigaction (x86-64 and arm64).
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+// unignoreReservedSignals resets signals 32 and 33 to the default when
+// they are ignored. The Go runtime leaves them alone (glibc reserves them),
+// so signal.Notify cannot undo them, and GNU make starts its recipes with
+// posix_spawn, which leaves exactly these two ignored: the command must
+// not inherit that.
+func unignoreReservedSignals() {
+	const sigIgn = 1
+	for _, sig := range []uintptr{32, 33} {
+		var old kernelSigaction
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
+			continue
+		}
+		if old.handler == sigIgn {
+			var dfl kernelSigaction
+			unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 }
 
 func readSpec() (containerSpec, error) {
