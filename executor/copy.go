@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -58,7 +59,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *
 	}
 
 	kb := cache.NewKeyBuilder()
-	kb.Add("parent", st.fsKey[:])
+	kb.AddString("parent", st.fsKey.String())
 	kb.AddString("copy", instructionJSON(ins))
 	kb.AddString("dest", o.dest)
 
@@ -79,7 +80,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *
 		if err := b.hashSources(h, srcs); err != nil {
 			return err
 		}
-		kb.Add("sources", h.Sum(nil))
+		kb.AddString("sources", hex.EncodeToString(h.Sum(nil)))
 	} else {
 		var err error
 		if from, err = b.copyFrom(ctx, ins.From); err != nil {

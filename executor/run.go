@@ -47,7 +47,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	env := st.runEnv(b.opts.BuildArgs)
 
 	kb := cache.NewKeyBuilder()
-	kb.Add("parent", st.fsKey[:])
+	kb.AddString("parent", st.fsKey.String())
 	kb.AddString("run", jsonArray(argv))
 	kb.AddString("env", jsonArray(st.keyEnv(b.opts.BuildArgs)))
 	kb.AddString("user", st.cfg.Config.User)
@@ -113,7 +113,7 @@ func (b *build) stepWorkdir(ctx context.Context, sc *stepCtx, st *imageState, in
 	st.cfg.Config.WorkingDir = wd
 	user := st.cfg.Config.User
 	kb := cache.NewKeyBuilder()
-	kb.Add("parent", st.fsKey[:])
+	kb.AddString("parent", st.fsKey.String())
 	kb.AddString("workdir", wd)
 	kb.AddString("user", user)
 	return b.fsStep(ctx, sc, st, kb, "WORKDIR "+wd, func(ctx context.Context, a *snapshot.Active) error {

@@ -172,7 +172,7 @@ func (b *build) runStep(ctx context.Context, sc *stepCtx, s *parser.Stage, st *i
 // keeps the history entry's time stable across rebuilds.
 func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, createdBy string) error {
 	kb := cache.NewKeyBuilder()
-	kb.Add("parent", st.lastKey[:])
+	kb.AddString("parent", st.lastKey.String())
 	kb.AddString("meta", instructionJSON(ins))
 	b.addEpoch(kb)
 	key := kb.Sum()

@@ -284,17 +284,27 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // explain rewrites registry errors users meet often into what to do.
 func explain(err error) error {
 	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%w (the registry refused the credentials; log in with `docker login` or set DOCKER_CONFIG)", err)
-		case http.StatusNotFound:
+	if !errors.As(err, &te) {
+		return err
+	}
+	host := ""
+	if te.Request != nil && te.Request.URL != nil {
+		host = te.Request.URL.Host
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode:
 			return fmt.Errorf("image not found in the registry: %w", err)
+		case transport.BlobUnknownErrorCode:
+			return fmt.Errorf("the registry is missing a blob of the image: %w", err)
 		}
-		for _, d := range te.Errors {
-			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-				return fmt.Errorf("image not found in the registry: %w", err)
-			}
+	}
+	switch te.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w (%s refused the credentials; log in with `docker login %s` or set DOCKER_CONFIG)", err, host, host)
+	case http.StatusNotFound:
+		if te.Request != nil && strings.Contains(te.Request.URL.Path, "/manifests/") {
+			return fmt.Errorf("image not found in the registry: %w", err)
 		}
 	}
 	return err
