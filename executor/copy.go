@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/parser"
@@ -100,7 +102,17 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *
 	createdBy := copyName(ins) + " " + stepArgs(sc.step)
 	return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
 		if from == nil {
-			return withRootfs(a.Mount, func(root string) error { return copyInto(ctx, root, o, srcs, b.opts.ContextDir) })
+			var c *copier
+			err := withRootfs(a.Mount, func(root string) (err error) {
+				c, err = copyInto(ctx, root, a.Upper(), o, srcs)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			// The mount is gone: new files go straight into the upper
+			// dir, several at a time.
+			return c.finishDeferred(0)
 		}
 		view, release, err := b.opts.Snapshots.View(ctx, from.chain())
 		if err != nil {
@@ -125,7 +137,14 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *
 			if err := checkMultiDest(o, srcs, ins); err != nil {
 				return err
 			}
-			return copyInto(ctx, root, o, srcs, srcRoot)
+			c, err := copyInto(ctx, root, a.Upper(), o, srcs)
+			if err != nil {
+				return err
+			}
+			// The sources are mounted on this thread only: write here,
+			// one at a time, once the destination is unmounted.
+			unmount()
+			return c.finishDeferred(1)
 		})
 	})
 }
@@ -181,32 +200,54 @@ func (b *build) copyFrom(ctx context.Context, f *parser.CopyFrom) (*imageState, 
 	return b.fromImage(ctx, f.Image, b.opts.Platform, nil)
 }
 
-// copyInto copies the sources into the mounted rootfs at root.
-func copyInto(ctx context.Context, root string, o copyOpts, srcs []*source, srcRoot string) error {
+// copyInto copies the sources into the rootfs mounted at root, whose
+// upper dir is upper. Directories, and files that replace something the
+// image has, are made through the mount, which gets whiteouts, copy-up and
+// symlinks in the image right. Files new to the image are only recorded:
+// finishDeferred writes them into the upper dir once it is unmounted,
+// without overlay's cost per file (a COPY of 20,000 files spent most of
+// its time there).
+func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*source) (*copier, error) {
 	uid, gid := 0, 0
 	if o.chown != "" {
 		var err error
 		if uid, gid, err = lookupChown(root, o.chown); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	c := &copier{ctx: ctx, root: root, uid: uid, gid: gid, chmod: o.chmod}
+	c := &copier{ctx: ctx, root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod, inUpper: map[string]bool{}}
 	for _, s := range srcs {
 		if err := s.walk(o.ignore, o.inCtx); err != nil {
-			return err
+			return nil, err
 		}
 		if err := c.copySource(o, s); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return c, nil
 }
 
 type copier struct {
-	ctx      context.Context
-	root     string
-	uid, gid int
-	chmod    *os.FileMode
+	ctx         context.Context
+	root, upper string
+	uid, gid    int
+	chmod       *os.FileMode
+	deferred    []deferredFile
+	dirs        []dirTime       // directory times to set last
+	inUpper     map[string]bool // dirs known to exist in the upper dir
+}
+
+// deferredFile is a regular file to write straight into the upper dir.
+type deferredFile struct {
+	rel  string // relative to the rootfs
+	src  string
+	fi   os.FileInfo
+	mode os.FileMode
+}
+
+type dirTime struct {
+	rel string
+	mt  time.Time
 }
 
 func (c *copier) copySource(o copyOpts, s *source) error {
@@ -246,13 +287,12 @@ func (c *copier) copySource(o copyOpts, s *source) error {
 	return c.copyEntry(filepath.Join(parent, path.Base(target)), s.abs, s.fi)
 }
 
-// copyEntries copies a directory's walked entries below dir; directory
-// times are set last, after their contents. Each entry's parent is the
-// target of its parent entry, which copyEntry made a real directory, so no
-// path is resolved twice and no symlink in the image is followed.
+// copyEntries copies a directory's walked entries below dir. Each
+// entry's parent is the target of its parent entry, which copyEntry made a
+// real directory, so no path is resolved twice and no symlink in the image
+// is followed.
 func (c *copier) copyEntries(dir string, entries []entry) error {
 	targets := map[string]string{".": dir}
-	var dirs []entry
 	for _, e := range entries {
 		if err := c.ctx.Err(); err != nil {
 			return err
@@ -267,14 +307,109 @@ func (c *copier) copyEntries(dir string, entries []entry) error {
 		}
 		if e.fi.IsDir() {
 			targets[e.rel] = target
-			dirs = append(dirs, entry{rel: target, fi: e.fi})
+			c.dirs = append(c.dirs, dirTime{rel: c.rel(target), mt: e.fi.ModTime()})
 		}
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		mt := dirs[i].fi.ModTime()
-		os.Chtimes(dirs[i].rel, mt, mt)
+	return nil
+}
+
+// rel is target's path relative to the mounted root.
+func (c *copier) rel(target string) string {
+	r, err := filepath.Rel(c.root, target)
+	if err != nil {
+		return target
+	}
+	return r
+}
+
+// ensureInUpper makes sure the directory at merged path dir exists in the
+// upper dir, copying it up (with its ancestors) when only a lower layer
+// has it: a chown to its own owner is enough for overlay to copy it up.
+func (c *copier) ensureInUpper(dir string) error {
+	rel := c.rel(dir)
+	if c.inUpper[rel] {
+		return nil
+	}
+	up := filepath.Join(c.upper, rel)
+	if fi, err := os.Lstat(up); err == nil && fi.IsDir() {
+		c.inUpper[rel] = true
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if err := os.Lchown(dir, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("copying up %s: %w", rel, err)
+	}
+	if fi, err := os.Lstat(up); err != nil || !fi.IsDir() {
+		return fmt.Errorf("copying up %s: not in the upper dir after chown", rel)
+	}
+	c.inUpper[rel] = true
+	return nil
+}
+
+// finishDeferred writes the recorded files into the upper dir, with up to
+// workers at once (0: one per CPU), then sets directory times, which the
+// writes would otherwise change.
+func (c *copier) finishDeferred(workers int) error {
+	write := func(i int) error {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		return c.deferred[i].write(c.upper, c.uid, c.gid)
+	}
+	var err error
+	if workers == 1 {
+		for i := range c.deferred {
+			if err = write(i); err != nil {
+				break
+			}
+		}
+	} else {
+		err = parallel(len(c.deferred), write)
+	}
+	if err != nil {
+		return err
+	}
+	for i := len(c.dirs) - 1; i >= 0; i-- {
+		d := c.dirs[i]
+		p := filepath.Join(c.upper, d.rel)
+		if _, err := os.Lstat(p); err == nil {
+			os.Chtimes(p, d.mt, d.mt)
+		}
 	}
 	return nil
+}
+
+func (d deferredFile) write(upper string, uid, gid int) error {
+	p := filepath.Join(upper, d.rel)
+	in, err := os.Open(d.src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := out.ReadFrom(in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s: %w", d.src, err)
+	}
+	// Owner before mode: a chown clears the setuid bits.
+	if err := out.Chown(uid, gid); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(d.mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(p, d.fi.ModTime(), d.fi.ModTime())
 }
 
 // copyEntry creates target (a host path inside root whose parent exists)
@@ -314,10 +449,15 @@ func (c *copier) copyEntry(target, src string, fi os.FileInfo) error {
 		}
 		return c.finish(target, fi, mode, true)
 	case mode.IsRegular():
-		if exists {
-			if err := removeForReplace(target, existing); err != nil {
+		if !exists {
+			if err := c.ensureInUpper(filepath.Dir(target)); err != nil {
 				return err
 			}
+			c.deferred = append(c.deferred, deferredFile{rel: c.rel(target), src: src, fi: fi, mode: mode})
+			return nil
+		}
+		if err := removeForReplace(target, existing); err != nil {
+			return err
 		}
 		if err := copyFileData(target, src); err != nil {
 			return err
