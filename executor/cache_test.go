@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,5 +311,52 @@ func TestCacheEpoch(t *testing.T) {
 	}
 	if id, steps := e.buildRan(t, ctxDir, df, &buildOpts{epoch: &e1}); len(steps) != 0 || id != id1 {
 		t.Errorf("rebuild with the first epoch ran %v, id %s; want all cached and id %s", steps, id, id1)
+	}
+}
+
+// TestCopyReusesUnchangedFiles: rerunning a COPY after one file changed
+// hardlinks the unchanged files from the previous result, and the layer
+// is exactly the one a fresh store makes.
+func TestCopyReusesUnchangedFiles(t *testing.T) {
+	ctxDir := t.TempDir()
+	files := map[string]string{}
+	for i := 0; i < 50; i++ {
+		files[fmt.Sprintf("src/d%d/f%d", i%5, i)] = strings.Repeat(fmt.Sprint(i), 100)
+	}
+	writeFiles(t, ctxDir, files)
+	df := "FROM busybox:test\nCOPY --chmod=640 src /src\n"
+
+	e := newEnv(t)
+	if _, err := e.build(t, ctxDir, df, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, ctxDir, map[string]string{"src/d1/f1": "changed"})
+	time.Sleep(1100 * time.Millisecond) // anything taken from the clock would differ
+	res, err := e.build(t, ctxDir, df, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := res.Config.RootFS.DiffIDs[len(res.Config.RootFS.DiffIDs)-1]
+	dir := e.snaps.Dir(snapshot.ID(top.Hex))
+	var unchanged, changed syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(dir, "src/d2/f2"), &unchanged); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Stat(filepath.Join(dir, "src/d1/f1"), &changed)
+	if unchanged.Nlink != 2 || changed.Nlink != 1 {
+		t.Errorf("links: unchanged file nlink %d, changed file nlink %d; want 2 and 1", unchanged.Nlink, changed.Nlink)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "src/d1/f1")); string(data) != "changed" {
+		t.Errorf("changed file holds %q", data)
+	}
+
+	time.Sleep(1100 * time.Millisecond)
+	fresh := newEnv(t)
+	res2, err := fresh.build(t, ctxDir, df, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top2 := res2.Config.RootFS.DiffIDs[len(res2.Config.RootFS.DiffIDs)-1]; top2 != top {
+		t.Errorf("COPY layer with reused files %s, from a fresh store %s", top, top2)
 	}
 }

@@ -1,10 +1,12 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -100,7 +102,12 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *
 		return err
 	}
 	createdBy := copyName(ins) + " " + stepArgs(sc.step)
-	return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
+	var prevKey cache.Key
+	reuse := ""
+	if from == nil {
+		prevKey, reuse = b.previousCopy(sc, ins, o)
+	}
+	err := b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
 		if from == nil {
 			var c *copier
 			err := withRootfs(a.Mount, func(root string) (err error) {
@@ -112,6 +119,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *
 			}
 			// The mount is gone: new files go straight into the upper
 			// dir, several at a time.
+			c.reuse = reuse
 			return c.finishDeferred(0)
 		}
 		view, release, err := b.opts.Snapshots.View(ctx, from.chain())
@@ -147,6 +155,45 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, s *parser.Stage, st *
 			return c.finishDeferred(1)
 		})
 	})
+	if err == nil && from == nil {
+		b.recordCopy(prevKey, st)
+	}
+	return err
+}
+
+// previousCopy finds the snapshot the last run of this COPY produced, in
+// any build from the same context. Its unchanged files are hardlinked into
+// the new result instead of written again: on a rebuild after one file
+// changed, that saves creating thousands of inodes, which is what such a
+// COPY costs on ext4. Snapshots never change, so sharing inodes between
+// them is safe; the copier checks owner, mode, times and content first.
+func (b *build) previousCopy(sc *stepCtx, ins *parser.Copy, o copyOpts) (cache.Key, string) {
+	kb := cache.NewKeyBuilder()
+	kb.AddString("previous-copy", b.opts.ContextDir)
+	kb.AddString("stage", sc.stage)
+	kb.AddString("copy", instructionJSON(ins))
+	kb.AddString("dest", o.dest)
+	key := kb.Sum()
+	e, err := b.opts.Store.LookupStep(key)
+	if err != nil || e.Layer == nil {
+		return key, ""
+	}
+	id := snapshot.ID(e.Layer.DiffID.Hex)
+	if !b.opts.Snapshots.Exists(id) {
+		return key, ""
+	}
+	return key, b.opts.Snapshots.Dir(id)
+}
+
+// recordCopy remembers the layer this COPY step ended with.
+func (b *build) recordCopy(key cache.Key, st *imageState) {
+	h := st.cfg.History[len(st.cfg.History)-1]
+	if h.EmptyLayer || len(st.layers) == 0 {
+		return
+	}
+	l := st.layers[len(st.layers)-1]
+	// Best effort: losing it only costs the next COPY its shortcut.
+	b.opts.Store.RecordStep(key, cache.Entry{Layer: &l})
 }
 
 // copyName is "COPY" or "ADD".
@@ -235,6 +282,7 @@ type copier struct {
 	deferred    []deferredFile
 	dirs        []dirTime       // directory times to set last
 	inUpper     map[string]bool // dirs known to exist in the upper dir
+	reuse       string          // a previous result of this COPY to link unchanged files from
 }
 
 // deferredFile is a regular file to write straight into the upper dir.
@@ -254,9 +302,19 @@ func (c *copier) copySource(o copyOpts, s *source) error {
 	destIsDir := strings.HasSuffix(o.dest, "/")
 	dest := path.Clean(o.dest)
 	if s.fi.IsDir() {
+		existed := false
+		if p, err := securejoin.SecureJoin(c.root, dest); err == nil {
+			_, err := os.Lstat(p)
+			existed = err == nil
+		}
 		dir, err := mkdirAllIn(c.root, dest, 0o755, c.uid, c.gid)
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", dest, err)
+		}
+		if !existed {
+			// A directory the COPY creates takes its source's time, as
+			// BuildKit does, so the layer does not depend on the clock.
+			c.dirs = append(c.dirs, dirTime{rel: c.rel(dir), mt: s.fi.ModTime()})
 		}
 		return c.copyEntries(dir, s.entries)
 	}
@@ -357,7 +415,11 @@ func (c *copier) finishDeferred(workers int) error {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		return c.deferred[i].write(c.upper, c.uid, c.gid)
+		d := c.deferred[i]
+		if c.reuse != "" && d.linkFrom(c.reuse, c.upper, c.uid, c.gid) {
+			return nil
+		}
+		return d.write(c.upper, c.uid, c.gid)
 	}
 	var err error
 	if workers == 1 {
@@ -380,6 +442,66 @@ func (c *copier) finishDeferred(workers int) error {
 		}
 	}
 	return nil
+}
+
+// linkFrom hardlinks the file from the same path in a previous result of
+// the COPY when that file is exactly what write would make: same owner,
+// mode, time, size and bytes. It reports whether it did.
+func (d deferredFile) linkFrom(prev, upper string, uid, gid int) bool {
+	cand := filepath.Join(prev, d.rel)
+	var st unix.Stat_t
+	if err := unix.Lstat(cand, &st); err != nil {
+		return false
+	}
+	want := uint32(d.mode.Perm())
+	if d.mode&fs.ModeSetuid != 0 {
+		want |= unix.S_ISUID
+	}
+	if d.mode&fs.ModeSetgid != 0 {
+		want |= unix.S_ISGID
+	}
+	if d.mode&fs.ModeSticky != 0 {
+		want |= unix.S_ISVTX
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o7777 != want ||
+		int(st.Uid) != uid || int(st.Gid) != gid || st.Size != d.fi.Size() ||
+		st.Mtim.Nano() != d.fi.ModTime().UnixNano() {
+		return false
+	}
+	if same, err := sameContent(cand, d.src); err != nil || !same {
+		return false
+	}
+	return os.Link(cand, filepath.Join(upper, d.rel)) == nil
+}
+
+func sameContent(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
+			return eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
+		}
+		if ea != nil {
+			return false, ea
+		}
+		if eb != nil {
+			return false, eb
+		}
+	}
 }
 
 func (d deferredFile) write(upper string, uid, gid int) error {
