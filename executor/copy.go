@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -474,6 +475,10 @@ func (d deferredFile) linkFrom(prev, upper string, uid, gid int) bool {
 	return os.Link(cand, filepath.Join(upper, d.rel)) == nil
 }
 
+// comparePool recycles sameContent's buffers: a COPY compares thousands
+// of files, and fresh buffers for each kept the garbage collector busy.
+var comparePool = sync.Pool{New: func() any { return new([2][64 << 10]byte) }}
+
 func sameContent(a, b string) (bool, error) {
 	fa, err := os.Open(a)
 	if err != nil {
@@ -485,7 +490,9 @@ func sameContent(a, b string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
-	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	bufs := comparePool.Get().(*[2][64 << 10]byte)
+	defer comparePool.Put(bufs)
+	ba, bb := bufs[0][:], bufs[1][:]
 	for {
 		na, ea := io.ReadFull(fa, ba)
 		nb, eb := io.ReadFull(fb, bb)
