@@ -2,13 +2,243 @@ package executor_test
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
+
+// cliStore makes a store holding busybox:test with the builder binary
+// itself, so that the test process never opens the store: whatever is
+// left in its tmp/ then belongs to builder processes.
+func cliStore(t *testing.T, bin string) string {
+	t.Helper()
+	root := t.TempDir()
+	ctxDir := writeContext(t, "FROM scratch\nADD busybox.tar /\nCMD [\"sh\"]\n", nil)
+	src, err := os.Open(testutil.BusyboxTar(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(filepath.Join(ctxDir, "busybox.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+	mustCLI(t, bin, root, "build", "-q", "-t", "busybox:test", ctxDir)
+	return root
+}
+
+// stuck is a builder process blocked in a RUN step.
+type stuck struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer // stdout and stderr; read it only after done
+	ns   string        // the step's PID namespace, shared by all its processes
+	done chan error    // receives cmd.Wait's result
+}
+
+// wait returns the builder's Wait result.
+func (s *stuck) wait() error {
+	err := <-s.done
+	s.done <- err
+	return err
+}
+
+// stuckBuild starts a builder process whose RUN step sleeps for 100 s and
+// returns it once the step's shell is running.
+func stuckBuild(t *testing.T, bin, root string) *stuck {
+	t.Helper()
+	marker := fmt.Sprintf("stuck-%d", rand.Uint64())
+	ctxDir := writeContext(t, "FROM busybox:test\nRUN sleep 100 && echo "+marker+"\n", nil)
+	cmd := exec.Command(bin, "--root", root, "build", "--progress", "plain", ctxDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &stuck{cmd: cmd, out: &out, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		s.wait()
+		killNamespace(t, marker)
+	})
+	// A hang guard, not a timing assertion.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		if pids := pidsWith(marker); len(pids) > 0 {
+			ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pids[0]))
+			if err == nil {
+				s.ns = ns
+				return s
+			}
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("builder exited (%v) before its RUN step started:\n%s", err, out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("the RUN step never started")
+	return nil
+}
+
+// pidsWith lists processes whose command line contains s.
+func pidsWith(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && bytes.Contains(b, []byte(s)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// pidsInNamespace lists the processes in the PID namespace ns (as
+// readlink /proc/PID/ns/pid shows it).
+func pidsInNamespace(ns string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == ns {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// killNamespace kills what a failed test left of a step.
+func killNamespace(t *testing.T, marker string) {
+	for _, pid := range pidsWith(marker) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// waitGone waits until no process is left in ns and returns those still
+// there when the hang guard ran out.
+func waitGone(ns string) []int {
+	var left []int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if left = pidsInNamespace(ns); len(left) == 0 {
+			return nil
+		}
+	}
+	return left
+}
+
+// tmpEntries lists what is left in the store's tmp/.
+func tmpEntries(t *testing.T, root string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(root, "tmp"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// checkNothingLeft asserts a dead build left no process, no mount and,
+// once another build has run, no session.
+func checkNothingLeft(t *testing.T, bin, root, ns string) {
+	t.Helper()
+	if left := waitGone(ns); len(left) > 0 {
+		t.Errorf("processes of the step survive the builder: %v", left)
+	}
+	if m := mountsBelow(t, root); len(m) > 0 {
+		t.Errorf("mounts left under the store: %q", m)
+	}
+	ctxDir := writeContext(t, "FROM busybox:test\nRUN echo after > /after\n", nil)
+	if r := runCLI(t, bin, root, "build", "-q", ctxDir); r.code != 0 {
+		t.Fatalf("the next build failed: exit %d\n%s", r.code, r.stderr)
+	}
+	if left := tmpEntries(t, root); len(left) > 0 {
+		t.Errorf("the store's tmp/ holds %q after the next build, want nothing", left)
+	}
+	if m := mountsBelow(t, root); len(m) > 0 {
+		t.Errorf("mounts left under the store after the next build: %q", m)
+	}
+}
+
+// TestBuilderKilled SIGKILLs a builder process mid-RUN: the step's
+// processes die with it (parent-death signal, PID namespace), nothing
+// stays mounted, and the next build succeeds and sweeps the dead
+// process's session.
+func TestBuilderKilled(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := builderBinary(t)
+	root := cliStore(t, bin)
+	s := stuckBuild(t, bin, root)
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wait(); err == nil {
+		t.Fatalf("builder survived SIGKILL:\n%s", s.out)
+	}
+	if len(tmpEntries(t, root)) == 0 {
+		t.Error("the killed builder left no session in tmp/: the sweep below proves nothing")
+	}
+	checkNothingLeft(t, bin, root, s.ns)
+}
+
+// TestBuilderInterrupted sends SIGINT mid-RUN: the builder stops the step
+// and exits 1 without waiting for the 100 s sleep, and leaves nothing.
+func TestBuilderInterrupted(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := builderBinary(t)
+	root := cliStore(t, bin)
+	s := stuckBuild(t, bin, root)
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := s.wait()
+	t.Logf("builder exited %v after SIGINT", time.Since(start))
+	if time.Since(start) > 50*time.Second {
+		t.Errorf("builder took %v to exit after SIGINT: it waited for the step", time.Since(start))
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("builder %s after SIGINT (%v), want exit 1\n%s", waitStatus(s.cmd.ProcessState), err, s.out)
+	}
+	t.Logf("output:\n%s", s.out)
+	if left := pidsInNamespace(s.ns); len(left) > 0 {
+		t.Errorf("processes of the step outlive the builder's exit: %v", left)
+	}
+	if m := mountsBelow(t, root); len(m) > 0 {
+		t.Errorf("mounts left under the store: %q", m)
+	}
+	if left := tmpEntries(t, root); len(left) > 0 {
+		t.Errorf("the interrupted builder left %q in tmp/", left)
+	}
+	checkNothingLeft(t, bin, root, s.ns)
+}
 
 // mountsBelow lists the mount points at or below dir in this process's
 // mount namespace, deepest first.
