@@ -344,3 +344,99 @@ func TestNetworkNone(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyEscapes writes through symlinks and tar entries that point at a
+// directory of the host: COPY, ADD and WORKDIR must resolve every path
+// inside the image (as if chrooted), so the host directory stays empty
+// and the host file keeps its single link, whether or not the build fails.
+func TestCopyEscapes(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	secret := filepath.Join(host, "secret")
+	if err := os.WriteFile(secret, []byte("host"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tars := evilTars(t, host)
+	// Where a build succeeds, what it wrote must be inside the image:
+	// the last RUN of each case checks that.
+	cases := []struct {
+		name, df string
+	}{
+		{"COPY through absolute symlink", "RUN ln -s " + host + " /link\nCOPY payload /link/copied\nRUN grep -q payload " + host + "/copied\n"},
+		{"COPY through relative symlink", "RUN ln -s ../../../../../../../.." + host + " /tmp/up\nCOPY payload /tmp/up/copied\nRUN grep -q payload " + host + "/copied\n"},
+		{"COPY onto a symlink", "RUN ln -s " + secret + " /target\nCOPY payload /target\nRUN grep -q payload /target\n"},
+		{"WORKDIR through symlink", "RUN ln -s " + host + " /wd\nWORKDIR /wd/made\nRUN test -d " + host + "/made\n"},
+		{"ADD tar with dotdot", "ADD dotdot.tar /\n"},
+		{"ADD tar with symlinks", "ADD links.tar /\n"},
+		{"ADD tar with a hard link", "ADD hard.tar /\n"},
+		{"ADD tar through image symlink", "RUN ln -s " + host + " /link\nADD links.tar /link/\nRUN test -f " + host + "/through-symlink\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctxDir := t.TempDir()
+			writeFiles(t, ctxDir, map[string]string{"payload": "payload"})
+			for name, data := range tars {
+				if err := os.WriteFile(filepath.Join(ctxDir, name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := e.build(t, ctxDir, "FROM busybox:test\n"+c.df, &buildOpts{noCache: true})
+			t.Logf("build: %v", err)
+			entries, _ := os.ReadDir(host)
+			if len(entries) != 1 {
+				var names []string
+				for _, d := range entries {
+					names = append(names, d.Name())
+				}
+				t.Errorf("the host directory now holds %q", names)
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(secret, &st); err != nil || st.Nlink != 1 {
+				t.Errorf("host file: %v, %d links", err, st.Nlink)
+			}
+			if data, _ := os.ReadFile(secret); string(data) != "host" {
+				t.Errorf("host file now holds %q", data)
+			}
+		})
+	}
+}
+
+// evilTars are tars whose entries try to leave the directory they are
+// unpacked in: through "..", through a symlink to hostDir (absolute or
+// relative) followed by a file below it, through a hard link to a host
+// file.
+func evilTars(t *testing.T, hostDir string) map[string][]byte {
+	t.Helper()
+	return map[string][]byte{
+		"dotdot.tar": tarOfHeaders(t, []*tar.Header{
+			{Name: "../../../../../../../.." + hostDir + "/dotdot", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		}),
+		"links.tar": tarOfHeaders(t, []*tar.Header{
+			{Name: "lnk", Typeflag: tar.TypeSymlink, Linkname: hostDir, Mode: 0o777},
+			{Name: "lnk/through-symlink", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+			{Name: "rel", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../../.." + hostDir, Mode: 0o777},
+			{Name: "rel/through-relative", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		}),
+		"hard.tar": tarOfHeaders(t, []*tar.Header{
+			{Name: "hard", Typeflag: tar.TypeLink, Linkname: hostDir + "/secret"},
+		}),
+	}
+}
+
+func tarOfHeaders(t *testing.T, entries []*tar.Header) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range entries {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("x"))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
