@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
 // envList is a "KEY=VALUE" list as BuildKit's lexer reads it; the last
@@ -40,8 +40,11 @@ func (e envList) Keys() []string {
 // afresh, because BuildKit's Expand methods change the command in place
 // and a step may be expanded many times, from several goroutines.
 func (b *planner) expander(n *bkparser.Node, pos Pos, from *CopyFrom) func(env []string) (Instruction, []string, error) {
-	var mu sync.Mutex // the lexer keeps state between words
+	escape := b.escape
 	return func(env []string) (Instruction, []string, error) {
+		// A lexer keeps state between words, and stages expand in
+		// parallel: each expansion gets its own.
+		lex := shell.NewLex(escape)
 		v, err := instructions.ParseInstruction(n)
 		if err != nil {
 			e := toError(pos.File, err)
@@ -50,9 +53,7 @@ func (b *planner) expander(n *bkparser.Node, pos Pos, from *CopyFrom) func(env [
 		}
 		used := map[string]bool{}
 		expand := func(word string) (string, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			res, err := b.lex.ProcessWordWithMatches(word, envList(env))
+			res, err := lex.ProcessWordWithMatches(word, envList(env))
 			for k := range res.Matched {
 				used[k] = true
 			}

@@ -48,7 +48,7 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		}
 		p.Warnings = append(p.Warnings, Pos{File: file, Line: line}.String()+": "+w.Short)
 	}
-	b := &planner{plan: p, opts: opts, lex: shell.NewLex(res.EscapeToken)}
+	b := &planner{plan: p, opts: opts, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken}
 	if err := b.walk(res.AST); err != nil {
 		return nil, err
 	}
@@ -62,7 +62,8 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 type planner struct {
 	plan    *Plan
 	opts    Options
-	lex     *shell.Lex
+	lex     *shell.Lex // for FROM lines and global ARGs, used while parsing only
+	escape  rune
 	metaEnv []string // global ARG values and predefined platform args
 }
 
@@ -376,7 +377,7 @@ func ParseTrigger(expr string, pos Pos, escape rune) (Step, error) {
 	if !ok {
 		return Step{}, &Error{Pos: pos, Msg: fmt.Sprintf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(n.Value))}
 	}
-	b := &planner{plan: &Plan{File: pos.File}, lex: shell.NewLex(res.EscapeToken)}
+	b := &planner{plan: &Plan{File: pos.File}, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken}
 	step := Step{Pos: pos, Name: strings.ToUpper(c.Name()), Text: sourceText(n, c)}
 	var from *CopyFrom
 	if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
