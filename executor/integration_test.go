@@ -261,8 +261,10 @@ func lastLine(s string) string {
 const clientsDockerfile = `FROM busybox:test
 COPY --chown=33:44 --chmod=0640 conf.txt /etc/app/conf.txt
 RUN mkdir -m 0750 /data && chown 1000:1000 /data && echo built > /data/out && chmod 0664 /data/out \
- && echo ro > /data/ro && chown 1000:1000 /data/ro && chmod 0400 /data/ro && ln -s out /data/link && cp /bin/busybox /data/suid && chmod 4755 /data/suid && mkdir /data/empty
-RUN echo second >> /data/out && rm /etc/app/conf.txt && echo new > /etc/app/conf2.txt
+ && echo ro > /data/ro && chown 1000:1000 /data/ro && chmod 0400 /data/ro && ln -s out /data/link && cp /bin/busybox /data/suid && chmod 4755 /data/suid && ln /data/suid /data/suid-hl \
+ && mkdir /data/empty /data/dir && echo old > /data/dir/old
+RUN echo second >> /data/out && rm /etc/app/conf.txt && echo new > /etc/app/conf2.txt \
+ && rm -r /data/dir && mkdir /data/dir && echo new > /data/dir/new
 USER 1000
 WORKDIR /data
 CMD ["cat", "/data/out"]
@@ -278,6 +280,9 @@ var wantClientFiles = map[string]string{
 	"data/ro":            "file 400 1000:1000",
 	"data/link":          "symlink 777 0:0",
 	"data/suid":          "file 4755 0:0",
+	"data/suid-hl":       "file 4755 0:0",
+	"data/dir/old":       "",
+	"data/dir/new":       "file 644 0:0",
 	"data/empty":         "dir 755 0:0",
 	"etc/app/conf.txt":   "",
 	"etc/resolv.conf":    "",
@@ -357,7 +362,13 @@ func TestClientsReadOutputs(t *testing.T) {
 		if b, err := exec.Command(umoci, "unpack", "--image", d+":clients:1", bundle).CombinedOutput(); err != nil {
 			t.Fatalf("umoci unpack: %v\n%s", err, b)
 		}
-		checkClientFiles(t, filepath.Join(bundle, "rootfs"))
+		rootfs := filepath.Join(bundle, "rootfs")
+		checkClientFiles(t, rootfs)
+		a, errA := os.Stat(filepath.Join(rootfs, "data/suid"))
+		b, errB := os.Stat(filepath.Join(rootfs, "data/suid-hl"))
+		if errA != nil || errB != nil || !os.SameFile(a, b) {
+			t.Errorf("data/suid and data/suid-hl are not one hard-linked file (%v, %v)", errA, errB)
+		}
 	})
 
 	t.Run("docker-podman", func(t *testing.T) {
@@ -368,8 +379,9 @@ func TestClientsReadOutputs(t *testing.T) {
 		if got := p.run(t, "clients:1"); got != "built\nsecond\n" {
 			t.Errorf("podman run (CMD) printed %q, want the RUN steps' output", got)
 		}
-		got := p.run(t, "clients:1", "sh", "-c", "id -u; pwd; stat -c '%a %u:%g' /data /data/out /data/ro /data/suid; readlink /data/link; cat /data/ro /data/out")
-		want := "1000\n/data\n750 1000:1000\n664 0:0\n400 1000:1000\n4755 0:0\nout\nro\nbuilt\nsecond\n"
+		got := p.run(t, "clients:1", "sh", "-c", "id -u; pwd; stat -c '%a %u:%g %h' /data /data/out /data/ro /data/suid; readlink /data/link; "+
+			"cat /data/ro /data/out; ls /data/dir; test ! -e /etc/app/conf.txt && echo removed")
+		want := "1000\n/data\n750 1000:1000 4\n664 0:0 1\n400 1000:1000 1\n4755 0:0 2\nout\nro\nbuilt\nsecond\nnew\nremoved\n"
 		if got != want {
 			t.Errorf("podman run printed\n%s\nwant\n%s", got, want)
 		}
@@ -506,6 +518,9 @@ func TestConcurrentProcesses(t *testing.T) {
 			args = append(args, "-t", tag)
 		}
 		c := exec.Command(bin, args...)
+		// With a fixed epoch the shared step gives the same layer in every
+		// process: the processes race to commit one blob and one snapshot.
+		c.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000", "BUILDER_ROOT=")
 		var b bytes.Buffer
 		c.Stderr = &b
 		if err := c.Start(); err != nil {
@@ -528,11 +543,15 @@ func TestConcurrentProcesses(t *testing.T) {
 	if _, err := fmt.Sscanf(out, "Deleted %d cache entries, %d blobs", &entries, &blobs); err != nil || entries == 0 || blobs == 0 {
 		t.Errorf("prune removed %d entries and %d blobs (%v), want the untagged build's", entries, blobs, err)
 	}
+	shared := map[string]bool{}
 	for tag := range dfs {
 		if tag == "" {
 			continue
 		}
 		info := skopeoInspect(t, skopeo, "oci:"+e.root+":"+tag)
+		if len(info.Layers) > 1 {
+			shared[info.Layers[1]] = true
+		}
 		if len(info.Layers) != 3 {
 			t.Errorf("%s after prune: %d layers, want 3", tag, len(info.Layers))
 		}
@@ -542,6 +561,9 @@ func TestConcurrentProcesses(t *testing.T) {
 		if b, err := exec.Command(skopeo, "copy", "oci:"+e.root+":"+tag, dst).CombinedOutput(); err != nil {
 			t.Errorf("skopeo copy %s after prune: %v\n%s", tag, err, b)
 		}
+	}
+	if len(shared) != 1 {
+		t.Errorf("the shared step gave layers %v, want one layer", shared)
 	}
 	if _, err := e.reopen(t).build(t, t.TempDir(), "FROM one:1\nRUN cat /one /shared > /both\n", nil); err != nil {
 		t.Errorf("building on one:1 after prune: %v", err)
