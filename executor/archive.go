@@ -20,8 +20,8 @@ import (
 // extractArchive unpacks src into dest when it is a tar archive, plain or
 // compressed with gzip, bzip2 or xz, as ADD does with local archives. It
 // reports false, with nothing written, when src is not one.
-func (c *copier) extractArchive(src, dest string) (bool, error) {
-	f, err := os.Open(src)
+func (c *copier) extractArchive(src, name, dest string) (bool, error) {
+	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return false, err
 	}
@@ -39,7 +39,7 @@ func (c *copier) extractArchive(src, dest string) (bool, error) {
 		return true, fmt.Errorf("creating %s: %w", dest, err)
 	}
 	if err := snapshot.Extract(br, c.root, dest); err != nil {
-		return true, fmt.Errorf("extracting %s: %w", src, err)
+		return true, fmt.Errorf("extracting %s: %w", name, err)
 	}
 	return true, nil
 }

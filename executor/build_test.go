@@ -70,11 +70,12 @@ func newEnv(t *testing.T) *env {
 }
 
 type buildOpts struct {
-	args    map[string]string
-	target  string
-	noCache bool
-	epoch   *time.Time
-	events  *[]executor.Event
+	args        map[string]string
+	target      string
+	noCache     bool
+	epoch       *time.Time
+	events      *[]executor.Event
+	compression string
 }
 
 func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*executor.Result, error) {
@@ -113,6 +114,7 @@ func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*exe
 		BuildArgs:       o.args,
 		NoCache:         o.noCache,
 		SourceDateEpoch: o.epoch,
+		Compression:     cache.Compression{Format: o.compression},
 	})
 }
 

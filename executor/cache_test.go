@@ -360,3 +360,23 @@ func TestCopyReusesUnchangedFiles(t *testing.T) {
 		t.Errorf("COPY layer with reused files %s, from a fresh store %s", top, top2)
 	}
 }
+
+// TestCacheCompression: a layer cached as gzip is not reused for a build
+// that asks for zstd.
+func TestCacheCompression(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	df := "FROM busybox:test\nRUN echo hi > /hi\n"
+	if _, err := e.build(t, ctxDir, df, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.build(t, ctxDir, df, &buildOpts{compression: "zstd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := e.store.Image(res.Image.Manifest.Digest)
+	m, _ := img.Manifest()
+	if mt := m.Layers[len(m.Layers)-1].MediaType; !strings.Contains(string(mt), "zstd") {
+		t.Errorf("top layer media type %s after a zstd build, want zstd", mt)
+	}
+}

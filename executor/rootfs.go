@@ -15,12 +15,12 @@ import (
 	"github.com/builderdev/builder/snapshot"
 )
 
-// withRootfs mounts m on a thread with a private mount namespace and calls
-// fn with the mounted root. Everything fn does to the files must happen in
-// fn itself, on that thread.
-func withRootfs(m snapshot.Mount, fn func(root string) error) error {
+// withRootfs mounts m on a thread with a private mount namespace, on a
+// fresh directory in work, and calls fn with the mounted root. Everything
+// fn does to the files must happen in fn itself, on that thread.
+func withRootfs(m snapshot.Mount, work string, fn func(root string) error) error {
 	return snapshot.Private(func() error {
-		root, unmount, err := mountTemp(m)
+		root, unmount, err := mountTemp(m, work)
 		if err != nil {
 			return err
 		}
@@ -29,17 +29,10 @@ func withRootfs(m snapshot.Mount, fn func(root string) error) error {
 	})
 }
 
-// mountTemp mounts m on a fresh directory beside its layers; it must run
-// inside a private mount namespace.
-func mountTemp(m snapshot.Mount) (string, func(), error) {
-	parent := os.TempDir()
-	switch {
-	case m.Upper != "":
-		parent = filepath.Dir(m.Upper)
-	case m.Stub != "":
-		parent = filepath.Dir(m.Stub)
-	}
-	target, err := os.MkdirTemp(parent, "mnt-")
+// mountTemp mounts m on a fresh directory in work (a directory of the
+// store's); it must run inside a private mount namespace.
+func mountTemp(m snapshot.Mount, work string) (string, func(), error) {
+	target, err := os.MkdirTemp(work, "mnt-")
 	if err != nil {
 		return "", nil, err
 	}

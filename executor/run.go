@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -117,7 +118,7 @@ func (b *build) stepWorkdir(ctx context.Context, sc *stepCtx, st *imageState, in
 	kb.AddString("workdir", wd)
 	kb.AddString("user", user)
 	return b.fsStep(ctx, sc, st, kb, "WORKDIR "+wd, func(ctx context.Context, a *snapshot.Active) error {
-		return withRootfs(a.Mount, func(root string) error {
+		return withRootfs(a.Mount, filepath.Dir(a.Upper()), func(root string) error {
 			uid, gid := 0, 0
 			if user != "" {
 				u, err := lookupUser(root, user)

@@ -26,8 +26,10 @@ import (
 // source is one top-level match of a COPY/ADD source: a file or a
 // directory, and (once walked) everything under it.
 type source struct {
-	rel     string      // slash path relative to the source root, symlinks resolved
+	rel     string      // slash path relative to the source root, as matched (names the copy)
+	ctxRel  string      // the same path with symlinks resolved (what ignore rules see)
 	abs     string      // host path
+	sum     v1.Hash     // content hash of a regular file, once hashed
 	fi      os.FileInfo // of the resolved path
 	entries []entry     // for a directory: its contents, parents first, sorted
 }
@@ -37,6 +39,7 @@ type entry struct {
 	rel string // slash path relative to the directory source
 	abs string
 	fi  os.FileInfo
+	sum v1.Hash // content hash of a regular file, once hashed
 }
 
 // errNotInContext marks a source that does not exist in the context, so
@@ -111,7 +114,7 @@ func resolveSource(root, rel string, ig *parser.Ignore, inContext bool) (*source
 	if err != nil {
 		return nil, err
 	}
-	return &source{abs: abs, fi: fi}, nil
+	return &source{abs: abs, fi: fi, ctxRel: resolved}, nil
 }
 
 // resolveIn resolves the symlinks in rel within root and returns the
@@ -246,8 +249,10 @@ func (s *source) walk(ig *parser.Ignore, inContext bool) error {
 	}
 	s.entries = []entry{}
 	var info parser.MatchInfo
-	if inContext && ig != nil && s.rel != "." {
-		info = parentInfo(ig, s.rel)
+	if inContext && ig != nil && s.ctxRel != "." {
+		// Ignore rules apply to where the files are, not to the name a
+		// symlink gave them: a link must not smuggle ignored files in.
+		info = parentInfo(ig, s.ctxRel)
 	}
 	return s.walkDir(s.abs, "", ig, inContext, info)
 }
@@ -275,8 +280,8 @@ func (s *source) walkDir(abs, rel string, ig *parser.Ignore, inContext bool, inf
 		eabs := filepath.Join(abs, e.Name())
 		einfo := parser.MatchInfo{}
 		if inContext && ig != nil {
-			ctxRel := path.Join(s.rel, erel)
-			if s.rel == "." {
+			ctxRel := path.Join(s.ctxRel, erel)
+			if s.ctxRel == "." {
 				ctxRel = erel
 			}
 			ex, next, err := ig.Match(ctxRel, info)
@@ -337,25 +342,23 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 	type file struct {
 		rel, abs string
 		fi       os.FileInfo
-		sum      v1.Hash
+		sum      *v1.Hash
 	}
-	var files []*file
-	add := func(rel, abs string, fi os.FileInfo) {
-		files = append(files, &file{rel: rel, abs: abs, fi: fi})
-	}
+	var files []file
 	for _, s := range srcs {
-		add(s.rel, s.abs, s.fi)
-		for _, e := range s.entries {
-			add(path.Join(s.rel, e.rel), e.abs, e.fi)
+		files = append(files, file{s.rel, s.abs, s.fi, &s.sum})
+		for i := range s.entries {
+			e := &s.entries[i]
+			files = append(files, file{path.Join(s.ctxRel, e.rel), e.abs, e.fi, &e.sum})
 		}
 	}
-	var todo []*file
+	var todo []file
 	for _, f := range files {
 		if !f.fi.Mode().IsRegular() {
 			continue
 		}
 		if sum, ok := ch.Get(f.rel, fileStat(f.fi)); ok {
-			f.sum = sum
+			*f.sum = sum
 		} else {
 			todo = append(todo, f)
 		}
@@ -366,7 +369,7 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 		if err != nil {
 			return err
 		}
-		f.sum = sum
+		*f.sum = sum
 		ch.Put(f.rel, fileStat(f.fi), sum)
 		return nil
 	}); err != nil {
@@ -406,7 +409,7 @@ func fileStat(fi os.FileInfo) cache.FileStat {
 }
 
 func hashFile(p string) (v1.Hash, error) {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return v1.Hash{}, err
 	}

@@ -145,7 +145,7 @@ func baseText(s *parser.Stage) string {
 
 // runStep expands one step and dispatches it by kind.
 func (b *build) runStep(ctx context.Context, sc *stepCtx, s *parser.Stage, st *imageState) error {
-	ins, used, err := sc.step.Expand(st.expandEnv())
+	ins, _, err := sc.step.Expand(st.expandEnv())
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (b *build) runStep(ctx context.Context, sc *stepCtx, s *parser.Stage, st *i
 	case *parser.Run:
 		return b.stepRun(ctx, sc, st, ins)
 	case *parser.Copy:
-		return b.stepCopy(ctx, sc, s, st, ins, used)
+		return b.stepCopy(ctx, sc, st, ins)
 	case *parser.Workdir:
 		return b.stepWorkdir(ctx, sc, st, ins)
 	case *parser.Arg:
@@ -197,6 +197,13 @@ func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, cr
 func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cache.KeyBuilder, createdBy string,
 	exec func(ctx context.Context, a *snapshot.Active) error) error {
 	b.addEpoch(kb)
+	// The compression is part of what a step produces: a hit must not
+	// hand a gzip layer to a build that asked for zstd.
+	format := b.opts.Compression.Format
+	if format == "" {
+		format = "gzip"
+	}
+	kb.AddString("compression", fmt.Sprintf("%s/%d", format, b.opts.Compression.Level))
 	key := kb.Sum()
 	b.debugKey(sc, kb)
 	sc.report(Event{Kind: StepStarted})

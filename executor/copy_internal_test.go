@@ -1,0 +1,108 @@
+package executor
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/testutil"
+)
+
+func sumOf(s string) v1.Hash {
+	h := sha256.Sum256([]byte(s))
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h[:])}
+}
+
+// TestCopyCheckedDetectsChange: a file whose bytes no longer match the
+// hash its cache key used must not be copied silently.
+func TestCopyCheckedDetectsChange(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.WriteFile(src, []byte("new content"), 0o644)
+	for _, c := range []struct {
+		sum     v1.Hash
+		wantErr bool
+	}{
+		{sumOf("new content"), false},
+		{sumOf("old content"), true},
+		{v1.Hash{}, false}, // COPY --from: no hash to check
+	} {
+		out, err := os.Create(filepath.Join(dir, "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = copyChecked(out, "src", src, c.sum)
+		out.Close()
+		os.Remove(filepath.Join(dir, "out"))
+		if (err != nil) != c.wantErr {
+			t.Errorf("copyChecked with sum %q: err = %v, want error %v", c.sum.Hex, err, c.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "changed while the build was reading it") {
+			t.Errorf("error %q does not say what happened", err)
+		}
+	}
+	// A symlink in the context is never followed when copying.
+	os.Symlink("/etc/hostname", filepath.Join(dir, "link"))
+	out, _ := os.Create(filepath.Join(dir, "out2"))
+	defer out.Close()
+	if err := copyChecked(out, "link", filepath.Join(dir, "link"), v1.Hash{}); err == nil {
+		t.Error("copyChecked followed a symlink")
+	}
+}
+
+// TestLinkFromNeverLeavesTheSnapshot: a previous COPY result may hold a
+// symlink pointing at the host; reusing a file below it must not link the
+// host's file into the store.
+func TestLinkFromNeverLeavesTheSnapshot(t *testing.T) {
+	testutil.RequireRoot(t) // linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	os.WriteFile(secret, []byte("s"), 0o644)
+	mt := time.Unix(1000, 0)
+	os.Chtimes(secret, mt, mt)
+	os.Chown(secret, 0, 0)
+
+	prev, upper := t.TempDir(), t.TempDir()
+	os.Symlink(outside, filepath.Join(prev, "sub"))
+	os.MkdirAll(filepath.Join(upper, "sub"), 0o755)
+	os.MkdirAll(filepath.Join(prev, "real"), 0o755)
+	good := filepath.Join(prev, "real", "f")
+	os.WriteFile(good, []byte("s"), 0o644)
+	os.Chtimes(good, mt, mt)
+	os.MkdirAll(filepath.Join(upper, "real"), 0o755)
+
+	fi, _ := os.Stat(secret)
+	fd, err := unix.Open(prev, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	d := deferredFile{rel: "sub/secret", fi: fi, mode: 0o644, sum: sumOf("s")}
+	if d.linkFrom(fd, upper, 0, 0) {
+		t.Error("linked a file through a symlink in the previous snapshot")
+	}
+	var st syscall.Stat_t
+	syscall.Stat(secret, &st)
+	if st.Nlink != 1 {
+		t.Errorf("host file has %d links", st.Nlink)
+	}
+	// The same file inside the snapshot is linked; with another hash it
+	// is not.
+	d.rel = "real/f"
+	if !d.linkFrom(fd, upper, 0, 0) {
+		t.Error("did not link an identical file")
+	}
+	d.rel, d.sum = "real/f", sumOf("other")
+	os.Remove(filepath.Join(upper, "real/f"))
+	if d.linkFrom(fd, upper, 0, 0) {
+		t.Error("linked a file whose content hash differs")
+	}
+}

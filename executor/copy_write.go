@@ -1,0 +1,464 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+// copyInto copies the sources into the rootfs mounted at root, whose
+// upper dir is upper. Directories, and files that replace something the
+// image has, are made through the mount, which gets whiteouts, copy-up and
+// symlinks in the image right. Files new to the image are only recorded:
+// finishDeferred writes them into the upper dir once it is unmounted,
+// without overlay's cost per file (a COPY of 20,000 files spent most of
+// its time there).
+func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*source) (*copier, error) {
+	uid, gid := 0, 0
+	if o.chown != "" {
+		var err error
+		if uid, gid, err = lookupChown(root, o.chown); err != nil {
+			return nil, err
+		}
+	}
+	c := &copier{ctx: ctx, root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod,
+		inUpper: map[string]bool{}, pending: map[string]int{}}
+	for _, s := range srcs {
+		if err := s.walk(o.ignore, o.inCtx); err != nil {
+			return nil, err
+		}
+		if err := c.copySource(o, s); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+type copier struct {
+	ctx         context.Context
+	root, upper string
+	uid, gid    int
+	chmod       *os.FileMode
+	deferred    []deferredFile
+	pending     map[string]int  // rel → index in deferred, for files not yet written
+	dirs        []dirTime       // directory times to set last
+	inUpper     map[string]bool // dirs known to exist in the upper dir
+	reuse       string          // a previous result of this COPY to link unchanged files from
+}
+
+// deferredFile is a regular file to write straight into the upper dir.
+type deferredFile struct {
+	rel     string // relative to the rootfs
+	name    string // the source as users know it, for messages
+	src     string
+	fi      os.FileInfo
+	mode    os.FileMode
+	sum     v1.Hash // content hash the cache key used; zero for COPY --from
+	dropped bool    // a later source replaced it
+}
+
+type dirTime struct {
+	rel string
+	mt  time.Time
+}
+
+func (c *copier) copySource(o copyOpts, s *source) error {
+	destIsDir := strings.HasSuffix(o.dest, "/")
+	dest := path.Clean(o.dest)
+	if s.fi.IsDir() {
+		existed := false
+		if p, err := securejoin.SecureJoin(c.root, dest); err == nil {
+			_, err := os.Lstat(p)
+			existed = err == nil
+		}
+		dir, err := mkdirAllIn(c.root, dest, 0o755, c.uid, c.gid)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", dest, err)
+		}
+		if !existed {
+			// A directory the COPY creates takes its source's time, as
+			// BuildKit does, so the layer does not depend on the clock.
+			c.dirs = append(c.dirs, dirTime{rel: c.rel(dir), mt: s.fi.ModTime()})
+		}
+		return c.copyEntries(dir, s)
+	}
+	if o.add && o.unpack && s.fi.Mode().IsRegular() {
+		if ok, err := c.extractArchive(s.abs, s.rel, dest); ok || err != nil {
+			return err
+		}
+	}
+	// A file lands inside dest when dest is (or names) a directory.
+	target := dest
+	if !destIsDir {
+		if p, err := securejoin.SecureJoin(c.root, dest); err == nil {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				destIsDir = true
+			}
+		}
+	}
+	if destIsDir {
+		target = path.Join(dest, path.Base(s.rel))
+		if s.rel == "." {
+			target = dest
+		}
+	}
+	parent, err := mkdirAllIn(c.root, path.Dir(target), 0o755, c.uid, c.gid)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path.Dir(target), err)
+	}
+	return c.copyEntry(filepath.Join(parent, path.Base(target)), s.rel, s.abs, s.fi, s.sum)
+}
+
+// copyEntries copies a directory source's walked entries below dir. Each
+// entry's parent is the target of its parent entry, which copyEntry made a
+// real directory, so no path is resolved twice and no symlink in the image
+// is followed.
+func (c *copier) copyEntries(dir string, s *source) error {
+	targets := map[string]string{".": dir}
+	for _, e := range s.entries {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		parent, ok := targets[path.Dir(e.rel)]
+		if !ok {
+			return fmt.Errorf("internal: no parent for %s", e.rel)
+		}
+		target := filepath.Join(parent, path.Base(e.rel))
+		if err := c.copyEntry(target, path.Join(s.rel, e.rel), e.abs, e.fi, e.sum); err != nil {
+			return err
+		}
+		if e.fi.IsDir() {
+			targets[e.rel] = target
+			c.dirs = append(c.dirs, dirTime{rel: c.rel(target), mt: e.fi.ModTime()})
+		}
+	}
+	return nil
+}
+
+// rel is target's path relative to the mounted root.
+func (c *copier) rel(target string) string {
+	r, err := filepath.Rel(c.root, target)
+	if err != nil {
+		return target
+	}
+	return r
+}
+
+// copyEntry creates target (a path inside the mounted root whose parent
+// exists) as a copy of the file src. A later source replaces what an
+// earlier one put at the same path, as docker does.
+func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash) error {
+	mode := fi.Mode()
+	if c.chmod != nil && mode&fs.ModeSymlink == 0 {
+		mode = mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | *c.chmod
+	}
+	rel := c.rel(target)
+	if i, ok := c.pending[rel]; ok {
+		if mode.IsRegular() {
+			c.deferred[i] = deferredFile{rel: rel, name: name, src: src, fi: fi, mode: mode, sum: sum}
+			return nil
+		}
+		c.deferred[i].dropped = true
+		delete(c.pending, rel)
+	}
+	existing, err := os.Lstat(target)
+	exists := err == nil
+	switch {
+	case fi.IsDir():
+		if exists && existing.IsDir() {
+			return nil // merge into what the image has, keeping its metadata
+		}
+		if exists {
+			if err := os.RemoveAll(target); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(target, 0o700); err != nil {
+			return err
+		}
+	case mode&fs.ModeSymlink != 0:
+		link, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if exists {
+			if err := removeForReplace(target, existing); err != nil {
+				return err
+			}
+		}
+		if err := os.Symlink(link, target); err != nil {
+			return err
+		}
+		return c.finish(target, fi, mode, true)
+	case mode.IsRegular():
+		if !exists {
+			if err := c.ensureInUpper(filepath.Dir(target)); err != nil {
+				return err
+			}
+			c.pending[rel] = len(c.deferred)
+			c.deferred = append(c.deferred, deferredFile{rel: rel, name: name, src: src, fi: fi, mode: mode, sum: sum})
+			return nil
+		}
+		if err := removeForReplace(target, existing); err != nil {
+			return err
+		}
+		if err := copyFileData(target, name, src, sum); err != nil {
+			return err
+		}
+	case mode&fs.ModeNamedPipe != 0:
+		if exists {
+			if err := removeForReplace(target, existing); err != nil {
+				return err
+			}
+		}
+		if err := mkfifo(target); err != nil {
+			return err
+		}
+	case mode&fs.ModeSocket != 0:
+		return nil // sockets cannot be copied; docker skips them too
+	default:
+		return fmt.Errorf("%s: unsupported file type %s", name, mode.Type())
+	}
+	return c.finish(target, fi, mode, false)
+}
+
+// ensureInUpper makes sure the directory at merged path dir exists in the
+// upper dir, copying it up (with its ancestors) when only a lower layer
+// has it: a chown to its own owner is enough for overlay to copy it up.
+func (c *copier) ensureInUpper(dir string) error {
+	rel := c.rel(dir)
+	if c.inUpper[rel] {
+		return nil
+	}
+	up := filepath.Join(c.upper, rel)
+	if fi, err := os.Lstat(up); err == nil && fi.IsDir() {
+		c.inUpper[rel] = true
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if err := os.Lchown(dir, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("copying up %s: %w", rel, err)
+	}
+	if fi, err := os.Lstat(up); err != nil || !fi.IsDir() {
+		return fmt.Errorf("copying up %s: not in the upper dir after chown", rel)
+	}
+	c.inUpper[rel] = true
+	return nil
+}
+
+// finishDeferred writes the recorded files into the upper dir, with up to
+// workers at once (0: one per CPU), then sets directory times, which the
+// writes would otherwise change.
+func (c *copier) finishDeferred(workers int) error {
+	prev := -1
+	if c.reuse != "" {
+		if fd, err := unix.Open(c.reuse, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			prev = fd
+			defer unix.Close(fd)
+		}
+	}
+	write := func(i int) error {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		d := c.deferred[i]
+		if d.dropped {
+			return nil
+		}
+		if prev >= 0 && d.linkFrom(prev, c.upper, c.uid, c.gid) {
+			return nil
+		}
+		return d.write(c.upper, c.uid, c.gid)
+	}
+	var err error
+	if workers == 1 {
+		for i := range c.deferred {
+			if err = write(i); err != nil {
+				break
+			}
+		}
+	} else {
+		err = parallel(len(c.deferred), write)
+	}
+	if err != nil {
+		return err
+	}
+	for i := len(c.dirs) - 1; i >= 0; i-- {
+		d := c.dirs[i]
+		p := filepath.Join(c.upper, d.rel)
+		if _, err := os.Lstat(p); err == nil {
+			os.Chtimes(p, d.mt, d.mt)
+		}
+	}
+	return nil
+}
+
+// linkFrom hardlinks the file from the same path in a previous result of
+// the COPY (the directory open as prev) when that file is exactly what
+// write would make: same owner, mode, time and size, and content with the
+// hash the cache key used. The path resolves beneath prev without
+// following any symlink, so nothing outside the store can be linked. It
+// reports whether it linked.
+func (d deferredFile) linkFrom(prev int, upper string, uid, gid int) bool {
+	if d.sum.Hex == "" {
+		return false
+	}
+	fd, err := unix.Openat2(prev, d.rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), d.rel)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o7777 != unixPerm(d.mode) ||
+		int(st.Uid) != uid || int(st.Gid) != gid || st.Size != d.fi.Size() ||
+		st.Mtim.Nano() != d.fi.ModTime().UnixNano() {
+		return false
+	}
+	if sum, err := hashReader(f); err != nil || sum != d.sum.Hex {
+		return false
+	}
+	return unix.Linkat(fd, "", unix.AT_FDCWD, filepath.Join(upper, d.rel), unix.AT_EMPTY_PATH) == nil
+}
+
+// write copies the file into the upper dir, checking that the bytes it
+// copies are the ones the cache key was computed from.
+func (d deferredFile) write(upper string, uid, gid int) error {
+	p := filepath.Join(upper, d.rel)
+	out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := copyChecked(out, d.name, d.src, d.sum); err != nil {
+		out.Close()
+		return err
+	}
+	// Owner before mode: a chown clears the setuid bits.
+	if err := out.Chown(uid, gid); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(d.mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(p, d.fi.ModTime(), d.fi.ModTime())
+}
+
+// copyFileData creates target with the content of src.
+func copyFileData(target, name, src string, sum v1.Hash) error {
+	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := copyChecked(out, name, src, sum); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// copyChecked copies src to out. With a sum, it hashes what it copies and
+// fails if the file changed after its hash went into the cache key: the
+// layer would otherwise be cached under a key that does not describe it.
+// src is opened without following a symlink, so a context changed under
+// the build cannot make it read outside.
+func copyChecked(out *os.File, name, src string, sum v1.Hash) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if sum.Hex == "" {
+		if _, err := out.ReadFrom(in); err != nil {
+			return fmt.Errorf("copying %s: %w", name, err)
+		}
+		return nil
+	}
+	h := sha256.New()
+	buf := copyBufs.Get().(*[256 << 10]byte)
+	defer copyBufs.Put(buf)
+	if _, err := io.CopyBuffer(io.MultiWriter(out, h), in, buf[:]); err != nil {
+		return fmt.Errorf("copying %s: %w", name, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != sum.Hex {
+		return fmt.Errorf("%s changed while the build was reading it; build again", name)
+	}
+	return nil
+}
+
+// copyBufs recycles copy buffers: a COPY copies thousands of files, and a
+// fresh buffer for each kept the garbage collector busy.
+var copyBufs = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+
+func hashReader(r io.Reader) (string, error) {
+	var h hash.Hash = sha256.New()
+	buf := copyBufs.Get().(*[256 << 10]byte)
+	defer copyBufs.Put(buf)
+	if _, err := io.CopyBuffer(h, r, buf[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func unixPerm(m os.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= unix.S_ISVTX
+	}
+	return p
+}
+
+func removeForReplace(target string, existing os.FileInfo) error {
+	if existing.IsDir() {
+		return fmt.Errorf("cannot replace directory %s with a file", target)
+	}
+	return os.Remove(target)
+}
+
+// finish sets owner, mode and times, in that order: a chown clears the
+// setuid bits, so the mode must come after it.
+func (c *copier) finish(target string, fi os.FileInfo, mode os.FileMode, symlink bool) error {
+	if err := os.Lchown(target, c.uid, c.gid); err != nil {
+		return err
+	}
+	if symlink {
+		return lutimes(target, fi.ModTime())
+	}
+	if err := os.Chmod(target, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+		return err
+	}
+	return os.Chtimes(target, fi.ModTime(), fi.ModTime())
+}
