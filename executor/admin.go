@@ -46,15 +46,26 @@ type ProgressResolver interface {
 func (r *resolver) ResolveWithProgress(ctx context.Context, ref string, platform v1.Platform, progress func(label string, current, total int64)) (cache.ImageRecord, error) {
 	if r.policy != PullAlways {
 		rec, err := r.store.Lookup(ref)
-		if err == nil {
-			return rec, nil
-		}
-		if !errors.Is(err, cache.ErrNotFound) {
+		switch {
+		case err == nil:
+			have, perr := r.platformOf(rec)
+			if perr != nil {
+				return cache.ImageRecord{}, perr
+			}
+			if platformMatches(have, platform) {
+				return rec, nil
+			}
+			if r.policy == PullNever || r.client == nil {
+				return cache.ImageRecord{}, fmt.Errorf("local image %s is for %s, not %s", ref, have, platform.String())
+			}
+		case !errors.Is(err, cache.ErrNotFound):
 			return cache.ImageRecord{}, err
+		case r.policy == PullNever || r.client == nil:
+			return cache.ImageRecord{}, fmt.Errorf("image %s not found in the local store", ref)
 		}
 	}
-	if r.policy == PullNever || r.client == nil {
-		return cache.ImageRecord{}, fmt.Errorf("image %s not found in the local store", ref)
+	if r.client == nil {
+		return cache.ImageRecord{}, fmt.Errorf("image %s: no registry client", ref)
 	}
 	var report func(registry.Progress)
 	if progress != nil {
@@ -71,6 +82,31 @@ func (r *resolver) ResolveWithProgress(ctx context.Context, ref string, platform
 type PruneReport struct {
 	cache.PruneReport
 	Snapshots int
+}
+
+// platformOf reads the platform a stored image is for.
+func (r *resolver) platformOf(rec cache.ImageRecord) (v1.Platform, error) {
+	img, err := r.store.Image(rec.Manifest.Digest)
+	if err != nil {
+		return v1.Platform{}, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return v1.Platform{}, err
+	}
+	return v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}, nil
+}
+
+// platformMatches reports whether an image for have can serve want. An
+// image that does not say its platform is taken as it is, as docker does.
+func platformMatches(have, want v1.Platform) bool {
+	if have.OS == "" && have.Architecture == "" {
+		return true
+	}
+	if have.OS != want.OS || have.Architecture != want.Architecture {
+		return false
+	}
+	return want.Variant == "" || have.Variant == "" || have.Variant == want.Variant
 }
 
 // Prune removes step-cache entries and unreferenced blobs as cache.Prune

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/internal/testutil"
+	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 )
 
@@ -378,5 +382,23 @@ func TestCacheCompression(t *testing.T) {
 	m, _ := img.Manifest()
 	if mt := m.Layers[len(m.Layers)-1].MediaType; !strings.Contains(string(mt), "zstd") {
 		t.Errorf("top layer media type %s after a zstd build, want zstd", mt)
+	}
+}
+
+// TestFromPlatformMismatch: a local base for another platform is not used
+// for --platform; without a registry the build says why it stops.
+func TestFromPlatformMismatch(t *testing.T) {
+	e := newEnv(t)
+	plan, err := parser.Parse(strings.NewReader("FROM busybox:test\nRUN true\n"), parser.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = executor.Build(context.Background(), plan, executor.Options{
+		Store: e.store, Snapshots: e.snaps, ContextDir: t.TempDir(),
+		Resolver: executor.NewResolver(e.store, nil, executor.PullNever),
+		Platform: v1.Platform{OS: "linux", Architecture: "s390x"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "not linux/s390x") {
+		t.Errorf("build for linux/s390x on a local %s base: %v, want a platform error", runtime.GOARCH, err)
 	}
 }
