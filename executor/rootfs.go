@@ -56,7 +56,7 @@ func lookupUser(root, spec string) (*user.ExecUser, error) {
 	defer closeG()
 	u, err := user.GetExecUser(spec, &user.ExecUser{Home: "/"}, passwd, group)
 	if err != nil {
-		return nil, fmt.Errorf("unable to find user %s: %w", spec, err)
+		return nil, err // the user package names the user or group
 	}
 	return u, nil
 }
@@ -74,7 +74,7 @@ func lookupChown(root, spec string) (uid, gid int, err error) {
 	}
 	g, err := lookupUser(root, "0:"+grp)
 	if err != nil {
-		return 0, 0, fmt.Errorf("unable to find group %s: %w", grp, err)
+		return 0, 0, err
 	}
 	return u.Uid, g.Gid, nil
 }

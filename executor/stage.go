@@ -247,7 +247,7 @@ func (b *build) apply(st *imageState, key cache.Key, layer *cache.Layer, h v1.Hi
 
 // lookup consults the step cache unless the build or stage disables it.
 func (b *build) lookup(sc *stepCtx, key cache.Key) (cache.Entry, error) {
-	if b.opts.NoCache || slices.Contains(b.opts.NoCacheStages, sc.stage) {
+	if b.opts.NoCache || slices.ContainsFunc(b.opts.NoCacheStages, func(n string) bool { return strings.EqualFold(n, sc.stage) }) {
 		return cache.Entry{}, cache.ErrNotFound
 	}
 	return b.opts.Store.LookupStep(key)
