@@ -24,18 +24,19 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	release, err := opts.Store.BuildLock(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("waiting for the store: %w", err)
+	if !opts.LockHeld {
+		release, err := opts.Store.BuildLock(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for the store: %w", err)
+		}
+		defer release()
 	}
-	defer release()
 
 	b := &build{plan: plan, opts: opts, started: time.Now()}
 	b.stages = make([]*stageRun, len(plan.Stages))
 	for _, i := range plan.Needed() {
 		b.stages[i] = &stageRun{done: make(chan struct{})}
 	}
-	defer b.close()
 	b.warnUnusedArgs()
 
 	target, err := b.runStages(ctx)
@@ -168,7 +169,6 @@ func (b *build) finish(st *imageState) (*Result, error) {
 	return &Result{Image: rec, Config: cfg}, nil
 }
 
-func (b *build) close() {}
 
 // warnUnusedArgs warns about --build-arg values no ARG declares, as
 // docker does.

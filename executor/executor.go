@@ -45,6 +45,10 @@ type Options struct {
 	Jobs int
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool
+	// LockHeld says the caller holds Store.BuildLock already, for as long
+	// as it uses the result (tagging, exporting): Build then does not take
+	// it, so a prune cannot run between the build and the tag.
+	LockHeld bool
 }
 
 // Result is a built image, complete in the store and not yet tagged.

@@ -75,6 +75,13 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	}
 	defer store.Close()
 	defer snaps.Close()
+	// Held until the image is tagged and exported, so that a prune cannot
+	// remove the new image in between.
+	release, err := store.BuildLock(ctx)
+	if err != nil {
+		return fmt.Errorf("waiting for the store: %w", err)
+	}
+	defer release()
 
 	r := newRenderer(cfg.progress, a.stderr, a.env, len(plan.Stages) > 1)
 	platform := cfg.exec.Platform
@@ -85,6 +92,7 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	opts.Reporter = r
 	opts.ContextDir = cfg.contextDir
 	opts.Ignore = ignore
+	opts.LockHeld = true
 	res, err := executor.Build(ctx, plan, opts)
 	r.Close()
 	if err != nil {

@@ -38,6 +38,12 @@ goes to stdout.`,
 				return err
 			}
 			defer store.Close()
+			// A prune must not remove blobs the pull wrote before it tags.
+			release, err := store.BuildLock(ctx)
+			if err != nil {
+				return fmt.Errorf("waiting for the store: %w", err)
+			}
+			defer release()
 			r := newRenderer(mode, a.stderr, env, false)
 			ref := args[0]
 			start := time.Now()
