@@ -169,7 +169,6 @@ func (b *build) finish(st *imageState) (*Result, error) {
 	return &Result{Image: rec, Config: cfg}, nil
 }
 
-
 // warnUnusedArgs warns about --build-arg values no ARG declares, as
 // docker does.
 func (b *build) warnUnusedArgs() {
