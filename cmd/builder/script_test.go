@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 //	[root]            true as root; when not root under CI=true it fails
 //	                  the script, so `[!root] skip` never hides a missing
 //	                  prerequisite in CI
+//	[tool:NAME]       true when NAME is on PATH; when it is not, under
+//	                  CI=true it fails the script (use it, not [exec:NAME])
 //	exitcode N CMD... runs CMD and checks its exit status is N
 //	envfile NAME FILE sets $NAME to the content of FILE, trimmed (an
 //	                  image ID from --iidfile, say)
@@ -46,6 +48,15 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
+			if tool, ok := strings.CutPrefix(cond, "tool:"); ok {
+				if _, err := exec.LookPath(tool); err == nil {
+					return true, nil
+				}
+				if os.Getenv("CI") == "true" {
+					return false, fmt.Errorf("script needs %s, and under CI=true a missing prerequisite is a failure", tool)
+				}
+				return false, nil
+			}
 			switch cond {
 			case "root":
 				if os.Geteuid() == 0 {
