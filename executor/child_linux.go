@@ -87,6 +87,11 @@ func startCommand() error {
 	if err := unix.Chdir(dir); err != nil {
 		return fmt.Errorf("entering working directory %s: %w", dir, err)
 	}
+	// Before the capabilities go: installing a filter without
+	// CAP_SYS_ADMIN needs no_new_privs, which would break setuid programs.
+	if err := installSeccomp(); err != nil {
+		return err
+	}
 	if err := limitCapabilities(); err != nil {
 		return err
 	}
