@@ -59,6 +59,7 @@ func Open(root string) (*Store, error) {
 	// Sessions of dead processes are only garbage; failing to remove one
 	// must not stop a build.
 	fsutil.SweepSessions(filepath.Join(root, tmpDir))
+	fsutil.SweepAtomicTemps(root)
 	return s, nil
 }
 

@@ -48,6 +48,25 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return SyncDir(dir)
 }
 
+// SweepAtomicTemps removes the temporary files WriteFileAtomic leaves in
+// dir when its process dies between creating and renaming one. Only files
+// older than a minute go, so a live writer's file is never touched.
+func SweepAtomicTemps(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasPrefix(name, ".") || !strings.Contains(name, ".tmp-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Minute {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
 // SyncDir fsyncs a directory so that renames into it survive a crash.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
