@@ -49,7 +49,7 @@ func (sc *stepCtx) log(format string, args ...any) {
 // fail wraps err as the step's error, naming its place.
 func (sc *stepCtx) fail(err error) error {
 	var se *StepError
-	if errors.As(err, &se) || errors.Is(err, context.Canceled) {
+	if errors.As(err, &se) {
 		return err
 	}
 	return &StepError{Pos: sc.step.Pos, Instruction: sc.step.Name, Err: err}
