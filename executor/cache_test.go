@@ -402,3 +402,34 @@ func TestFromPlatformMismatch(t *testing.T) {
 		t.Errorf("build for linux/s390x on a local %s base: %v, want a platform error", runtime.GOARCH, err)
 	}
 }
+
+// TestCacheVerify: with VerifyCache, a hit whose step makes another layer
+// when run again is reported; a reproducible step is not.
+func TestCacheVerify(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	df := "FROM busybox:test\nRUN echo stable > /s\nRUN date +%s%N > /unstable\n"
+	epoch := time.Unix(1600000000, 0)
+	if _, err := e.build(t, ctxDir, df, &buildOpts{epoch: &epoch}); err != nil {
+		t.Fatal(err)
+	}
+	var events []executor.Event
+	plan, _ := parser.Parse(strings.NewReader(df), parser.Options{})
+	_, err := executor.Build(context.Background(), plan, executor.Options{
+		Store: e.store, Snapshots: e.snaps, ContextDir: ctxDir, SourceDateEpoch: &epoch, VerifyCache: true,
+		Resolver: executor.NewResolver(e.store, nil, executor.PullNever),
+		Reporter: executor.ReporterFunc(func(ev executor.Event) { events = append(events, ev) }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	for _, ev := range events {
+		if ev.Kind == executor.BuildWarning && strings.Contains(ev.Line, "cache verify") {
+			warned = append(warned, ev.Line)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "unstable") {
+		t.Errorf("cache verify warnings = %q, want one for the date step", warned)
+	}
+}

@@ -45,6 +45,10 @@ type Options struct {
 	Jobs int
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool
+	// VerifyCache runs the steps that hit the cache anyway and warns when
+	// the layer they make differs from the cached one: a cache key that
+	// misses an input shows up here (BUILDER_CACHE_VERIFY=1).
+	VerifyCache bool
 	// LockHeld says the caller holds Store.BuildLock already, for as long
 	// as it uses the result (tagging, exporting): Build then does not take
 	// it, so a prune cannot run between the build and the tag.

@@ -207,11 +207,13 @@ func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cac
 	key := kb.Sum()
 	b.debugKey(sc, kb)
 	sc.report(Event{Kind: StepStarted})
-	if e, err := b.lookup(sc, key); err == nil {
-		b.apply(st, key, e.Layer, e.History)
+	cached, err := b.lookup(sc, key)
+	if err == nil && !b.opts.VerifyCache {
+		b.apply(st, key, cached.Layer, cached.History)
 		sc.report(Event{Kind: StepCached})
 		return nil
 	}
+	verify := err == nil
 	if err := b.ensureChain(ctx, sc, st); err != nil {
 		return err
 	}
@@ -227,6 +229,9 @@ func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cac
 	if err != nil {
 		return err
 	}
+	if verify {
+		b.verifyHit(sc, cached, layer)
+	}
 	h := b.history(createdBy, layer == nil)
 	if err := b.opts.Store.RecordStep(key, cache.Entry{Layer: layer, Config: st.cfg.Config, History: h}); err != nil {
 		return fmt.Errorf("recording cache entry: %w", err)
@@ -234,6 +239,20 @@ func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cac
 	b.apply(st, key, layer, h)
 	sc.report(Event{Kind: StepDone, Duration: time.Since(sc.start)})
 	return nil
+}
+
+// verifyHit compares the layer a step made again with the one its cache
+// entry holds.
+func (b *build) verifyHit(sc *stepCtx, cached cache.Entry, layer *cache.Layer) {
+	diff := func(l *cache.Layer) string {
+		if l == nil {
+			return "no layer"
+		}
+		return l.DiffID.String()
+	}
+	if got, want := diff(layer), diff(cached.Layer); got != want {
+		b.warn("cache verify: %s %s: cached result %s, rebuilt %s", sc.step.Pos, sc.name, want, got)
+	}
 }
 
 func (b *build) apply(st *imageState, key cache.Key, layer *cache.Layer, h v1.History) {

@@ -27,7 +27,7 @@ import (
 
 // environment is what the process started with: the global flags and the
 // environment variables builder reads (BUILDER_ROOT, XDG_DATA_HOME, HOME,
-// SOURCE_DATE_EPOCH, CI, BUILDER_DEBUG_KEYS, and those --build-arg K
+// SOURCE_DATE_EPOCH, CI, BUILDER_DEBUG_KEYS, BUILDER_CACHE_VERIFY, and those --build-arg K
 // names). Tests build one by hand.
 type environment struct {
 	root      string // --root
@@ -197,6 +197,7 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 		return nil, err
 	}
 	c.exec.DebugKeys, _ = strconv.ParseBool(env.getenv("BUILDER_DEBUG_KEYS"))
+	c.exec.VerifyCache, _ = strconv.ParseBool(env.getenv("BUILDER_CACHE_VERIFY"))
 	return c, nil
 }
 
