@@ -33,10 +33,12 @@ func TestDeepDockerfile(t *testing.T) {
 	for i := 1; i <= steps; i++ {
 		fmt.Fprintf(&df, "RUN echo %d > /f%d\n", i, i)
 	}
+	start := time.Now()
 	res, err := e.build(t, t.TempDir(), df.String(), nil)
 	if err != nil {
 		t.Fatalf("building %d steps: %v", steps, err)
 	}
+	t.Logf("%d RUN steps built in %v", steps, time.Since(start))
 	if n := len(res.Config.RootFS.DiffIDs); n != steps+1 {
 		t.Fatalf("image has %d layers, want %d", n, steps+1)
 	}
@@ -54,16 +56,20 @@ func TestDeepDockerfile(t *testing.T) {
 	}
 	f.Close()
 
+	start = time.Now()
 	p := newPodman(t)
 	p.load(t, archive)
 	out := p.run(t, "deep:150", "sh", "-c", "ls / | grep -c '^f'; cat /f1 /f150")
+	t.Logf("podman (vfs) load and run: %v", time.Since(start))
 	if out != "150\n1\n150\n" {
 		t.Errorf("podman (vfs) run printed %q, want 150 files, then 1 and 150", out)
 	}
 
+	start = time.Now()
 	po := newPodmanOverlay(t)
 	po.load(t, archive)
 	out, err = po.runErr("deep:150", "cat", "/f150")
+	t.Logf("podman (overlay) load and run: %v", time.Since(start))
 	switch {
 	case err == nil && out == "150\n":
 		t.Logf("podman (overlay driver) runs a %d-layer image", steps+1)
