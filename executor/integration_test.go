@@ -201,6 +201,13 @@ func TestFromRegistry(t *testing.T) {
 	if n := tr.n.Load(); n != 0 {
 		t.Errorf("a new step on the pulled base made %d registry requests, want 0", n)
 	}
+	// An image never pulled, with the registry gone: one line naming it.
+	other := addr + "/base/other:1"
+	_, err = buildPulling(t, root, ctxDir, "FROM "+other+"\nRUN true\n", tr)
+	t.Logf("unreachable registry: %v", err)
+	if err == nil || !strings.Contains(err.Error(), other) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("FROM %s with the registry stopped: %v, want one line naming the image", other, err)
+	}
 }
 
 func checkPulledImage(t *testing.T, cfg *v1.ConfigFile, baseDiffID v1.Hash) {
