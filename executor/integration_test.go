@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -583,4 +584,66 @@ func waitStatus(ps *os.ProcessState) string {
 		return fmt.Sprintf("killed by %v", ws.Signal())
 	}
 	return fmt.Sprintf("exit %d", ps.ExitCode())
+}
+
+// TestPruneWaitsForBuild runs `builder prune --all` while another builder
+// process is inside a RUN step: prune must wait for the build (it would
+// otherwise delete the blobs and snapshots the build is using), and the
+// image the build tags must be complete. The step blocks on a TCP
+// connection to the test, so the test decides when it ends.
+func TestPruneWaitsForBuild(t *testing.T) {
+	skopeo := testutil.RequireTool(t, "skopeo")
+	testutil.RequireRoot(t)
+	bin := builderBinary(t)
+	root := cliStore(t, bin)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ctxDir := writeContext(t, fmt.Sprintf("FROM busybox:test\nRUN nc 127.0.0.1 %d > /got && test -s /got\n", port), nil)
+	build := exec.Command(bin, "--root", root, "build", "-q", "-t", "during:1", ctxDir)
+	var out lockedBuffer
+	build.Stderr = &out
+	if err := build.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buildDone := make(chan error, 1)
+	go func() { buildDone <- build.Wait() }()
+	defer build.Process.Kill()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(60 * time.Second))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the RUN step never connected: %v\n%s", err, out.String())
+	}
+
+	prune := exec.Command(bin, "--root", root, "prune", "--all")
+	var pruneOut bytes.Buffer
+	prune.Stdout, prune.Stderr = &pruneOut, &pruneOut
+	if err := prune.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pruneDone := make(chan error, 1)
+	go func() { pruneDone <- prune.Wait() }()
+	// A prune that does not wait ends in well under a second; one that
+	// waits cannot end before the step does.
+	select {
+	case err := <-pruneDone:
+		t.Errorf("prune ended (%v) while a build was inside a RUN step:\n%s", err, pruneOut.String())
+		pruneDone <- err
+	case <-time.After(time.Second):
+	}
+	conn.Write([]byte("go\n"))
+	conn.Close()
+	if err := <-buildDone; err != nil {
+		t.Fatalf("build during prune: %v\n%s", err, out.String())
+	}
+	if err := <-pruneDone; err != nil {
+		t.Fatalf("prune: %v\n%s", err, pruneOut.String())
+	}
+	dst := "oci:" + filepath.Join(t.TempDir(), "copy") + ":x"
+	if b, err := exec.Command(skopeo, "copy", "oci:"+root+":during:1", dst).CombinedOutput(); err != nil {
+		t.Errorf("skopeo copy of the image built during prune: %v\n%s", err, b)
+	}
 }
