@@ -38,46 +38,28 @@ func (e envList) Keys() []string {
 
 // expander returns a Step's expansion function. Each call parses the node
 // afresh, because BuildKit's Expand methods change the command in place
-// and a step may be expanded many times, from several goroutines.
+// and a step may be expanded many times, from several goroutines; the node
+// itself is only read.
 func (b *planner) expander(n *bkparser.Node, pos Pos, from *CopyFrom) func(env []string) (Instruction, []string, error) {
 	escape := b.escape
+	buildArgs := b.opts.BuildArgs
 	return func(env []string) (Instruction, []string, error) {
-		// A lexer keeps state between words, and stages expand in
-		// parallel: each expansion gets its own.
-		lex := shell.NewLex(escape)
 		v, err := instructions.ParseInstruction(n)
 		if err != nil {
 			e := toError(pos.File, err)
 			e.Pos = pos
 			return nil, nil, e
 		}
-		used := map[string]bool{}
-		expand := func(word string) (string, error) {
-			res, err := lex.ProcessWordWithMatches(word, envList(env))
-			for k := range res.Matched {
-				used[k] = true
-			}
-			for k := range res.Unmatched {
-				used[k] = true
-			}
-			return res.Result, err
+		x := &expansion{env: envList(env), used: map[string]bool{}, lex: shell.NewLex(escape)}
+		if err := x.apply(v, buildArgs); err != nil {
+			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
 		}
-		if ex, ok := v.(instructions.SupportsSingleWordExpansion); ok {
-			if err := ex.Expand(expand); err != nil {
-				return nil, nil, &Error{Pos: pos, Msg: err.Error()}
-			}
-		}
-		if ex, ok := v.(instructions.SupportsSingleWordExpansionRaw); ok {
-			if err := ex.ExpandRaw(expand); err != nil {
-				return nil, nil, &Error{Pos: pos, Msg: err.Error()}
-			}
-		}
-		ins, err := convert(v, from, expand)
+		ins, err := convert(v, n, from, x)
 		if err != nil {
 			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
 		}
-		names := make([]string, 0, len(used))
-		for k := range used {
+		names := make([]string, 0, len(x.used))
+		for k := range x.used {
 			names = append(names, k)
 		}
 		slices.Sort(names)
@@ -85,8 +67,79 @@ func (b *planner) expander(n *bkparser.Node, pos Pos, from *CopyFrom) func(env [
 	}
 }
 
+// expansion is one Expand call: its environment, the variables it
+// consulted, and its own lexers (a lexer keeps state between words, and
+// stages expand in parallel).
+type expansion struct {
+	env  envList
+	used map[string]bool
+	lex  *shell.Lex // the file's escape token, for words
+	raw  *shell.Lex // for heredoc contents, as BuildKit: '\\', quotes kept
+}
+
+func (x *expansion) process(lex *shell.Lex, word string) (shell.ProcessWordResult, error) {
+	res, err := lex.ProcessWordWithMatches(word, x.env)
+	for k := range res.Matched {
+		x.used[k] = true
+	}
+	for k := range res.Unmatched {
+		x.used[k] = true
+	}
+	return res, err
+}
+
+func (x *expansion) word(w string) (string, error) {
+	res, err := x.process(x.lex, w)
+	return res.Result, err
+}
+
+func (x *expansion) rawWord(w string) (string, error) {
+	if x.raw == nil {
+		x.raw = shell.NewLex('\\')
+		x.raw.SkipProcessQuotes = true
+	}
+	res, err := x.process(x.raw, w)
+	return res.Result, err
+}
+
+// words expands and splits a word as a shell would (EXPOSE).
+func (x *expansion) words(w string) ([]string, error) {
+	res, err := x.process(x.lex, w)
+	return res.Words, err
+}
+
+// apply expands v in place following BuildKit's dispatch: words through
+// Expand, heredoc contents through ExpandRaw, and for ARG only the
+// defaults, and only those a build arg does not replace.
+func (x *expansion) apply(v any, buildArgs map[string]string) error {
+	if a, ok := v.(*instructions.ArgCommand); ok {
+		for i, kv := range a.Args {
+			if _, over := buildArgs[kv.Key]; over || kv.Value == nil {
+				continue
+			}
+			val, err := x.word(*kv.Value)
+			if err != nil {
+				return err
+			}
+			a.Args[i].Value = &val
+		}
+		return nil
+	}
+	if ex, ok := v.(instructions.SupportsSingleWordExpansion); ok {
+		if err := ex.Expand(x.word); err != nil {
+			return err
+		}
+	}
+	if ex, ok := v.(instructions.SupportsSingleWordExpansionRaw); ok {
+		if err := ex.ExpandRaw(x.rawWord); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // convert turns an expanded BuildKit command into our typed instruction.
-func convert(v any, from *CopyFrom, expand func(string) (string, error)) (Instruction, error) {
+func convert(v any, n *bkparser.Node, from *CopyFrom, x *expansion) (Instruction, error) {
 	switch c := v.(type) {
 	case *instructions.EnvCommand:
 		return &Env{Pairs: kvs(c.Env)}, nil
@@ -95,14 +148,14 @@ func convert(v any, from *CopyFrom, expand func(string) (string, error)) (Instru
 	case *instructions.MaintainerCommand:
 		return &Maintainer{Name: c.Maintainer}, nil
 	case *instructions.AddCommand:
-		cp := copyOf(c.SourcesAndDest, c.Chown, c.Chmod, c.Link, c.ExcludePatterns)
+		cp := copyOf(n, c.SourcesAndDest, c.Chown, c.Chmod, c.Link, c.ExcludePatterns)
 		cp.Add, cp.Checksum, cp.Unpack = true, c.Checksum, c.Unpack
 		if c.KeepGitDir != nil {
 			cp.KeepGitDir = *c.KeepGitDir
 		}
 		return cp, nil
 	case *instructions.CopyCommand:
-		cp := copyOf(c.SourcesAndDest, c.Chown, c.Chmod, c.Link, c.ExcludePatterns)
+		cp := copyOf(n, c.SourcesAndDest, c.Chown, c.Chmod, c.Link, c.ExcludePatterns)
 		cp.Parents = c.Parents
 		if from != nil {
 			f := *from
@@ -114,7 +167,7 @@ func convert(v any, from *CopyFrom, expand func(string) (string, error)) (Instru
 	case *instructions.WorkdirCommand:
 		return &Workdir{Path: c.Path}, nil
 	case *instructions.RunCommand:
-		return convertRun(c), nil
+		return convertRun(c, n), nil
 	case *instructions.CmdCommand:
 		return &Cmd{Args: slices.Clone(c.CmdLine), Shell: c.PrependShell}, nil
 	case *instructions.EntrypointCommand:
@@ -124,14 +177,15 @@ func convert(v any, from *CopyFrom, expand func(string) (string, error)) (Instru
 		return &Healthcheck{Test: slices.Clone(h.Test), Interval: h.Interval, Timeout: h.Timeout,
 			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}, nil
 	case *instructions.ExposeCommand:
-		// BuildKit expands EXPOSE when it dispatches it, not in Expand.
+		// BuildKit expands EXPOSE when it dispatches it, not in Expand,
+		// and splits the result into words.
 		var ports []string
 		for _, p := range c.Ports {
-			e, err := expand(p)
+			w, err := x.words(p)
 			if err != nil {
 				return nil, err
 			}
-			ports = append(ports, strings.Fields(e)...)
+			ports = append(ports, w...)
 		}
 		return &Expose{Ports: ports}, nil
 	case *instructions.UserCommand:
@@ -160,20 +214,36 @@ func kvs(in instructions.KeyValuePairs) []KV {
 	return out
 }
 
-func copyOf(sd instructions.SourcesAndDest, chown, chmod string, link bool, exclude []string) *Copy {
+func copyOf(n *bkparser.Node, sd instructions.SourcesAndDest, chown, chmod string, link bool, exclude []string) *Copy {
 	c := &Copy{Sources: slices.Clone(sd.SourcePaths), Dest: sd.DestPath, Chown: chown, Chmod: chmod,
 		Link: link, Exclude: slices.Clone(exclude)}
 	for _, s := range sd.SourceContents {
-		c.Inline = append(c.Inline, Heredoc{Name: s.Path, Data: s.Data, Expand: s.Expand})
+		h := Heredoc{Name: s.Path, Data: s.Data, Expand: s.Expand}
+		for _, nh := range n.Heredocs {
+			if nh.Name == s.Path {
+				h.Chomp = nh.Chomp
+			}
+		}
+		c.Inline = append(c.Inline, h)
 	}
 	return c
 }
 
-func convertRun(c *instructions.RunCommand) *Run {
+func convertRun(c *instructions.RunCommand, n *bkparser.Node) *Run {
 	r := &Run{Args: slices.Clone(c.CmdLine), Shell: c.PrependShell,
 		Network: string(instructions.GetNetwork(c)), Security: instructions.GetSecurity(c)}
-	for _, f := range c.Files {
-		r.Heredocs = append(r.Heredocs, Heredoc{Name: f.Name, Data: f.Data, Chomp: f.Chomp})
+	for i, f := range c.Files {
+		h := Heredoc{Name: f.Name, Data: f.Data, Chomp: f.Chomp}
+		if f.Chomp {
+			// COPY's contents come chomped from BuildKit; RUN's the same
+			// way, so the executor never needs BuildKit's rule. A shell
+			// given the script back chomps again to the same result.
+			h.Data = bkparser.ChompHeredocContent(f.Data)
+		}
+		if i < len(n.Heredocs) {
+			h.Expand = n.Heredocs[i].Expand
+		}
+		r.Heredocs = append(r.Heredocs, h)
 	}
 	for _, m := range instructions.GetMounts(c) {
 		rm := RunMount{Type: string(m.Type), Target: m.Target, Source: m.Source, From: m.From,

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -12,6 +13,9 @@ import (
 
 // Ignore holds the rules of a .dockerignore file.
 type Ignore struct {
+	// mu guards pm: a pattern compiles itself on first use, and stages
+	// copy from the context in parallel.
+	mu         sync.Mutex
 	pm         *patternmatcher.PatternMatcher
 	exceptions [][]string // the "!" patterns, split into components
 }
@@ -48,8 +52,13 @@ func (ig *Ignore) Match(rel string, parent MatchInfo) (excluded bool, info Match
 	if ig == nil {
 		return false, MatchInfo{}, nil
 	}
+	ig.mu.Lock()
 	ex, mi, err := ig.pm.MatchesUsingParentResults(rel, parent.info)
-	return ex, MatchInfo{info: mi}, err
+	ig.mu.Unlock()
+	if err != nil {
+		return false, MatchInfo{}, fmt.Errorf("matching %s against .dockerignore: %w", rel, err)
+	}
+	return ex, MatchInfo{info: mi}, nil
 }
 
 // MayIncludeBelow reports whether an excluded directory can still contain
@@ -58,6 +67,9 @@ func (ig *Ignore) Match(rel string, parent MatchInfo) (excluded bool, info Match
 func (ig *Ignore) MayIncludeBelow(rel string) bool {
 	if ig == nil {
 		return false
+	}
+	if len(ig.exceptions) > 0 && (rel == "" || rel == ".") {
+		return true
 	}
 	dir := strings.Split(rel, "/")
 	for _, ex := range ig.exceptions {

@@ -2,15 +2,14 @@ package parser
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
@@ -33,6 +32,9 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 	if len(data) > maxDockerfileSize {
 		return nil, &Error{Pos: Pos{File: file}, Msg: fmt.Sprintf("the Dockerfile is larger than %d MiB", maxDockerfileSize>>20)}
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, &Error{Pos: Pos{File: file}, Msg: "the Dockerfile cannot be empty"}
+	}
 	res, err := bkparser.Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, toError(file, err)
@@ -46,9 +48,16 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		if w.Location != nil {
 			line = w.Location.Start.Line
 		}
-		p.Warnings = append(p.Warnings, Pos{File: file, Line: line}.String()+": "+w.Short)
+		p.warn(line, w.Short)
 	}
 	b := &planner{plan: p, opts: opts, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken}
+	b.lint = linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []bkparser.Range) {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		p.warn(line, rule+": "+msg)
+	}})
 	if err := b.walk(res.AST); err != nil {
 		return nil, err
 	}
@@ -58,13 +67,27 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 	return p, nil
 }
 
+func (p *Plan) warn(line int, msg string) {
+	p.Warnings = append(p.Warnings, Pos{File: p.File, Line: line}.String()+": "+msg)
+}
+
 // planner builds a Plan from BuildKit's AST, one node at a time.
 type planner struct {
 	plan    *Plan
 	opts    Options
 	lex     *shell.Lex // for FROM lines and global ARGs, used while parsing only
 	escape  rune
-	metaEnv []string // global ARG values and predefined platform args
+	lint    *linter.Linter
+	metaEnv []string // predefined platform args, then global ARG values
+
+	pendingNames []pendingRef // stage-like names taken for images so far
+}
+
+// pendingRef is a name that COPY --from or RUN --mount from= took for an
+// image; it is an error if a later stage has that name.
+type pendingRef struct {
+	pos       Pos
+	what, ref string
 }
 
 func (b *planner) pos(n *bkparser.Node) Pos {
@@ -72,12 +95,9 @@ func (b *planner) pos(n *bkparser.Node) Pos {
 }
 
 func (b *planner) walk(ast *bkparser.Node) error {
-	if len(ast.Children) == 0 {
-		return &Error{Pos: Pos{File: b.plan.File}, Msg: "the Dockerfile has no instructions"}
-	}
 	b.metaEnv = platformArgs(b.opts)
 	for _, n := range ast.Children {
-		v, err := instructions.ParseInstruction(n)
+		v, err := instructions.ParseInstructionWithLinter(n, b.lint)
 		if err != nil {
 			return b.nodeError(n, err)
 		}
@@ -88,7 +108,9 @@ func (b *planner) walk(ast *bkparser.Node) error {
 			}
 		case *instructions.ArgCommand:
 			if len(b.plan.Stages) == 0 {
-				b.addGlobalArgs(c)
+				if err := b.addGlobalArgs(n, c); err != nil {
+					return err
+				}
 				continue
 			}
 			if err := b.addStep(n, c); err != nil {
@@ -111,37 +133,58 @@ func (b *planner) walk(ast *bkparser.Node) error {
 	return nil
 }
 
-// addGlobalArgs records ARGs before the first FROM; their values (a build
-// arg wins over the default, which may use earlier global ARGs) feed FROM.
-func (b *planner) addGlobalArgs(c *instructions.ArgCommand) {
+// addGlobalArgs records ARGs before the first FROM. Their values feed FROM
+// lines: a build arg wins over the default, which is expanded with the
+// earlier global ARGs, as docker does.
+func (b *planner) addGlobalArgs(n *bkparser.Node, c *instructions.ArgCommand) error {
 	for _, kv := range c.Args {
-		def := ArgDef{Key: kv.Key, Value: kv.Value}
+		def := ArgDef{Key: kv.Key}
+		if kv.Value != nil {
+			v, err := b.expandMeta(n, *kv.Value)
+			if err != nil {
+				return err
+			}
+			def.Value = &v
+		}
 		b.plan.Args = append(b.plan.Args, def)
 		if v, ok := b.opts.BuildArgs[kv.Key]; ok {
 			b.metaEnv = append(b.metaEnv, kv.Key+"="+v)
-		} else if kv.Value != nil {
-			v, _, err := b.lex.ProcessWord(*kv.Value, envList(b.metaEnv))
-			if err != nil {
-				v = *kv.Value
-			}
-			b.metaEnv = append(b.metaEnv, kv.Key+"="+v)
+		} else if def.Value != nil {
+			b.metaEnv = append(b.metaEnv, kv.Key+"="+*def.Value)
 		}
 	}
+	return nil
 }
 
+// expandMeta expands a word of a FROM line (or a global ARG default) with
+// the global ARGs and the predefined platform args.
 func (b *planner) expandMeta(n *bkparser.Node, word string) (string, error) {
-	v, _, err := b.lex.ProcessWord(word, envList(b.metaEnv))
+	res, err := b.lex.ProcessWordWithMatches(word, envList(b.metaEnv))
 	if err != nil {
 		return "", &Error{Pos: b.pos(n), Msg: err.Error()}
 	}
-	return v, nil
+	for name := range res.Unmatched {
+		if !b.declaredGlobal(name) {
+			b.plan.warn(n.StartLine, fmt.Sprintf("UndefinedArgInFrom: FROM argument '%s' is not declared", name))
+		}
+	}
+	return res.Result, nil
+}
+
+func (b *planner) declaredGlobal(name string) bool {
+	for _, a := range b.plan.Args {
+		if a.Key == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 	s := &Stage{Index: len(b.plan.Stages), Name: strings.ToLower(c.Name), Pos: b.pos(n)}
 	if s.Name != "" {
-		if _, dup := b.stageByName(s.Name); dup {
-			return &Error{Pos: s.Pos, Msg: fmt.Sprintf("duplicate stage name %q", s.Name)}
+		if i, dup := b.stageByName(s.Name); dup {
+			return &Error{Pos: s.Pos, Msg: fmt.Sprintf("duplicate stage name %q (first defined at line %d)", s.Name, b.plan.Stages[i].Pos.Line)}
 		}
 	}
 	base, err := b.expandMeta(n, c.BaseName)
@@ -154,7 +197,10 @@ func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 	if s.Platform, err = b.expandMeta(n, c.Platform); err != nil {
 		return err
 	}
-	switch i, ok := b.stageByName(base); {
+	if c.Platform != "" && s.Platform == "" {
+		return &Error{Pos: s.Pos, Msg: fmt.Sprintf("empty platform value from expression %s", c.Platform)}
+	}
+	switch i, ok := b.earlierStage(base, s.Index); {
 	case strings.EqualFold(base, "scratch"):
 		s.Base = Base{Kind: BaseScratch}
 	case ok:
@@ -167,11 +213,24 @@ func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 	return nil
 }
 
+// stageByName finds a stage of the plan so far by name, ignoring case.
 func (b *planner) stageByName(name string) (int, bool) {
 	for i, s := range b.plan.Stages {
 		if s.Name != "" && strings.EqualFold(s.Name, name) {
 			return i, true
 		}
+	}
+	return 0, false
+}
+
+// earlierStage resolves a stage reference (a name, or an index written as
+// a plain number) to a stage before stage cur.
+func (b *planner) earlierStage(ref string, cur int) (int, bool) {
+	if i, ok := b.stageByName(ref); ok && i < cur {
+		return i, true
+	}
+	if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < cur && strconv.Itoa(i) == ref {
+		return i, true
 	}
 	return 0, false
 }
@@ -195,13 +254,27 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 			}
 		}
 	case *instructions.RunCommand:
-		if err := b.runMountDeps(n, s); err != nil {
+		if err := b.runMountDeps(n, s, c); err != nil {
 			return err
 		}
+	case *instructions.EnvCommand:
+		b.legacyKV(n, "ENV", c.Env)
+	case *instructions.LabelCommand:
+		b.legacyKV(n, "LABEL", c.Labels)
 	}
 	step.expand = b.expander(n, step.Pos, from)
 	s.Steps = append(s.Steps, step)
 	return nil
+}
+
+// legacyKV warns about "ENV key value", which docker deprecates.
+func (b *planner) legacyKV(n *bkparser.Node, name string, kvs instructions.KeyValuePairs) {
+	for _, kv := range kvs {
+		if kv.NoDelim {
+			b.plan.warn(n.StartLine, "LegacyKeyValueFormat: "+linter.RuleLegacyKeyValueFormat.Format(name))
+			return
+		}
+	}
 }
 
 // copyFrom resolves COPY --from: an earlier stage by name or index, or
@@ -211,39 +284,47 @@ func (b *planner) copyFrom(n *bkparser.Node, s *Stage, raw string) (*CopyFrom, e
 	if err != nil {
 		return nil, err
 	}
-	if i, ok := b.stageByName(v); ok {
+	if v == "" {
+		return nil, &Error{Pos: b.pos(n), Msg: fmt.Sprintf("COPY --from=%s is empty after expansion", raw)}
+	}
+	if i, ok := b.earlierStage(v, s.Index); ok {
 		return &CopyFrom{Stage: i}, nil
 	}
-	if s.Name != "" && strings.EqualFold(v, s.Name) {
-		return nil, &Error{Pos: b.pos(n), Msg: fmt.Sprintf("COPY --from=%s refers to the stage it is in", v)}
-	}
-	if i, err := strconv.Atoi(v); err == nil {
-		if i < 0 || i >= s.Index {
-			return nil, &Error{Pos: b.pos(n), Msg: fmt.Sprintf("invalid from flag value %d: refers to current or future build stage", i)}
-		}
-		return &CopyFrom{Stage: i}, nil
+	if err := b.laterStage(n, s, "COPY --from", v); err != nil {
+		return nil, err
 	}
 	return &CopyFrom{Stage: -1, Image: v}, nil
 }
 
+// laterStage rejects a reference to the current stage or a later one:
+// stages run in file order here, and docker's classic builder refused them
+// too. Taking the name for an image instead would pull something unrelated.
+func (b *planner) laterStage(n *bkparser.Node, s *Stage, what, ref string) error {
+	if s.Name != "" && strings.EqualFold(ref, s.Name) {
+		return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("%s=%s refers to the stage it is in", what, ref)}
+	}
+	if i, err := strconv.Atoi(ref); err == nil {
+		return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("invalid from flag value %d: refers to current or future build stage", i)}
+	}
+	// A name may belong to a stage not parsed yet: target() checks once
+	// all stages are known.
+	b.pendingNames = append(b.pendingNames, pendingRef{pos: b.pos(n), what: what, ref: ref})
+	return nil
+}
+
 // runMountDeps adds the stages RUN --mount from= reads to the stage's deps.
-func (b *planner) runMountDeps(n *bkparser.Node, s *Stage) error {
-	v, err := instructions.ParseInstruction(n)
-	if err != nil {
-		return b.nodeError(n, err)
-	}
-	run := v.(*instructions.RunCommand)
-	if err := run.Expand(func(w string) (string, error) { return b.expandMeta(n, w) }); err != nil {
-		return b.nodeError(n, err)
-	}
+// Like BuildKit, it reads from= as written: variables are not allowed there.
+func (b *planner) runMountDeps(n *bkparser.Node, s *Stage, run *instructions.RunCommand) error {
 	for _, m := range instructions.GetMounts(run) {
 		if m.From == "" {
 			continue
 		}
-		if i, ok := b.stageByName(m.From); ok {
+		if i, ok := b.earlierStage(m.From, s.Index); ok {
 			s.Deps = addDep(s.Deps, i)
-		} else if i, err := strconv.Atoi(m.From); err == nil && i >= 0 && i < s.Index {
-			s.Deps = addDep(s.Deps, i)
+			continue
+		}
+		if err := b.laterStage(n, s, "RUN --mount from", m.From); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -261,8 +342,14 @@ func addDep(deps []int, i int) []int {
 	return append(deps, i)
 }
 
-// target sets Plan.Target from Options.Target, or the last stage.
+// target sets Plan.Target from Options.Target, or the last stage, after
+// checking that no step named a stage defined after it.
 func (b *planner) target() error {
+	for _, r := range b.pendingNames {
+		if i, ok := b.stageByName(r.ref); ok {
+			return &Error{Pos: r.pos, Msg: fmt.Sprintf("%s=%s refers to a stage defined later, at line %d: a stage can only use the stages before it", r.what, r.ref, b.plan.Stages[i].Pos.Line)}
+		}
+	}
 	b.plan.Target = len(b.plan.Stages) - 1
 	if b.opts.Target == "" {
 		return nil
@@ -288,7 +375,7 @@ func (p *Plan) needed(target int) []int {
 	}
 	visit(target)
 	// Deps always point to earlier stages, so index order is a valid
-	// dependency order.
+	// dependency order, and a stable one.
 	var out []int
 	for i, ok := range seen {
 		if ok {
@@ -296,28 +383,6 @@ func (p *Plan) needed(target int) []int {
 		}
 	}
 	return out
-}
-
-var parseErrorPrefix = regexp.MustCompile(`^dockerfile parse error on line \d+: `)
-
-// toError turns a BuildKit error into an *Error with the line it names.
-func toError(file string, err error) *Error {
-	pos := Pos{File: file}
-	var le *bkparser.LocationError
-	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
-		r := le.Locations[0]
-		pos.Line, pos.EndLine = r[0].Start.Line, r[len(r)-1].End.Line
-	}
-	return &Error{Pos: pos, Msg: parseErrorPrefix.ReplaceAllString(err.Error(), "")}
-}
-
-// nodeError is toError with the node's own line when the error has none.
-func (b *planner) nodeError(n *bkparser.Node, err error) *Error {
-	e := toError(b.plan.File, err)
-	if e.Pos.Line == 0 {
-		e.Pos = b.pos(n)
-	}
-	return e
 }
 
 // sourceText is the instruction as written, continuation lines joined.
@@ -328,7 +393,8 @@ func sourceText(n *bkparser.Node, c instructions.Command) string {
 	return strings.TrimSpace(n.Original)
 }
 
-// platformArgs are the automatic platform ARGs docker gives FROM lines.
+// platformArgs are the automatic platform ARGs docker gives FROM lines. A
+// build arg of the same name overrides one, as in BuildKit.
 func platformArgs(o Options) []string {
 	build := o.BuildPlatform
 	if build == "" {
@@ -347,42 +413,11 @@ func platformArgs(o Options) []string {
 		env = append(env, p.prefix+"PLATFORM="+p.value, p.prefix+"OS="+parts[0],
 			p.prefix+"ARCH="+parts[1], p.prefix+"VARIANT="+parts[2])
 	}
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if v, ok := o.BuildArgs[k]; ok {
+			env[i] = k + "=" + v
+		}
+	}
 	return env
-}
-
-// ParseTrigger parses one ONBUILD trigger (e.g. "COPY . /app") as a Step,
-// so that triggers recorded in a base image can run in a later build.
-func ParseTrigger(expr string, pos Pos, escape rune) (Step, error) {
-	directive := ""
-	if escape == '`' {
-		directive = "# escape=`\n"
-	}
-	res, err := bkparser.Parse(strings.NewReader(directive + expr + "\n"))
-	if err != nil {
-		e := toError(pos.File, err)
-		e.Pos = pos
-		return Step{}, e
-	}
-	if len(res.AST.Children) != 1 {
-		return Step{}, &Error{Pos: pos, Msg: fmt.Sprintf("ONBUILD trigger %q is not one instruction", expr)}
-	}
-	n := res.AST.Children[0]
-	v, err := instructions.ParseInstruction(n)
-	if err != nil {
-		e := toError(pos.File, err)
-		e.Pos = pos
-		return Step{}, e
-	}
-	c, ok := v.(instructions.Command)
-	if !ok {
-		return Step{}, &Error{Pos: pos, Msg: fmt.Sprintf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(n.Value))}
-	}
-	b := &planner{plan: &Plan{File: pos.File}, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken}
-	step := Step{Pos: pos, Name: strings.ToUpper(c.Name()), Text: sourceText(n, c)}
-	var from *CopyFrom
-	if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
-		from = &CopyFrom{Stage: -1, Image: cp.From}
-	}
-	step.expand = b.expander(n, pos, from)
-	return step, nil
 }

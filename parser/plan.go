@@ -51,7 +51,7 @@ type Plan struct {
 	File     string   // Options.Filename
 	Escape   rune     // the escape token ('\\' or '`')
 	Syntax   string   // the "# syntax=" directive, if any; informative only
-	Args     []ArgDef // global ARGs, declared before the first FROM
+	Args     []ArgDef // global ARGs, declared before the first FROM; defaults expanded with the ARGs before them
 	Stages   []*Stage // in file order; Stage.Index is the position here
 	Target   int      // index of the stage to build
 	Warnings []string // non-fatal findings, e.g. deprecated forms, each with its position
@@ -132,9 +132,9 @@ type ArgDef struct {
 // Heredoc is an inline file given with <<EOF.
 type Heredoc struct {
 	Name   string // the delimiter word, or the destination file name for COPY
-	Data   string
-	Chomp  bool // <<- : leading tabs removed
-	Expand bool // delimiter was unquoted: variables in Data are expanded
+	Data   string // the content; for COPY, variables expanded when Expand is set
+	Chomp  bool   // <<- : leading tabs are already removed from Data
+	Expand bool   // delimiter was unquoted: variables in Data are expanded (by BuildKit's rules for COPY, by the shell for RUN)
 }
 
 // RunMount is one RUN --mount option, parsed but interpreted by the executor.
