@@ -36,11 +36,18 @@ func (e envList) Keys() []string {
 	return keys
 }
 
+// stageRefs are a step's references to other stages, resolved at parse
+// time: its COPY --from, and the stage of each RUN --mount from= value.
+type stageRefs struct {
+	copyFrom *CopyFrom
+	mounts   map[string]int
+}
+
 // expander returns a Step's expansion function. Each call parses the node
 // afresh, because BuildKit's Expand methods change the command in place
 // and a step may be expanded many times, from several goroutines; the node
 // itself is only read.
-func (b *planner) expander(n *bkparser.Node, pos Pos, from *CopyFrom) func(env []string) (Instruction, []string, error) {
+func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env []string) (Instruction, []string, error) {
 	escape := b.escape
 	buildArgs := b.opts.BuildArgs
 	return func(env []string) (Instruction, []string, error) {
@@ -54,7 +61,7 @@ func (b *planner) expander(n *bkparser.Node, pos Pos, from *CopyFrom) func(env [
 		if err := x.apply(v, buildArgs); err != nil {
 			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
 		}
-		ins, err := convert(v, n, from, x)
+		ins, err := convert(v, n, refs, x)
 		if err != nil {
 			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
 		}
@@ -139,7 +146,7 @@ func (x *expansion) apply(v any, buildArgs map[string]string) error {
 }
 
 // convert turns an expanded BuildKit command into our typed instruction.
-func convert(v any, n *bkparser.Node, from *CopyFrom, x *expansion) (Instruction, error) {
+func convert(v any, n *bkparser.Node, refs stageRefs, x *expansion) (Instruction, error) {
 	switch c := v.(type) {
 	case *instructions.EnvCommand:
 		return &Env{Pairs: kvs(c.Env)}, nil
@@ -157,8 +164,8 @@ func convert(v any, n *bkparser.Node, from *CopyFrom, x *expansion) (Instruction
 	case *instructions.CopyCommand:
 		cp := copyOf(n, c.SourcesAndDest, c.Chown, c.Chmod, c.Link, c.ExcludePatterns)
 		cp.Parents = c.Parents
-		if from != nil {
-			f := *from
+		if refs.copyFrom != nil {
+			f := *refs.copyFrom
 			cp.From = &f
 		}
 		return cp, nil
@@ -167,7 +174,7 @@ func convert(v any, n *bkparser.Node, from *CopyFrom, x *expansion) (Instruction
 	case *instructions.WorkdirCommand:
 		return &Workdir{Path: c.Path}, nil
 	case *instructions.RunCommand:
-		return convertRun(c, n), nil
+		return convertRun(c, n, refs.mounts), nil
 	case *instructions.CmdCommand:
 		return &Cmd{Args: slices.Clone(c.CmdLine), Shell: c.PrependShell}, nil
 	case *instructions.EntrypointCommand:
@@ -229,7 +236,7 @@ func copyOf(n *bkparser.Node, sd instructions.SourcesAndDest, chown, chmod strin
 	return c
 }
 
-func convertRun(c *instructions.RunCommand, n *bkparser.Node) *Run {
+func convertRun(c *instructions.RunCommand, n *bkparser.Node, stages map[string]int) *Run {
 	r := &Run{Args: slices.Clone(c.CmdLine), Shell: c.PrependShell,
 		Network: string(instructions.GetNetwork(c)), Security: instructions.GetSecurity(c)}
 	for i, f := range c.Files {
@@ -247,7 +254,10 @@ func convertRun(c *instructions.RunCommand, n *bkparser.Node) *Run {
 	}
 	for _, m := range instructions.GetMounts(c) {
 		rm := RunMount{Type: string(m.Type), Target: m.Target, Source: m.Source, From: m.From,
-			ReadOnly: m.ReadOnly, ID: m.CacheID, Sharing: string(m.CacheSharing), Required: m.Required}
+			ReadOnly: m.ReadOnly, ID: m.CacheID, Sharing: string(m.CacheSharing), Required: m.Required, Stage: -1}
+		if i, ok := stages[m.From]; ok && m.From != "" {
+			rm.Stage = i
+		}
 		if m.Env != nil {
 			rm.Env = *m.Env
 		}

@@ -240,7 +240,7 @@ func (b *planner) earlierStage(ref string, cur int) (int, bool) {
 func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 	s := b.plan.Stages[len(b.plan.Stages)-1]
 	step := Step{Pos: b.pos(n), Name: strings.ToUpper(c.Name()), Text: sourceText(n, c)}
-	var from *CopyFrom
+	var refs stageRefs
 	switch c := c.(type) {
 	case *instructions.CopyCommand:
 		if c.From != "" {
@@ -248,21 +248,23 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 			if err != nil {
 				return err
 			}
-			from = f
+			refs.copyFrom = f
 			if f.Stage >= 0 {
 				s.Deps = addDep(s.Deps, f.Stage)
 			}
 		}
 	case *instructions.RunCommand:
-		if err := b.runMountDeps(n, s, c); err != nil {
+		m, err := b.runMountDeps(n, s, c)
+		if err != nil {
 			return err
 		}
+		refs.mounts = m
 	case *instructions.EnvCommand:
 		b.legacyKV(n, "ENV", c.Env)
 	case *instructions.LabelCommand:
 		b.legacyKV(n, "LABEL", c.Labels)
 	}
-	step.expand = b.expander(n, step.Pos, from)
+	step.expand = b.expander(n, step.Pos, refs)
 	s.Steps = append(s.Steps, step)
 	return nil
 }
@@ -312,22 +314,28 @@ func (b *planner) laterStage(n *bkparser.Node, s *Stage, what, ref string) error
 	return nil
 }
 
-// runMountDeps adds the stages RUN --mount from= reads to the stage's deps.
-// Like BuildKit, it reads from= as written: variables are not allowed there.
-func (b *planner) runMountDeps(n *bkparser.Node, s *Stage, run *instructions.RunCommand) error {
+// runMountDeps adds the stages RUN --mount from= reads to the stage's deps
+// and returns them by from= value. Like BuildKit, it reads from= as
+// written: variables are not allowed there.
+func (b *planner) runMountDeps(n *bkparser.Node, s *Stage, run *instructions.RunCommand) (map[string]int, error) {
+	var stages map[string]int
 	for _, m := range instructions.GetMounts(run) {
 		if m.From == "" {
 			continue
 		}
 		if i, ok := b.earlierStage(m.From, s.Index); ok {
 			s.Deps = addDep(s.Deps, i)
+			if stages == nil {
+				stages = map[string]int{}
+			}
+			stages[m.From] = i
 			continue
 		}
 		if err := b.laterStage(n, s, "RUN --mount from", m.From); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return stages, nil
 }
 
 func addDep(deps []int, i int) []int {

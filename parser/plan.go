@@ -142,7 +142,8 @@ type RunMount struct {
 	Type     string // bind, cache, tmpfs, secret, ssh
 	Target   string
 	Source   string
-	From     string
+	From     string // as written: a stage name or index, or an image
+	Stage    int    // the stage From names, or -1 (no From, or an image)
 	ReadOnly bool
 	ID       string
 	Sharing  string

@@ -42,11 +42,11 @@ func ParseTrigger(expr string, pos Pos, escape rune) (Step, error) {
 	}
 	b := &planner{plan: &Plan{File: pos.File}, escape: res.EscapeToken}
 	step := Step{Pos: pos, Name: name, Text: sourceText(n, c)}
-	var from *CopyFrom
+	var refs stageRefs
 	if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
 		// The base image's stages are gone: --from names an image here.
-		from = &CopyFrom{Stage: -1, Image: cp.From}
+		refs.copyFrom = &CopyFrom{Stage: -1, Image: cp.From}
 	}
-	step.expand = b.expander(n, pos, from)
+	step.expand = b.expander(n, pos, refs)
 	return step, nil
 }
