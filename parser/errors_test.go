@@ -1,0 +1,107 @@
+package parser
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, src string
+		opts      Options
+		line      int // Pos.Line of the *Error; 0 for whole-file errors
+		want      string
+	}{
+		{"unknown instruction", "FROM a\nRUN x\nCOPPY x y\n", Options{}, 3,
+			"Dockerfile:3: unknown instruction: COPPY (did you mean COPY?)"},
+		{"unknown instruction, file name", "FROM a\nFROMM b\n", Options{Filename: "build/Containerfile"}, 2,
+			"build/Containerfile:2: unknown instruction: FROMM (did you mean FROM?)"},
+		{"instruction before FROM", "# comment\n\nRUN x\nFROM a\n", Options{}, 3,
+			"Dockerfile:3: RUN before the first FROM: only ARG may come before FROM"},
+		{"only ARGs", "ARG A=1\n", Options{}, 0,
+			"Dockerfile: no build stage in the Dockerfile: it needs a FROM"},
+		{"empty", "", Options{}, 0, "Dockerfile: the Dockerfile cannot be empty"},
+		{"blank", "   \n\t\n", Options{}, 0, "Dockerfile: the Dockerfile cannot be empty"},
+		{"comments only", "# c\n\n# d\n", Options{}, 0, "Dockerfile: file with no instructions"},
+		{"unknown target", "FROM a AS x\nFROM b\n", Options{Target: "y"}, 0,
+			`Dockerfile: target stage "y" could not be found`},
+		{"unknown flag", "FROM a\nCOPY --frm=x a b\n", Options{}, 2,
+			"Dockerfile:2: unknown flag: --frm (did you mean from?)"},
+		{"flag without value", "FROM a\nCOPY --from a b\n", Options{}, 2,
+			"Dockerfile:2: missing a value on flag: --from"},
+		{"bad boolean flag", "FROM a\nCOPY --link=maybe a b\n", Options{}, 2,
+			"Dockerfile:2: expecting boolean value for flag --link, not: maybe"},
+		{"COPY without destination", "FROM a\nCOPY a\n", Options{}, 2,
+			"Dockerfile:2: COPY requires at least two arguments, but only one was provided. Destination could not be determined"},
+		{"duplicate stage name", "FROM a AS x\nRUN true\nFROM b AS X\n", Options{}, 3,
+			`Dockerfile:3: duplicate stage name "x" (first defined at line 1)`},
+		{"invalid stage name", "FROM a AS 1x\n", Options{}, 1,
+			`Dockerfile:1: invalid name for build stage: "1x", name can't start with a number or contain symbols`},
+		{"FROM arity", "FROM a b\n", Options{}, 1, "Dockerfile:1: FROM requires either one or three arguments"},
+		{"COPY --from the current stage by index", "FROM a AS x\nCOPY --from=0 a b\n", Options{}, 2,
+			"Dockerfile:2: invalid from flag value 0: refers to current or future build stage"},
+		{"COPY --from the current stage by name", "FROM a AS x\nCOPY --from=X a b\n", Options{}, 2,
+			"Dockerfile:2: COPY --from=X refers to the stage it is in"},
+		{"COPY --from a later stage by index", "FROM a\nCOPY --from=1 a b\nFROM b\n", Options{}, 2,
+			"Dockerfile:2: invalid from flag value 1: refers to current or future build stage"},
+		{"COPY --from a later stage by name", "FROM a\nCOPY --from=later a b\nFROM b AS later\n", Options{}, 2,
+			"Dockerfile:2: COPY --from=later refers to a stage defined later, at line 3: a stage can only use the stages before it"},
+		{"RUN --mount from a later stage", "FROM a\nRUN --mount=from=later,target=/x a\nFROM b AS later\n", Options{}, 2,
+			"Dockerfile:2: RUN --mount from=later refers to a stage defined later, at line 3: a stage can only use the stages before it"},
+		{"RUN --mount from a variable", "FROM a\nRUN --mount=from=$X,target=/x a\n", Options{}, 2,
+			"Dockerfile:2: 'from' doesn't support variable expansion, define alias stage instead"},
+		{"RUN --network", "FROM a\nRUN --network=bogus a\n", Options{}, 2, `Dockerfile:2: invalid network mode "bogus"`},
+		{"blank ARG name", "FROM a\nARG =x\n", Options{}, 2, "Dockerfile:2: ARG names can not be blank"},
+		{"ARG without name", "FROM a\nARG\n", Options{}, 2, "Dockerfile:2: ARG requires at least one argument"},
+		{"ENV without value", "FROM a\nENV A\n", Options{}, 2, "Dockerfile:2: ENV must have two arguments"},
+		{"blank ENV name", "FROM a\nENV =x\n", Options{}, 2, "Dockerfile:2: ENV names can not be blank"},
+		{"unterminated heredoc", "FROM a\nRUN <<EOF\nhello\n", Options{}, 2, "Dockerfile:2: unterminated heredoc"},
+		{"bad escape directive", "# escape=x\nFROM a\n", Options{}, 1,
+			"Dockerfile:1: invalid escape token 'x' does not match ` or \\"},
+		{"two escape directives", "# escape=\\\n# escape=`\nFROM a\n", Options{}, 2,
+			"Dockerfile:2: only one escape parser directive can be used"},
+		{"blank base", "ARG E=\nFROM ${E}\n", Options{}, 2, "Dockerfile:2: base name (${E}) should not be blank"},
+		{"global ARG expansion", "ARG X=${Y:?needed}\nFROM a\n", Options{}, 1,
+			`Dockerfile:1: failed to process "${Y:?needed}": Y: needed`},
+		{"FROM expansion", "FROM ${Y:?needed}\n", Options{}, 1,
+			`Dockerfile:1: failed to process "${Y:?needed}": Y: needed`},
+		{"empty platform", "FROM --platform=$NOPE a\n", Options{}, 1,
+			"Dockerfile:1: empty platform value from expression $NOPE"},
+		{"HEALTHCHECK interval", "FROM a\nHEALTHCHECK --interval=1x CMD a\n", Options{}, 2,
+			`Dockerfile:2: time: unknown unit "x" in duration "1x"`},
+		{"HEALTHCHECK retries", "FROM a\nHEALTHCHECK --retries=-1 CMD a\n", Options{}, 2,
+			"Dockerfile:2: --retries cannot be negative (-1)"},
+		{"HEALTHCHECK NONE arguments", "FROM a\nHEALTHCHECK NONE x\n", Options{}, 2,
+			"Dockerfile:2: HEALTHCHECK NONE takes no arguments"},
+		{"ONBUILD ONBUILD", "FROM a\nONBUILD ONBUILD RUN x\n", Options{}, 2,
+			"Dockerfile:2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"},
+		{"ONBUILD FROM", "FROM a\nONBUILD FROM x\n", Options{}, 2,
+			"Dockerfile:2: FROM isn't allowed as an ONBUILD trigger"},
+		{"SHELL not JSON", "FROM a\nSHELL sh -c\n", Options{}, 2,
+			"Dockerfile:2: SHELL requires the arguments to be in JSON form"},
+		{"empty VOLUME", "FROM a\nVOLUME [\"\"]\n", Options{}, 2,
+			"Dockerfile:2: VOLUME specified can not be an empty string"},
+		{"USER arity", "FROM a\nUSER\n", Options{}, 2, "Dockerfile:2: USER requires exactly one argument"},
+		{"error on a continued line", "FROM a\nCOPY \\\n  --frm=x \\\n  a b\n", Options{}, 2,
+			"Dockerfile:2: unknown flag: --frm (did you mean from?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tt.src), tt.opts)
+			if err == nil {
+				t.Fatalf("Parse(%q) = nil error, want %q", tt.src, tt.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Parse(%q) = %T %v, want a *Error", tt.src, err, err)
+			}
+			if err.Error() != tt.want || e.Pos.Line != tt.line {
+				t.Errorf("Parse(%q) = %q at line %d, want %q at line %d", tt.src, err.Error(), e.Pos.Line, tt.want, tt.line)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("Parse(%q) error has several lines: %q", tt.src, err.Error())
+			}
+		})
+	}
+}
