@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -156,14 +158,25 @@ func (b *planner) addGlobalArgs(n *bkparser.Node, c *instructions.ArgCommand) er
 	return nil
 }
 
-// expandMeta expands a word of a FROM line (or a global ARG default) with
-// the global ARGs and the predefined platform args.
+// expandMeta expands a word with the global ARGs and the predefined
+// platform args: a global ARG default, or a reference to an image.
 func (b *planner) expandMeta(n *bkparser.Node, word string) (string, error) {
 	res, err := b.lex.ProcessWordWithMatches(word, envList(b.metaEnv))
 	if err != nil {
 		return "", &Error{Pos: b.pos(n), Msg: err.Error()}
 	}
-	for name := range res.Unmatched {
+	return res.Result, nil
+}
+
+// expandFrom is expandMeta for a FROM line, which warns, as docker does,
+// about a variable that no global ARG declares.
+func (b *planner) expandFrom(n *bkparser.Node, word string) (string, error) {
+	res, err := b.lex.ProcessWordWithMatches(word, envList(b.metaEnv))
+	if err != nil {
+		return "", &Error{Pos: b.pos(n), Msg: err.Error()}
+	}
+	names := slices.Sorted(maps.Keys(res.Unmatched))
+	for _, name := range names {
 		if !b.declaredGlobal(name) {
 			b.plan.warn(n.StartLine, fmt.Sprintf("UndefinedArgInFrom: FROM argument '%s' is not declared", name))
 		}
@@ -187,14 +200,14 @@ func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 			return &Error{Pos: s.Pos, Msg: fmt.Sprintf("duplicate stage name %q (first defined at line %d)", s.Name, b.plan.Stages[i].Pos.Line)}
 		}
 	}
-	base, err := b.expandMeta(n, c.BaseName)
+	base, err := b.expandFrom(n, c.BaseName)
 	if err != nil {
 		return err
 	}
 	if base == "" {
 		return &Error{Pos: s.Pos, Msg: fmt.Sprintf("base name (%s) should not be blank", c.BaseName)}
 	}
-	if s.Platform, err = b.expandMeta(n, c.Platform); err != nil {
+	if s.Platform, err = b.expandFrom(n, c.Platform); err != nil {
 		return err
 	}
 	if c.Platform != "" && s.Platform == "" {
