@@ -364,11 +364,10 @@ func TestBuilderKilledMidCopy(t *testing.T) {
 
 // TestStaleNascentSession puts in a store's tmp/ exactly what a builder
 // killed between creating its session directory and renaming it into
-// place leaves (fsutil.NewSession: "n-<pid>-<time>-<random>" holding an
+// place leaves (fsutil.NewSession: "n-<pid>-<pidns>-<time>-…" holding an
 // unlocked .session.lock; TestBuilderKilledMidCopy's kill lands there about
 // one run in three), with the pid of a process that has exited. The next
-// build must remove it as it removes any dead process's session; today
-// SweepSessions keeps every "n-" directory younger than a minute.
+// build must remove it as it removes any dead process's session.
 func TestStaleNascentSession(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := builderBinary(t)
@@ -386,7 +385,11 @@ func TestStaleNascentSession(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(root, "tmp", fmt.Sprintf("n-%d-%s-%d", dead.Process.Pid, strconv.FormatInt(time.Now().UnixNano(), 36), rand.Uint32()))
+			var ns syscall.Stat_t
+			if err := syscall.Stat("/proc/self/ns/pid", &ns); err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(root, "tmp", fmt.Sprintf("n-%d-%d-%s-%d", dead.Process.Pid, ns.Ino, strconv.FormatInt(time.Now().UnixNano(), 36), rand.Uint32()))
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				t.Fatal(err)
 			}

@@ -150,7 +150,9 @@ func NewSession(tmpRoot string) (*Session, error) {
 	}
 	// The directory is made and locked under a name the sweeper ignores,
 	// then renamed: a sweeper never sees a session before its lock is held.
-	name := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	// The name carries the pid and its PID namespace, so a sweeper in the
+	// same namespace can tell a dead owner from a slow one.
+	name := strconv.Itoa(os.Getpid()) + "-" + pidNamespace() + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	nascent, err := os.MkdirTemp(tmpRoot, "n-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -205,10 +207,14 @@ func SweepSessions(tmpRoot string) (int, error) {
 			continue
 		}
 		if strings.HasPrefix(e.Name(), "n-") {
-			// A session being born, or one whose owner died within the
-			// few microseconds before its rename: only the latter is stale.
-			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < time.Minute {
-				continue
+			// A session being born, or one whose owner died between
+			// making it and renaming it: only the latter is stale. A dead
+			// owner in our PID namespace is certain; otherwise only age
+			// tells.
+			if !nascentOwnerDead(e.Name()) {
+				if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < time.Minute {
+					continue
+				}
 			}
 		} else if !strings.HasPrefix(e.Name(), "s-") {
 			continue
@@ -226,6 +232,29 @@ func SweepSessions(tmpRoot string) (int, error) {
 		l.Release()
 	}
 	return n, errors.Join(errs...)
+}
+
+// pidNamespace names this process's PID namespace by its inode.
+func pidNamespace() string {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil {
+		return "0"
+	}
+	return strconv.FormatUint(st.Ino, 10)
+}
+
+// nascentOwnerDead reports whether a nascent session "n-<pid>-<pidns>-…"
+// belongs to a process of this PID namespace that no longer exists.
+func nascentOwnerDead(name string) bool {
+	parts := strings.SplitN(strings.TrimPrefix(name, "n-"), "-", 3)
+	if len(parts) < 3 || parts[1] != pidNamespace() || parts[1] == "0" {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return unix.Kill(pid, 0) == unix.ESRCH
 }
 
 // RemoveAll is os.RemoveAll that also copes with directories left without

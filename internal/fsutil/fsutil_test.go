@@ -3,6 +3,7 @@ package fsutil
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -45,5 +46,25 @@ func TestSessionsSweepOnlyDead(t *testing.T) {
 	}
 	if _, err := os.Stat(dead); err == nil {
 		t.Error("dead session kept")
+	}
+}
+
+func TestSweepNascentOfDeadOwner(t *testing.T) {
+	root := t.TempDir()
+	// A pid that cannot be alive: beyond the kernel's pid_max.
+	dead := filepath.Join(root, "n-99999999-"+pidNamespace()+"-x-1")
+	otherNS := filepath.Join(root, "n-99999999-1-x-2")
+	alive := filepath.Join(root, "n-"+strconv.Itoa(os.Getpid())+"-"+pidNamespace()+"-x-3")
+	for _, d := range []string{dead, otherNS, alive} {
+		os.MkdirAll(d, 0o700)
+		os.WriteFile(filepath.Join(d, sessionLock), nil, 0o600)
+	}
+	if _, err := SweepSessions(root); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{dead: false, otherNS: true, alive: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s kept = %v, want %v", filepath.Base(d), err == nil, want)
+		}
 	}
 }
