@@ -4,13 +4,44 @@
 //
 // It uses BuildKit's Dockerfile parser, instruction parser and shell
 // expander, so grammar and variable expansion follow `docker build`
-// exactly. No other package of the module imports BuildKit.
+// exactly. No other package of the module imports BuildKit, and no
+// BuildKit type appears in this package's API.
 //
 // Parsing is done once, up front; the executor never reads Dockerfile text.
 // Variable expansion of a step is deferred to [Step.Expand] because the
 // environment it needs includes the base image's ENV, which is known only
-// when the stage runs.
+// when the stage runs. Expand follows BuildKit's dispatch: RUN, CMD,
+// ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER and ONBUILD are kept as
+// written; EXPOSE expands and splits into words; a COPY heredoc with an
+// unquoted delimiter expands with quotes kept; an ARG expands only its
+// default, and not when a build arg replaces it. Expand also reports the
+// variables it consulted, set or not, so that a cache key can name them.
+// Each call works on a fresh copy of the instruction, so a Step may be
+// expanded any number of times, from several goroutines.
+//
+// FROM lines, their --platform and COPY --from see the global ARGs (with
+// build args applied) and the predefined platform ARGs (BUILDPLATFORM,
+// TARGETARCH, …), as in docker.
 //
 // Errors are [*Error] values that name the place: "Dockerfile:7: unknown
-// instruction: COPPY".
+// instruction: COPPY (did you mean COPY?)". Non-fatal findings (BuildKit's
+// parser warnings and the lint rules it runs while parsing, deprecated
+// MAINTAINER and "ENV key value", undeclared ARGs in FROM) are in
+// [Plan.Warnings] as "Dockerfile:N: Rule: text".
+//
+// NOTE: where this package departs from BuildKit, on purpose:
+//   - COPY --from and RUN --mount from= naming the current stage or a later
+//     one is an error: stages are built in file order. BuildKit builds a
+//     later stage first; docker's classic builder refused indices the same
+//     way.
+//   - FROM <n> with n the index of an earlier stage starts from that stage;
+//     BuildKit would look for an image named "n".
+//   - COPY --from expands global ARGs; BuildKit refuses variables there.
+//   - COPY --from in an ONBUILD trigger ([ParseTrigger]) names an image,
+//     never a stage of the building Dockerfile.
+//
+// [Ignore] matches paths as docker does (patternmatcher); a walk passes
+// each directory's [MatchInfo] to its children, and asks
+// [Ignore.MayIncludeBelow] whether an excluded directory must still be
+// entered because a "!" rule may re-include something under it.
 package parser
