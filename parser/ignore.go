@@ -37,11 +37,28 @@ func ParseIgnore(r io.Reader) (*Ignore, error) {
 	}
 	ig := &Ignore{pm: pm}
 	for _, p := range pm.Patterns() {
+		if err := checkPattern(p.String()); err != nil {
+			return nil, err
+		}
 		if p.Exclusion() {
 			ig.exceptions = append(ig.exceptions, strings.Split(p.String(), "/"))
 		}
 	}
 	return ig, nil
+}
+
+// checkPattern compiles one pattern by matching with it alone:
+// patternmatcher.New checks only what filepath.Match reports against ".",
+// and a pattern such as "a*[" would otherwise fail every later match.
+func checkPattern(p string) error {
+	one, err := patternmatcher.New([]string{p})
+	if err == nil {
+		_, err = one.MatchesOrParentMatches("x")
+	}
+	if err != nil {
+		return fmt.Errorf("invalid .dockerignore pattern %q: %w", p, err)
+	}
+	return nil
 }
 
 // Match reports whether rel (slash-separated, relative to the context root,

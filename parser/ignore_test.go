@@ -162,7 +162,7 @@ func TestIgnoreNil(t *testing.T) {
 }
 
 func TestIgnoreBadPattern(t *testing.T) {
-	for _, rules := range []string{"!\n", "a[\n"} {
+	for _, rules := range []string{"!\n", "a[\n", "0*[\n", "!x*[\n"} {
 		if _, err := ParseIgnore(strings.NewReader(rules)); err == nil {
 			t.Errorf("ParseIgnore(%q) = nil error", rules)
 		}
@@ -190,4 +190,78 @@ func TestIgnoreConcurrent(t *testing.T) {
 	if !matchWalk(t, ig, "b1.bak") || matchWalk(t, ig, "keep.tmp") {
 		t.Error("concurrent use changed the answers")
 	}
+}
+
+// ignoreTree is every path of up to three components over a few names.
+func ignoreTree() []string {
+	names := []string{"a", "b", "keep", "x.log", ".git"}
+	var out, level []string
+	level = []string{""}
+	for range 3 {
+		var next []string
+		for _, p := range level {
+			for _, n := range names {
+				q := n
+				if p != "" {
+					q = p + "/" + n
+				}
+				next = append(next, q)
+			}
+		}
+		out = append(out, next...)
+		level = next
+	}
+	return out
+}
+
+// checkMayIncludeBelow checks that a walk which skips an excluded directory
+// when MayIncludeBelow says false misses no included path.
+func checkMayIncludeBelow(t *testing.T, rules string) {
+	ig, err := ParseIgnore(strings.NewReader(rules))
+	if err != nil {
+		return
+	}
+	tree := ignoreTree()
+	excluded := map[string]bool{}
+	for _, p := range tree {
+		excluded[p] = matchWalk(t, ig, p)
+	}
+	for _, d := range tree {
+		if !excluded[d] || ig.MayIncludeBelow(d) {
+			continue
+		}
+		for _, p := range tree {
+			if strings.HasPrefix(p, d+"/") && !excluded[p] {
+				t.Fatalf("rules %q: MayIncludeBelow(%q) = false, but %q below it is included", rules, d, p)
+			}
+		}
+	}
+}
+
+func TestMayIncludeBelowSound(t *testing.T) {
+	for _, rules := range []string{
+		"a\n!a/keep\n",
+		"*\n!*/keep\n",
+		"a\n!a/*/keep\n",
+		"**/b\n!**/b/keep\n",
+		"a\n!a\na/b\n",
+		"*\n!keep\n",
+		"a/b\n!a/b/keep/x.log\n",
+		"*.log\n!a/x.log\n",
+		"a\n!a/k?ep\n",
+		"a\n!a/[k]eep/x.log\n",
+		"/a\n!./a/keep\n",
+		"a**\n!a**/keep\n",
+	} {
+		checkMayIncludeBelow(t, rules)
+	}
+}
+
+func FuzzIgnore(f *testing.F) {
+	f.Add("a\n!a/keep\n")
+	f.Add("*\n!*/keep\n**/x.log\n")
+	f.Add("**/b\n!**/b/keep\n")
+	f.Fuzz(func(t *testing.T, rules string) {
+		checkMayIncludeBelow(t, rules)
+	})
 }
