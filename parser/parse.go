@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/moby/buildkit/util/suggest"
 )
 
 // maxDockerfileSize bounds what Parse reads; BuildKit's own limit for a
@@ -379,7 +380,14 @@ func (b *planner) target() error {
 		b.plan.Target = i
 		return nil
 	}
-	return &Error{Pos: Pos{File: b.plan.File}, Msg: fmt.Sprintf("target stage %q could not be found", b.opts.Target)}
+	var names []string
+	for _, s := range b.plan.Stages {
+		if s.Name != "" {
+			names = append(names, s.Name)
+		}
+	}
+	err := suggest.WrapError(fmt.Errorf("target stage %q could not be found", b.opts.Target), b.opts.Target, names, false)
+	return &Error{Pos: Pos{File: b.plan.File}, Msg: err.Error()}
 }
 
 func (p *Plan) needed(target int) []int {
