@@ -5,6 +5,8 @@
 package testutil
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,27 +63,58 @@ var (
 // BusyboxRootfs returns a directory holding a minimal busybox root
 // filesystem: /bin/busybox from Debian's busybox-static, a symlink per
 // applet, /etc/passwd and /etc/group with root and nobody, and empty /tmp
-// (1777), /root, /proc, /sys, /dev. It is made once per test binary and
-// must be treated as read-only.
+// (1777), /root, /proc, /sys, /dev. It must be treated as read-only: it is
+// shared by every test binary that runs with the same busybox.
 func BusyboxRootfs(t testing.TB) string {
 	t.Helper()
 	bin := RequireTool(t, "/bin/busybox")
 	busyboxOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "builder-busybox-")
-		if err != nil {
-			busyboxErr = err.Error()
-			return
-		}
-		if msg := makeBusybox(bin, dir); msg != "" {
-			busyboxErr = msg
-			return
-		}
-		busyboxDir = dir
+		busyboxDir, busyboxErr = sharedBusybox(bin)
 	})
 	if busyboxErr != "" {
 		t.Fatalf("making busybox rootfs: %s", busyboxErr)
 	}
 	return busyboxDir
+}
+
+// busyboxLayout names what makeBusybox writes; change it whenever
+// makeBusybox changes, so no test reuses a rootfs of the old layout.
+const busyboxLayout = "rootfs-v2"
+
+// sharedBusybox returns the rootfs for this busybox, made once per busybox
+// binary and layout rather than once per test binary: a test binary has no
+// hook at exit to remove its own copy, and one copy per run piled up in
+// the temp dir. It is made under a temporary name and renamed, so test
+// binaries running in parallel never see half of it.
+func sharedBusybox(bin string) (string, string) {
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", err.Error()
+	}
+	sum := sha256.Sum256(append([]byte(busyboxLayout+"\x00"), data...))
+	dir := filepath.Join(os.TempDir(), "builder-busybox-"+hex.EncodeToString(sum[:8]))
+	if fi, err := os.Stat(filepath.Join(dir, "bin/busybox")); err == nil && fi.Size() == int64(len(data)) {
+		return dir, ""
+	}
+	tmp, err := os.MkdirTemp("", ".builder-busybox-")
+	if err != nil {
+		return "", err.Error()
+	}
+	os.Chmod(tmp, 0o755)
+	if msg := makeBusybox(bin, tmp); msg != "" {
+		os.RemoveAll(tmp)
+		return "", msg
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another test binary won the race, or a damaged copy is in the
+		// way: use the one that exists if it is whole, else our own.
+		if fi, err := os.Stat(filepath.Join(dir, "bin/busybox")); err == nil && fi.Size() == int64(len(data)) {
+			os.RemoveAll(tmp)
+			return dir, ""
+		}
+		return tmp, ""
+	}
+	return dir, ""
 }
 
 func makeBusybox(bin, dir string) string {
