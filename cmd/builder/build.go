@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
@@ -84,6 +85,9 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	defer release()
 
 	r := newRenderer(cfg.progress, a.stderr, a.env, len(plan.Stages) > 1)
+	for _, w := range plan.Warnings {
+		r.Report(executor.Event{Kind: executor.BuildWarning, Line: "[Warning] " + w, Time: time.Now()})
+	}
 	platform := cfg.exec.Platform
 	client := registry.New(store, registry.Options{Platform: &platform})
 	opts := cfg.exec
