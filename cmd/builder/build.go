@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
 
