@@ -425,7 +425,7 @@ func TestContainerResolvConfCopy(t *testing.T) {
 	f := newFixture(t, "")
 	before, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
-		t.Skipf("host has no /etc/resolv.conf: %v", err)
+		testutil.Missing(t, "the host has no /etc/resolv.conf: "+err.Error())
 	}
 	spec := f.spec(sh("echo nameserver 203.0.113.9 >> /etc/resolv.conf; echo x >> /etc/hosts; cat /etc/resolv.conf")...)
 	spec.ResolvConf = before

@@ -27,12 +27,11 @@ var updateSeeds = flag.Bool("update-seeds", false, "rewrite the fuzz seed corpus
 // names in the seeds aim at the real canary.
 const fuzzDir = "/fuzz-sandbox"
 
-// TestWriteFuzzSeeds regenerates testdata/fuzz/FuzzApply from the hostile
-// layers of TestApplyHostile (go test -run TestWriteFuzzSeeds -update-seeds).
-func TestWriteFuzzSeeds(t *testing.T) {
-	if !*updateSeeds {
-		t.Skip("run with -update-seeds to rewrite the corpus")
-	}
+// TestFuzzSeeds checks that testdata/fuzz/FuzzApply holds a seed for
+// every hostile layer of TestApplyHostile, so the fuzzer starts from them;
+// with -update-seeds it writes the missing ones
+// (go test -run TestFuzzSeeds -update-seeds).
+func TestFuzzSeeds(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzApply")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -41,8 +40,15 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		data := makeTar(t, tc.entries(fuzzDir+"/canary")...)
 		sum := sha256.Sum256(data)
 		body := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"
-		if err := os.WriteFile(filepath.Join(dir, hex.EncodeToString(sum[:8])), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
+		p := filepath.Join(dir, hex.EncodeToString(sum[:8]))
+		if *updateSeeds {
+			if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if got, err := os.ReadFile(p); err != nil || string(got) != body {
+			t.Errorf("seed for hostile layer %q missing or stale in %s (run with -update-seeds)", tc.name, dir)
 		}
 	}
 }
