@@ -96,8 +96,9 @@ func rewriteFuzzDir(data []byte, dir string) (out []byte, ok bool) {
 
 // FuzzApply: whatever the bytes, Apply writes nothing outside its target.
 // The t.Skip calls in the fuzz targets below discard inputs too costly to
-// be worth fuzzing; they are not prerequisites, and root, which these
-// targets need, is checked with testutil.RequireRoot (fatal under CI=true).
+// be worth fuzzing; they are not prerequisites. Root, which
+// FuzzWhiteoutRoundTrip needs, is checked with testutil.RequireRoot (fatal
+// under CI=true).
 func FuzzApply(f *testing.F) {
 	f.Add(makeTar(f, reg("a", "x"), symlinkEntry("l", "/"), reg("l/b", "y")))
 	f.Fuzz(func(t *testing.T, data []byte) {
