@@ -73,6 +73,7 @@ type buildOpts struct {
 	args        map[string]string
 	target      string
 	noCache     bool
+	noCacheFor  []string // --no-cache-filter
 	epoch       *time.Time
 	events      *[]executor.Event
 	compression string
@@ -113,6 +114,7 @@ func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*exe
 		Ignore:          ig,
 		BuildArgs:       o.args,
 		NoCache:         o.noCache,
+		NoCacheStages:   o.noCacheFor,
 		SourceDateEpoch: o.epoch,
 		Compression:     cache.Compression{Format: o.compression},
 	})
@@ -121,7 +123,8 @@ func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*exe
 // TestDockerfiles builds every case under testdata/dockerfiles and checks
 // the image config and history (want.json), the files the build added,
 // changed or removed relative to the busybox base, unpacked by umoci
-// (want.files), or the one-line error (want.err).
+// (want.files), or the one-line error (want.err). A case may give build
+// args (args, one K=V a line) and a --target (target).
 func TestDockerfiles(t *testing.T) {
 	umoci := testutil.RequireTool(t, "umoci")
 	e := newEnv(t)
@@ -149,6 +152,9 @@ func runCase(t *testing.T, e *env, umoci, dir string) {
 		ctxDir = prepareContext(t, ctxDir)
 	}
 	o := &buildOpts{args: readArgs(t, filepath.Join(dir, "args"))}
+	if target, err := os.ReadFile(filepath.Join(dir, "target")); err == nil {
+		o.target = strings.TrimSpace(string(target))
+	}
 	res, err := e.build(t, ctxDir, string(text), o)
 	wantErr, _ := os.ReadFile(filepath.Join(dir, "want.err"))
 	if len(wantErr) > 0 {

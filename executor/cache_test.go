@@ -122,6 +122,33 @@ func TestCacheInvalidation(t *testing.T) {
 	check("chmod c/y", threeCopies, nil, []string{"COPY c/ /c/", "RUN ls /c > /c/list"}, false)
 }
 
+// TestCacheNoCacheFilter checks --no-cache-filter: the named stage's steps
+// run again, any case of its name will do, and other stages stay cached.
+func TestCacheNoCacheFilter(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	const df = `FROM busybox:test AS deps
+RUN echo deps > /deps
+FROM busybox:test AS app
+COPY --from=deps /deps /deps
+RUN cat /deps > /copy
+`
+	if _, steps := e.buildRan(t, ctxDir, df, nil); len(steps) != 3 {
+		t.Fatalf("first build ran %q, want 3 steps", steps)
+	}
+	_, steps := e.buildRan(t, ctxDir, df, &buildOpts{noCacheFor: []string{"app"}})
+	if want := []string{"COPY --from=deps /deps /deps", "RUN cat /deps > /copy"}; !slices.Equal(steps, want) {
+		t.Errorf("--no-cache-filter app ran %q, want %q", steps, want)
+	}
+	_, steps = e.buildRan(t, ctxDir, df, &buildOpts{noCacheFor: []string{"DEPS"}})
+	if len(steps) == 0 || steps[0] != "RUN echo deps > /deps" {
+		t.Errorf("--no-cache-filter DEPS ran %q, want the deps stage's RUN first", steps)
+	}
+	if _, steps := e.buildRan(t, ctxDir, df, nil); len(steps) != 0 {
+		t.Errorf("a plain rebuild after the filtered ones ran %q, want nothing", steps)
+	}
+}
+
 func TestCacheBuildArgs(t *testing.T) {
 	e := newEnv(t)
 	ctxDir := t.TempDir()

@@ -30,10 +30,11 @@
 // [Plan.Warnings] as "Dockerfile:N: Rule: text".
 //
 // NOTE: where this package departs from BuildKit, on purpose:
-//   - COPY --from and RUN --mount from= naming the current stage or a later
-//     one is an error: stages are built in file order. BuildKit builds a
-//     later stage first; docker's classic builder refused indices the same
-//     way.
+//   - COPY --from and RUN --mount from= may name a stage further down the
+//     file, by name or index, as in BuildKit (docker's classic builder
+//     refused that); FROM sees only the stages above it. A cycle is an
+//     error that lists its edges; an index past the last stage is an error
+//     rather than an image named "7".
 //   - FROM <n> with n the index of an earlier stage starts from that stage;
 //     BuildKit would look for an image named "n".
 //   - COPY --from expands global ARGs; BuildKit refuses variables there.

@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // FuzzParse checks, for any input: Parse does not panic; every error is an
 // *Error whose text starts with its position; a Plan's stage references
-// point backwards, so Needed is in dependency order; and every step expands
+// are in range and acyclic, a base stage is an earlier one, and Needed is
+// in dependency order; and every step expands
 // against an environment made from the input without panicking, giving an
 // *Error when it fails.
 func FuzzParse(f *testing.F) {
@@ -23,6 +25,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(src, "")
 	}
 	f.Add([]byte("FROM a AS b\nCOPY --from=b x y\n"), "b")
+	f.Add([]byte("FROM a AS b\nCOPY --from=c x y\nFROM a AS c\nRUN --mount=from=2,target=/t true\nFROM c\n"), "b")
 	f.Add([]byte("ARG X=${Y:-z}\nFROM $X\nRUN --mount=type=cache,uid=$U,target=/c <<EOF\n$U\nEOF\n"), "U=1")
 	f.Add([]byte("# escape=`\nFROM a\nENV A=`$B C=\"`\"\"\n"), "B=2")
 	f.Fuzz(func(t *testing.T, src []byte, envText string) {
@@ -70,11 +73,11 @@ func checkPlan(t *testing.T, p *Plan) {
 			t.Fatalf("stage %d has Index %d", i, s.Index)
 		}
 		for _, d := range s.Deps {
-			if d < 0 || d >= i {
+			if d < 0 || d >= len(p.Stages) || d == i {
 				t.Fatalf("stage %d depends on stage %d", i, d)
 			}
 		}
-		if s.Base.Kind == BaseStage && (len(s.Deps) == 0 || s.Base.Stage >= i) {
+		if s.Base.Kind == BaseStage && (!slices.Contains(s.Deps, s.Base.Stage) || s.Base.Stage >= i) {
 			t.Fatalf("stage %d has base stage %d and deps %v", i, s.Base.Stage, s.Deps)
 		}
 	}

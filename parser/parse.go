@@ -64,6 +64,9 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 	if err := b.walk(res.AST); err != nil {
 		return nil, err
 	}
+	if err := b.resolvePending(); err != nil {
+		return nil, err
+	}
 	if err := b.target(); err != nil {
 		return nil, err
 	}
@@ -83,14 +86,19 @@ type planner struct {
 	lint    *linter.Linter
 	metaEnv []string // predefined platform args, then global ARG values
 
-	pendingNames []pendingRef // stage-like names taken for images so far
+	pending []pendingRef   // stage references not resolved yet
+	edgePos map[[2]int]Pos // where each dependency edge was made, for cycle errors
 }
 
-// pendingRef is a name that COPY --from or RUN --mount from= took for an
-// image; it is an error if a later stage has that name.
+// pendingRef is a COPY --from or RUN --mount from= value that names no
+// stage before its own. Once every stage is known it becomes a later
+// stage, as in BuildKit, or stays an image reference.
 type pendingRef struct {
 	pos       Pos
 	what, ref string
+	stage     *Stage
+	copyFrom  *CopyFrom      // COPY --from: set Stage when ref is a stage
+	mounts    map[string]int // RUN --mount from=: add ref when it is a stage
 }
 
 func (b *planner) pos(n *bkparser.Node) Pos {
@@ -219,7 +227,7 @@ func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 		s.Base = Base{Kind: BaseScratch}
 	case ok:
 		s.Base = Base{Kind: BaseStage, Stage: i}
-		s.Deps = []int{i}
+		b.addDep(s, i, s.Pos)
 	default:
 		s.Base = Base{Kind: BaseImage, Image: base}
 	}
@@ -264,7 +272,7 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 			}
 			refs.copyFrom = f
 			if f.Stage >= 0 {
-				s.Deps = addDep(s.Deps, f.Stage)
+				b.addDep(s, f.Stage, step.Pos)
 			}
 		}
 	case *instructions.RunCommand:
@@ -293,8 +301,9 @@ func (b *planner) legacyKV(n *bkparser.Node, name string, kvs instructions.KeyVa
 	}
 }
 
-// copyFrom resolves COPY --from: an earlier stage by name or index, or
-// else an image reference.
+// copyFrom resolves COPY --from: a stage by name or index, or else an
+// image reference. A stage defined further down is resolved by
+// resolvePending, once all stages are known.
 func (b *planner) copyFrom(n *bkparser.Node, s *Stage, raw string) (*CopyFrom, error) {
 	v, err := b.expandMeta(n, raw)
 	if err != nil {
@@ -306,72 +315,158 @@ func (b *planner) copyFrom(n *bkparser.Node, s *Stage, raw string) (*CopyFrom, e
 	if i, ok := b.earlierStage(v, s.Index); ok {
 		return &CopyFrom{Stage: i}, nil
 	}
-	if err := b.laterStage(n, s, "COPY --from", v); err != nil {
+	if err := b.selfRef(n, s, v); err != nil {
 		return nil, err
 	}
-	return &CopyFrom{Stage: -1, Image: v}, nil
+	f := &CopyFrom{Stage: -1, Image: v}
+	b.pending = append(b.pending, pendingRef{pos: b.pos(n), what: "COPY --from", ref: v, stage: s, copyFrom: f})
+	return f, nil
 }
 
-// laterStage rejects a reference to the current stage or a later one:
-// stages run in file order here, and docker's classic builder refused them
-// too. Taking the name for an image instead would pull something unrelated.
-func (b *planner) laterStage(n *bkparser.Node, s *Stage, what, ref string) error {
-	if s.Name != "" && strings.EqualFold(ref, s.Name) {
-		return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("%s=%s refers to the stage it is in", what, ref)}
+// selfRef rejects a stage reading from itself, with BuildKit's words.
+func (b *planner) selfRef(n *bkparser.Node, s *Stage, ref string) error {
+	if (s.Name != "" && strings.EqualFold(ref, s.Name)) || ref == strconv.Itoa(s.Index) {
+		return &Error{Pos: b.pos(n), Msg: "circular dependency detected on stage: " + stageLabel(s)}
 	}
-	if i, err := strconv.Atoi(ref); err == nil {
-		return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("invalid from flag value %d: refers to current or future build stage", i)}
-	}
-	// A name may belong to a stage not parsed yet: target() checks once
-	// all stages are known.
-	b.pendingNames = append(b.pendingNames, pendingRef{pos: b.pos(n), what: what, ref: ref})
 	return nil
 }
 
+func stageLabel(s *Stage) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return "stage-" + strconv.Itoa(s.Index)
+}
+
 // runMountDeps adds the stages RUN --mount from= reads to the stage's deps
-// and returns them by from= value. Like BuildKit, it reads from= as
-// written: variables are not allowed there.
+// and returns them by from= value; stages defined further down are added
+// by resolvePending. Like BuildKit, it reads from= as written: variables
+// are not allowed there.
 func (b *planner) runMountDeps(n *bkparser.Node, s *Stage, run *instructions.RunCommand) (map[string]int, error) {
-	var stages map[string]int
+	stages := map[string]int{}
 	for _, m := range instructions.GetMounts(run) {
 		if m.From == "" {
 			continue
 		}
 		if i, ok := b.earlierStage(m.From, s.Index); ok {
-			s.Deps = addDep(s.Deps, i)
-			if stages == nil {
-				stages = map[string]int{}
-			}
+			b.addDep(s, i, b.pos(n))
 			stages[m.From] = i
 			continue
 		}
-		if err := b.laterStage(n, s, "RUN --mount from", m.From); err != nil {
+		if err := b.selfRef(n, s, m.From); err != nil {
 			return nil, err
 		}
+		b.pending = append(b.pending, pendingRef{pos: b.pos(n), what: "RUN --mount from", ref: m.From, stage: s, mounts: stages})
 	}
 	return stages, nil
 }
 
-func addDep(deps []int, i int) []int {
-	for j, d := range deps {
+// addDep records that stage s needs stage i, and where it said so.
+func (b *planner) addDep(s *Stage, i int, pos Pos) {
+	if b.edgePos == nil {
+		b.edgePos = map[[2]int]Pos{}
+	}
+	if _, ok := b.edgePos[[2]int{s.Index, i}]; !ok {
+		b.edgePos[[2]int{s.Index, i}] = pos
+	}
+	for j, d := range s.Deps {
 		if d == i {
-			return deps
+			return
 		}
 		if d > i {
-			return append(deps[:j], append([]int{i}, deps[j:]...)...)
+			s.Deps = append(s.Deps[:j], append([]int{i}, s.Deps[j:]...)...)
+			return
 		}
 	}
-	return append(deps, i)
+	s.Deps = append(s.Deps, i)
 }
 
-// target sets Plan.Target from Options.Target, or the last stage, after
-// checking that no step named a stage defined after it.
-func (b *planner) target() error {
-	for _, r := range b.pendingNames {
-		if i, ok := b.stageByName(r.ref); ok {
-			return &Error{Pos: r.pos, Msg: fmt.Sprintf("%s=%s refers to a stage defined later, at line %d: a stage can only use the stages before it", r.what, r.ref, b.plan.Stages[i].Pos.Line)}
+// resolvePending turns references to stages defined further down into
+// dependencies, as BuildKit does for COPY --from and RUN --mount from=
+// (FROM only ever sees the stages above it), then refuses cycles.
+func (b *planner) resolvePending() error {
+	for _, r := range b.pending {
+		i, ok := b.stageByName(r.ref)
+		if !ok {
+			n, err := strconv.Atoi(r.ref)
+			if err != nil || strconv.Itoa(n) != r.ref {
+				continue // an image reference
+			}
+			if n < 0 || n >= len(b.plan.Stages) {
+				return &Error{Pos: r.pos, Msg: fmt.Sprintf("%s=%d: there is no stage %d (stages are numbered from 0, and this Dockerfile has %d)", r.what, n, n, len(b.plan.Stages))}
+			}
+			i = n
+		}
+		if i == r.stage.Index {
+			return &Error{Pos: r.pos, Msg: "circular dependency detected on stage: " + stageLabel(r.stage)}
+		}
+		if r.copyFrom != nil {
+			r.copyFrom.Stage, r.copyFrom.Image = i, ""
+		}
+		if r.mounts != nil {
+			r.mounts[r.ref] = i
+		}
+		b.addDep(r.stage, i, r.pos)
+	}
+	return b.checkCycles()
+}
+
+// checkCycles refuses a dependency cycle between stages. The error is
+// placed at the instruction where the cycle leaves the stage it names,
+// and lists every edge of the cycle.
+func (b *planner) checkCycles() error {
+	const (
+		unvisited = iota
+		onPath
+		done
+	)
+	mark := make([]int, len(b.plan.Stages))
+	var path []int
+	var visit func(i int) error
+	visit = func(i int) error {
+		mark[i] = onPath
+		path = append(path, i)
+		for _, d := range b.plan.Stages[i].Deps {
+			switch mark[d] {
+			case onPath:
+				return b.cycleError(append(path[slices.Index(path, d):], d))
+			case unvisited:
+				if err := visit(d); err != nil {
+					return err
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		mark[i] = done
+		return nil
+	}
+	for i := range b.plan.Stages {
+		if mark[i] == unvisited {
+			if err := visit(i); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// cycleError describes cycle, a list of stages whose first and last are
+// the same: "circular dependency detected on stage: x (x needs y at line
+// 2, y needs x at line 4)".
+func (b *planner) cycleError(cycle []int) error {
+	var edges []string
+	for k := 0; k+1 < len(cycle); k++ {
+		from, to := b.plan.Stages[cycle[k]], b.plan.Stages[cycle[k+1]]
+		edges = append(edges, fmt.Sprintf("%s needs %s at line %d", stageLabel(from), stageLabel(to), b.edgePos[[2]int{from.Index, to.Index}].Line))
+	}
+	return &Error{
+		Pos: b.edgePos[[2]int{cycle[0], cycle[1]}],
+		Msg: fmt.Sprintf("circular dependency detected on stage: %s (%s)", stageLabel(b.plan.Stages[cycle[0]]), strings.Join(edges, ", ")),
+	}
+}
+
+// target sets Plan.Target from Options.Target, or the last stage.
+func (b *planner) target() error {
 	b.plan.Target = len(b.plan.Stages) - 1
 	if b.opts.Target == "" {
 		return nil
@@ -403,12 +498,25 @@ func (p *Plan) needed(target int) []int {
 		}
 	}
 	visit(target)
-	// Deps always point to earlier stages, so index order is a valid
-	// dependency order, and a stable one.
+	// Deps may point down the file (COPY --from a later stage), so order
+	// by depth-first post-order: dependencies first, and file order among
+	// stages that do not depend on each other. The plan has no cycles.
 	var out []int
+	placed := make([]bool, len(p.Stages))
+	var place func(i int)
+	place = func(i int) {
+		if placed[i] {
+			return
+		}
+		placed[i] = true
+		for _, d := range p.Stages[i].Deps {
+			place(d)
+		}
+		out = append(out, i)
+	}
 	for i, ok := range seen {
 		if ok {
-			out = append(out, i)
+			place(i)
 		}
 	}
 	return out

@@ -72,6 +72,41 @@ func TestStageReferences(t *testing.T) {
 	}
 }
 
+// TestLaterStageReferences checks that COPY --from and RUN --mount from=
+// may name a stage further down, as BuildKit allows, and that Needed puts
+// it first.
+func TestLaterStageReferences(t *testing.T) {
+	src := "FROM a AS app\nCOPY --from=assets /x /x\nRUN --mount=from=TOOLS,target=/t --mount=from=3,target=/u true\nFROM b AS assets\nFROM c AS tools\nFROM d\n"
+	p, err := Parse(strings.NewReader(src), Options{Target: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{1, 2, 3}; !slices.Equal(p.Stages[0].Deps, want) {
+		t.Errorf("deps of app = %v, want %v", p.Stages[0].Deps, want)
+	}
+	cp, _, err := p.Stages[0].Steps[0].Expand(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cp.(*Copy).From; got == nil || *got != (CopyFrom{Stage: 1}) {
+		t.Errorf("COPY --from = %+v, want stage 1", got)
+	}
+	run, _, err := p.Stages[0].Steps[1].Expand(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, m := range run.(*Run).Mounts {
+		got = append(got, m.Stage)
+	}
+	if want := []int{2, 3}; !slices.Equal(got, want) {
+		t.Errorf("mount stages = %v, want %v", got, want)
+	}
+	if got, want := p.Needed(), []int{1, 2, 3, 0}; !slices.Equal(got, want) {
+		t.Errorf("Needed() = %v, want %v", got, want)
+	}
+}
+
 // TestRunMountStage checks that RUN --mount from= gives the executor the
 // stage index, or -1 for an image.
 func TestRunMountStage(t *testing.T) {
