@@ -23,7 +23,7 @@ NORACE_PKGS :=
 
 # gcc and libc6-dev because the race detector needs cgo.
 DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap \
-	xz-utils bzip2 gcc libc6-dev
+	xz-utils bzip2 zstd gzip gcc libc6-dev
 
 .DEFAULT_GOAL := help
 .PHONY: help build deps lint test test-race test-norace test-fuzz fuzz bench demo clean

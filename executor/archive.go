@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
@@ -18,7 +19,8 @@ import (
 )
 
 // extractArchive unpacks src into dest when it is a tar archive, plain or
-// compressed with gzip, bzip2 or xz, as ADD does with local archives. It
+// compressed with gzip, bzip2, xz or zstd, as ADD does with local archives
+// (BuildKit detects the compression by content, as here, not by name). It
 // reports false, with nothing written, when src is not one.
 func (c *copier) extractArchive(src, name, dest string) (bool, error) {
 	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
@@ -27,9 +29,10 @@ func (c *copier) extractArchive(src, name, dest string) (bool, error) {
 	}
 	defer f.Close()
 	r, err := decompress(bufio.NewReaderSize(f, 64<<10))
-	if err != nil || r == nil {
-		return false, nil // unknown or broken compression: copy the file as it is
+	if err != nil {
+		return false, nil // broken compression: copy the file as it is
 	}
+	defer r.Close()
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(512)
 	if !isTarHeader(head) {
@@ -44,21 +47,30 @@ func (c *copier) extractArchive(src, name, dest string) (bool, error) {
 	return true, nil
 }
 
-// decompress returns a reader of the decompressed stream, or nil if the
-// stream is compressed in a way ADD does not unpack.
-func decompress(br *bufio.Reader) (io.Reader, error) {
+// decompress returns a reader of the decompressed stream: gzip, bzip2, xz
+// and zstd are recognised by their magic numbers, anything else is read
+// as it is.
+func decompress(br *bufio.Reader) (io.ReadCloser, error) {
 	magic, _ := br.Peek(6)
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		return gzip.NewReader(br)
 	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), nil
+		return io.NopCloser(bzip2.NewReader(br)), nil
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return xz.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}): // zstd: docker does not unpack it
-		return nil, nil
+		r, err := xz.NewReader(br)
+		return io.NopCloser(r), err
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		// One goroutine: a Decoder's default is one per core, kept until
+		// Close. The window cap is the zstd tool's default limit, so a
+		// hostile frame cannot ask for gigabytes.
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
 	}
-	return br, nil
+	return io.NopCloser(br), nil
 }
 
 // isTarHeader checks a 512-byte block for a tar header: a ustar magic, or
