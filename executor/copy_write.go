@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -36,7 +37,7 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 		}
 	}
 	c := &copier{ctx: ctx, root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod,
-		inUpper: map[string]bool{}, pending: map[string]int{}}
+		inUpper: map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
 	for _, s := range srcs {
 		if err := s.walk(o.ignore, o.inCtx); err != nil {
 			return nil, err
@@ -58,6 +59,19 @@ type copier struct {
 	dirs        []dirTime       // directory times to set last
 	inUpper     map[string]bool // dirs known to exist in the upper dir
 	reuse       string          // a previous result of this COPY to link unchanged files from
+	leaders     map[fileID]int  // source inode → index in deferred of its first copy
+}
+
+// fileID identifies a source inode, to keep hardlinks among the sources.
+type fileID struct{ dev, ino uint64 }
+
+// linkedID returns the source file's inode when it has other links.
+func linkedID(fi os.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Nlink < 2 {
+		return fileID{}, false
+	}
+	return fileID{uint64(st.Dev), st.Ino}, true
 }
 
 // deferredFile is a regular file to write straight into the upper dir.
@@ -69,6 +83,10 @@ type deferredFile struct {
 	mode    os.FileMode
 	sum     v1.Hash // content hash the cache key used; zero for COPY --from
 	dropped bool    // a later source replaced it
+	// leader is the index in deferred of an earlier copy of the same source
+	// inode, to hardlink to as docker keeps hardlinks among the sources; -1
+	// when there is none.
+	leader int
 }
 
 type dirTime struct {
@@ -169,7 +187,7 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 	rel := c.rel(target)
 	if i, ok := c.pending[rel]; ok {
 		if mode.IsRegular() {
-			c.deferred[i] = deferredFile{rel: rel, name: name, src: src, fi: fi, mode: mode, sum: sum}
+			c.deferred[i] = c.deferredFile(rel, name, src, fi, mode, sum, i)
 			return nil
 		}
 		c.deferred[i].dropped = true
@@ -210,7 +228,7 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 				return err
 			}
 			c.pending[rel] = len(c.deferred)
-			c.deferred = append(c.deferred, deferredFile{rel: rel, name: name, src: src, fi: fi, mode: mode, sum: sum})
+			c.deferred = append(c.deferred, c.deferredFile(rel, name, src, fi, mode, sum, len(c.deferred)))
 			return nil
 		}
 		if err := removeForReplace(target, existing); err != nil {
@@ -234,6 +252,20 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 		return fmt.Errorf("%s: unsupported file type %s", name, mode.Type())
 	}
 	return c.finish(target, fi, mode, false)
+}
+
+// deferredFile records a file new to the image, to be written at index i
+// of deferred, linked to an earlier copy of the same source inode if any.
+func (c *copier) deferredFile(rel, name, src string, fi os.FileInfo, mode os.FileMode, sum v1.Hash, i int) deferredFile {
+	d := deferredFile{rel: rel, name: name, src: src, fi: fi, mode: mode, sum: sum, leader: -1}
+	if id, ok := linkedID(fi); ok {
+		if l, seen := c.leaders[id]; seen && l != i {
+			d.leader = l
+		} else {
+			c.leaders[id] = i
+		}
+	}
+	return d
 }
 
 // ensureInUpper makes sure the directory at merged path dir exists in the
@@ -274,12 +306,23 @@ func (c *copier) finishDeferred(workers int) error {
 			defer unix.Close(fd)
 		}
 	}
+	// A file whose leader is still a copy of the same inode is linked to
+	// it once the leaders are written; any other is written now.
+	linked := func(d deferredFile) bool {
+		if d.leader < 0 {
+			return false
+		}
+		l := c.deferred[d.leader]
+		a, _ := linkedID(l.fi)
+		b, _ := linkedID(d.fi)
+		return !l.dropped && l.leader < 0 && a == b
+	}
 	write := func(i int) error {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
 		d := c.deferred[i]
-		if d.dropped {
+		if d.dropped || linked(d) {
 			return nil
 		}
 		if prev >= 0 && d.linkFrom(prev, c.upper, c.uid, c.gid) {
@@ -299,6 +342,13 @@ func (c *copier) finishDeferred(workers int) error {
 	}
 	if err != nil {
 		return err
+	}
+	for _, d := range c.deferred {
+		if !d.dropped && linked(d) {
+			if err := os.Link(filepath.Join(c.upper, c.deferred[d.leader].rel), filepath.Join(c.upper, d.rel)); err != nil {
+				return fmt.Errorf("linking %s: %w", d.name, err)
+			}
+		}
 	}
 	for i := len(c.dirs) - 1; i >= 0; i-- {
 		d := c.dirs[i]

@@ -331,8 +331,8 @@ func (b *build) contextHashes() (*cache.ContextHashes, error) {
 }
 
 // hashSources writes into h a digest of everything the sources select:
-// path, type, mode, owner, link target and content of each file; not its
-// times. File contents are hashed in parallel and remembered between
+// path, type, mode, owner, link target and content of each file, and which
+// files are hardlinks of an earlier one; not its times. File contents are hashed in parallel and remembered between
 // builds, so an unchanged context costs one lstat per file.
 func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 	ch, err := b.contextHashes()
@@ -376,7 +376,17 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 		return err
 	}
 	var buf [8]byte
+	firstLink := map[fileID]string{} // a hardlinked inode → its first path
 	for _, f := range files {
+		if id, ok := linkedID(f.fi); ok && f.fi.Mode().IsRegular() {
+			// The copy keeps hardlinks among the sources, so the key says
+			// which files are links of an earlier one.
+			if first, seen := firstLink[id]; seen {
+				io.WriteString(h, "link\x00"+first+"\x00")
+			} else {
+				firstLink[id] = f.rel
+			}
+		}
 		io.WriteString(h, f.rel)
 		h.Write([]byte{0})
 		binary.LittleEndian.PutUint32(buf[:4], uint32(f.fi.Mode()))
