@@ -57,7 +57,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	kb.AddString("platform", b.opts.Platform.String())
 
 	command := strings.Join(ins.Args, " ")
-	return b.fsStep(ctx, sc, st, kb, "RUN "+strings.Join(argv, " "), func(ctx context.Context, a *snapshot.Active) error {
+	return b.fsStep(ctx, sc, st, kb, "RUN "+runHistory(argv, st), func(ctx context.Context, a *snapshot.Active) error {
 		spec := containerSpec{
 			Root:       a.Mount,
 			Args:       argv,
@@ -131,4 +131,25 @@ func (b *build) stepWorkdir(ctx context.Context, sc *stepCtx, st *imageState, in
 			return err
 		})
 	})
+}
+
+// runHistory is a RUN's history text as docker writes it: the ARGs in
+// scope with their values ("|2 FOO=x BAR="), then the command. An ENV of
+// the same name wins over an ARG's value, as it does in the container.
+func runHistory(argv []string, st *imageState) string {
+	if len(st.args) == 0 {
+		return strings.Join(argv, " ")
+	}
+	words := make([]string, 0, 1+len(st.args)+len(argv))
+	words = append(words, fmt.Sprintf("|%d", len(st.args)))
+	for _, a := range st.args {
+		v := ""
+		if e := envValue(st.cfg.Config.Env, a.key); e != nil {
+			v = *e
+		} else if a.value != nil {
+			v = *a.value
+		}
+		words = append(words, a.key+"="+v)
+	}
+	return strings.Join(append(words, argv...), " ")
 }
