@@ -59,9 +59,6 @@ func (o *Options) check() error {
 	if o.Platform.Architecture == "" {
 		o.Platform.Architecture = runtime.GOARCH
 	}
-	if o.Jobs <= 0 {
-		o.Jobs = runtime.NumCPU()
-	}
 	return nil
 }
 
@@ -91,7 +88,11 @@ func (b *build) id() int { return int(b.nextID.Add(1)) }
 // depends on are finished, at most Jobs at once.
 func (b *build) runStages(ctx context.Context) (*imageState, error) {
 	g, gctx := errgroup.WithContext(ctx)
-	sem := make(chan struct{}, b.opts.Jobs)
+	jobs := b.opts.Jobs
+	if jobs <= 0 {
+		jobs = len(b.plan.Stages)
+	}
+	sem := make(chan struct{}, jobs)
 	for _, i := range b.plan.Needed() {
 		i := i
 		g.Go(func() error {

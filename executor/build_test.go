@@ -74,6 +74,7 @@ type buildOpts struct {
 	target      string
 	noCache     bool
 	noCacheFor  []string // --no-cache-filter
+	jobs        int
 	epoch       *time.Time
 	events      *[]executor.Event
 	compression string
@@ -115,6 +116,7 @@ func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*exe
 		BuildArgs:       o.args,
 		NoCache:         o.noCache,
 		NoCacheStages:   o.noCacheFor,
+		Jobs:            o.jobs,
 		SourceDateEpoch: o.epoch,
 		Compression:     cache.Compression{Format: o.compression},
 	})

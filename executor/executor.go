@@ -41,7 +41,9 @@ type Options struct {
 	// the image's created time, for reproducible digests.
 	SourceDateEpoch *time.Time
 	Compression     cache.Compression
-	// Jobs bounds how many stages run at once; 0 means the number of CPUs.
+	// Jobs bounds how many stages run at once; 0 means no bound, as in
+	// BuildKit: stages mostly wait (on RUN commands, pulls, disks), so
+	// the CPU count is a poor limit.
 	Jobs int
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool

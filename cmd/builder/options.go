@@ -104,6 +104,7 @@ type buildFlags struct {
 	file, target, platform, iidfile, output string
 	progress, compression                   string
 	noCache, pull, quiet                    bool
+	jobs                                    int
 }
 
 func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
@@ -122,6 +123,7 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd or none")
+	fs.IntVar(&f.jobs, "jobs", 0, "run at most `N` stages at once (default 0: every stage whose dependencies are done)")
 	return f
 }
 
@@ -179,6 +181,10 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	}
 	c.parse.Target = f.target
 	c.exec.NoCache, c.exec.NoCacheStages = f.noCache, f.noCacheFilter
+	if f.jobs < 0 {
+		return nil, usagef("invalid --jobs %d (use 0 for no limit, or a positive number)", f.jobs)
+	}
+	c.exec.Jobs = f.jobs
 	if f.pull {
 		c.pull = executor.PullAlways
 	}
