@@ -62,9 +62,10 @@ func decompress(br *bufio.Reader) (io.ReadCloser, error) {
 		return io.NopCloser(r), err
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		// One goroutine: a Decoder's default is one per core, kept until
-		// Close. The window cap is the zstd tool's default limit, so a
-		// hostile frame cannot ask for gigabytes.
-		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
+		// Close. The window cap is the one docker's decompressor has (the
+		// library default, written out), so archives made with
+		// `zstd --long=29` unpack, and a hostile frame cannot ask for more.
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(512<<20))
 		if err != nil {
 			return nil, err
 		}

@@ -460,3 +460,23 @@ func TestCacheVerify(t *testing.T) {
 		t.Errorf("cache verify warnings = %q, want one for the date step", warned)
 	}
 }
+
+// TestCacheRunHistory: a RUN's history names every ARG in scope, so an
+// ARG declared without a value, which reaches neither the environment nor
+// the command, still gives the step a key of its own; a hit would
+// otherwise hand back the text of another build.
+func TestCacheRunHistory(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := t.TempDir()
+	if _, err := e.build(t, ctxDir, "FROM busybox:test\nRUN true\n", nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.build(t, ctxDir, "FROM busybox:test\nARG UNUSED\nRUN true\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := res.Config.History
+	if got, want := h[len(h)-1].CreatedBy, "RUN |1 UNUSED= /bin/sh -c true"; got != want {
+		t.Errorf("history after a build without the ARG: %q, want %q", got, want)
+	}
+}

@@ -86,7 +86,7 @@ func TestLinkFromNeverLeavesTheSnapshot(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	d := deferredFile{rel: "sub/secret", fi: fi, mode: 0o644, sum: sumOf("s")}
-	if d.linkFrom(fd, upper, 0, 0) {
+	if d.linkFrom(fd, upper, 0, 0, func(uint64) bool { return true }) {
 		t.Error("linked a file through a symlink in the previous snapshot")
 	}
 	var st syscall.Stat_t
@@ -97,12 +97,12 @@ func TestLinkFromNeverLeavesTheSnapshot(t *testing.T) {
 	// The same file inside the snapshot is linked; with another hash it
 	// is not.
 	d.rel = "real/f"
-	if !d.linkFrom(fd, upper, 0, 0) {
+	if !d.linkFrom(fd, upper, 0, 0, func(uint64) bool { return true }) {
 		t.Error("did not link an identical file")
 	}
 	d.rel, d.sum = "real/f", sumOf("other")
 	os.Remove(filepath.Join(upper, "real/f"))
-	if d.linkFrom(fd, upper, 0, 0) {
+	if d.linkFrom(fd, upper, 0, 0, func(uint64) bool { return true }) {
 		t.Error("linked a file whose content hash differs")
 	}
 }

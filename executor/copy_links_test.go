@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/internal/testutil"
 )
 
@@ -45,10 +46,26 @@ RUN test "$(stat -c %i /app/a.txt)" = "$(stat -c %i /app/dir/c.txt)"
 	}
 
 	// The same content, no longer linked: the COPY runs again, and b.txt
-	// is a file of its own.
+	// is a file of its own, in the RUN and in the layer.
 	os.Remove(filepath.Join(ctxDir, "b.txt"))
 	writeFiles(t, ctxDir, map[string]string{"b.txt": "same\n"})
-	_, steps := e.buildRan(t, ctxDir, df+"RUN test $(stat -c %i /app/b.txt) != $(stat -c %i /app/a.txt)\n", nil)
+	// As `cp -p` would: the same mtime too, so only the link differs, and
+	// reusing the previous result must not link b.txt back to a.txt.
+	fi, err := os.Stat(filepath.Join(ctxDir, "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(ctxDir, "b.txt"), fi.ModTime(), fi.ModTime())
+	var events []executor.Event
+	res, err = e.build(t, ctxDir, df+"RUN test $(stat -c %i /app/b.txt) != $(stat -c %i /app/a.txt)\n", &buildOpts{events: &events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := ran(events)
+	rootfs = unpack(t, e, umoci, res)
+	if g := inodeGroups(t, rootfs, "app/a.txt", "app/b.txt", "app/dir/c.txt"); !slices.EqualFunc(g, [][]string{{"app/a.txt", "app/dir/c.txt"}, {"app/b.txt"}}, slices.Equal) {
+		t.Errorf("after replacing a link by a copy, files sharing an inode: %q", g)
+	}
 	if len(steps) != 4 || steps[0] != "COPY . /app/" {
 		t.Errorf("after replacing a link by a copy, ran %q, want the COPY and the three steps after it", steps)
 	}

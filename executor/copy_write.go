@@ -317,6 +317,20 @@ func (c *copier) finishDeferred(workers int) error {
 		b, _ := linkedID(d.fi)
 		return !l.dropped && l.leader < 0 && a == b
 	}
+	// Each inode of the previous result is linked to one path at most:
+	// two sources that are separate files now must not become one inode
+	// because they were links last time. Followers link to their leader.
+	var claimMu sync.Mutex
+	claimed := map[uint64]bool{}
+	claim := func(ino uint64) bool {
+		claimMu.Lock()
+		defer claimMu.Unlock()
+		if claimed[ino] {
+			return false
+		}
+		claimed[ino] = true
+		return true
+	}
 	write := func(i int) error {
 		if err := c.ctx.Err(); err != nil {
 			return err
@@ -325,7 +339,7 @@ func (c *copier) finishDeferred(workers int) error {
 		if d.dropped || linked(d) {
 			return nil
 		}
-		if prev >= 0 && d.linkFrom(prev, c.upper, c.uid, c.gid) {
+		if prev >= 0 && d.linkFrom(prev, c.upper, c.uid, c.gid, claim) {
 			return nil
 		}
 		return d.write(c.upper, c.uid, c.gid)
@@ -363,10 +377,11 @@ func (c *copier) finishDeferred(workers int) error {
 // linkFrom hardlinks the file from the same path in a previous result of
 // the COPY (the directory open as prev) when that file is exactly what
 // write would make: same owner, mode, time and size, and content with the
-// hash the cache key used. The path resolves beneath prev without
-// following any symlink, so nothing outside the store can be linked. It
-// reports whether it linked.
-func (d deferredFile) linkFrom(prev int, upper string, uid, gid int) bool {
+// hash the cache key used, and claim agrees that no other path of this
+// COPY took that inode. The path resolves beneath prev without following
+// any symlink, so nothing outside the store can be linked. It reports
+// whether it linked.
+func (d deferredFile) linkFrom(prev int, upper string, uid, gid int, claim func(ino uint64) bool) bool {
 	if d.sum.Hex == "" {
 		return false
 	}
@@ -389,6 +404,9 @@ func (d deferredFile) linkFrom(prev int, upper string, uid, gid int) bool {
 		return false
 	}
 	if sum, err := hashReader(f); err != nil || sum != d.sum.Hex {
+		return false
+	}
+	if !claim(st.Ino) {
 		return false
 	}
 	return unix.Linkat(fd, "", unix.AT_FDCWD, filepath.Join(upper, d.rel), unix.AT_EMPTY_PATH) == nil

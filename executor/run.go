@@ -55,6 +55,9 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	kb.AddString("workdir", st.workdir())
 	kb.AddString("network", network)
 	kb.AddString("platform", b.opts.Platform.String())
+	// The history text names every ARG in scope, even unset or hidden by
+	// an ENV, and a hit reuses the recorded text: it must be in the key.
+	kb.AddString("history", runHistory(argv, st))
 
 	command := strings.Join(ins.Args, " ")
 	return b.fsStep(ctx, sc, st, kb, "RUN "+runHistory(argv, st), func(ctx context.Context, a *snapshot.Active) error {

@@ -257,6 +257,19 @@ func (b *planner) earlierStage(ref string, cur int) (int, bool) {
 	return 0, false
 }
 
+// earlierFrom resolves a --from value to a stage before stage cur: a
+// name, or any number strconv.Atoi reads ("01" too), as BuildKit's
+// --from does; FROM is stricter, see earlierStage.
+func (b *planner) earlierFrom(ref string, cur int) (int, bool) {
+	if i, ok := b.stageByName(ref); ok && i < cur {
+		return i, true
+	}
+	if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < cur {
+		return i, true
+	}
+	return 0, false
+}
+
 // addStep appends a step to the current stage, resolving its references
 // to other stages.
 func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
@@ -312,7 +325,7 @@ func (b *planner) copyFrom(n *bkparser.Node, s *Stage, raw string) (*CopyFrom, e
 	if v == "" {
 		return nil, &Error{Pos: b.pos(n), Msg: fmt.Sprintf("COPY --from=%s is empty after expansion", raw)}
 	}
-	if i, ok := b.earlierStage(v, s.Index); ok {
+	if i, ok := b.earlierFrom(v, s.Index); ok {
 		return &CopyFrom{Stage: i}, nil
 	}
 	if err := b.selfRef(n, s, v); err != nil {
@@ -325,7 +338,7 @@ func (b *planner) copyFrom(n *bkparser.Node, s *Stage, raw string) (*CopyFrom, e
 
 // selfRef rejects a stage reading from itself, with BuildKit's words.
 func (b *planner) selfRef(n *bkparser.Node, s *Stage, ref string) error {
-	if (s.Name != "" && strings.EqualFold(ref, s.Name)) || ref == strconv.Itoa(s.Index) {
+	if i, err := strconv.Atoi(ref); (err == nil && i == s.Index) || (s.Name != "" && strings.EqualFold(ref, s.Name)) {
 		return &Error{Pos: b.pos(n), Msg: "circular dependency detected on stage: " + stageLabel(s)}
 	}
 	return nil
@@ -348,7 +361,7 @@ func (b *planner) runMountDeps(n *bkparser.Node, s *Stage, run *instructions.Run
 		if m.From == "" {
 			continue
 		}
-		if i, ok := b.earlierStage(m.From, s.Index); ok {
+		if i, ok := b.earlierFrom(m.From, s.Index); ok {
 			b.addDep(s, i, b.pos(n))
 			stages[m.From] = i
 			continue
@@ -389,11 +402,11 @@ func (b *planner) resolvePending() error {
 		i, ok := b.stageByName(r.ref)
 		if !ok {
 			n, err := strconv.Atoi(r.ref)
-			if err != nil || strconv.Itoa(n) != r.ref {
+			if err != nil {
 				continue // an image reference
 			}
 			if n < 0 || n >= len(b.plan.Stages) {
-				return &Error{Pos: r.pos, Msg: fmt.Sprintf("%s=%d: there is no stage %d (stages are numbered from 0, and this Dockerfile has %d)", r.what, n, n, len(b.plan.Stages))}
+				return &Error{Pos: r.pos, Msg: fmt.Sprintf("%s=%s: there is no stage %d (stages are numbered from 0, and this Dockerfile has %d)", r.what, r.ref, n, len(b.plan.Stages))}
 			}
 			i = n
 		}
