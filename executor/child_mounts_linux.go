@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -60,17 +61,25 @@ func setupRootfs(spec *containerSpec) error {
 	if hostname == "" {
 		hostname = runHostname
 	}
-	steps := []func() error{
-		func() error { return mountProc(root) },
-		func() error { return mountDev(root) },
-		func() error { return mountSys(root) },
-		func() error { return maskPaths(root) },
-		func() error { return bindEtcFiles(root, spec, hostname) },
+	// The /etc files first: their paths resolve inside the rootfs as the
+	// stub resolved them, before proc, sysfs or the /dev tmpfs cover a
+	// directory the resolution could pass through.
+	if err := bindEtcFiles(root, spec, hostname); err != nil {
+		return err
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return err
-		}
+	proc, err := mountPseudo(root, "proc", "proc", procFlags, unix.PROC_SUPER_MAGIC)
+	if err != nil {
+		return err
+	}
+	if err := mountDev(root); err != nil {
+		return err
+	}
+	sys, err := mountPseudo(root, "sys", "sysfs", unix.MS_RDONLY|procFlags, unix.SYSFS_MAGIC)
+	if err != nil {
+		return err
+	}
+	if err := maskPaths(proc, sys); err != nil {
+		return err
 	}
 	if err := unix.Sethostname([]byte(hostname)); err != nil {
 		return fmt.Errorf("setting hostname: %w", err)
@@ -94,15 +103,36 @@ func inRoot(root, path string) (string, error) {
 	return p, nil
 }
 
-func mountProc(root string) error {
-	p, err := inRoot(root, "/proc")
+// mountPseudo mounts a proc or sysfs on the rootfs's top-level directory
+// name and returns where. Like runc, it refuses anything but a plain
+// directory there: an image whose /proc is a symlink would have proc
+// mounted wherever the link points while the masks, looked up by path,
+// miss it. The mount is then checked to be what was asked for, since the
+// masks below are applied by path inside it.
+func mountPseudo(root, name, fstype string, flags uintptr, magic int64) (string, error) {
+	p := filepath.Join(root, name) // one component: nothing to follow but itself
+	fi, err := os.Lstat(p)
 	if err != nil {
-		return err
+		return "", fmt.Errorf("mounting /%s: %w", name, err)
 	}
-	if err := unix.Mount("proc", p, "proc", procFlags, ""); err != nil {
-		return fmt.Errorf("mounting /proc: %w", err)
+	if fi.Mode()&os.ModeSymlink != 0 {
+		target, _ := os.Readlink(p)
+		return "", fmt.Errorf("the image's /%s is a symlink to %s; RUN mounts %s there and needs a plain directory (remove the link from the image)", name, target, fstype)
 	}
-	return nil
+	if !fi.IsDir() {
+		return "", fmt.Errorf("the image's /%s is not a directory; RUN mounts %s there and needs a plain directory", name, fstype)
+	}
+	if err := unix.Mount(fstype, p, fstype, flags, ""); err != nil {
+		return "", fmt.Errorf("mounting /%s: %w", name, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return "", fmt.Errorf("checking /%s: %w", name, err)
+	}
+	if st.Type != magic {
+		return "", fmt.Errorf("checking /%s: filesystem type %#x is not %s", name, st.Type, fstype)
+	}
+	return p, nil
 }
 
 func mountDev(root string) error {
@@ -145,22 +175,24 @@ func mountDev(root string) error {
 	return nil
 }
 
-func mountSys(root string) error {
-	p, err := inRoot(root, "/sys")
-	if err != nil {
-		return err
+// maskPaths applies Docker's masks inside the proc and sysfs mounted at
+// proc and sys. Those are fresh kernel filesystems, checked by
+// mountPseudo, so nothing from the image lies on the way to a mask.
+func maskPaths(proc, sys string) error {
+	under := func(path string) (string, error) {
+		if rel, ok := strings.CutPrefix(path, "/proc/"); ok {
+			return filepath.Join(proc, rel), nil
+		}
+		if rel, ok := strings.CutPrefix(path, "/sys/"); ok {
+			return filepath.Join(sys, rel), nil
+		}
+		return "", fmt.Errorf("mask %s is outside /proc and /sys", path)
 	}
-	if err := unix.Mount("sysfs", p, "sysfs", unix.MS_RDONLY|procFlags, ""); err != nil {
-		return fmt.Errorf("mounting /sys: %w", err)
-	}
-	return nil
-}
-
-// maskPaths applies Docker's masks. Paths are looked up directly under
-// the fresh /proc and /sys mounts, which hold no symlinks on the way.
-func maskPaths(root string) error {
 	for _, path := range maskedPaths {
-		p := filepath.Join(root, path)
+		p, err := under(path)
+		if err != nil {
+			return err
+		}
 		fi, err := os.Lstat(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -178,7 +210,10 @@ func maskPaths(root string) error {
 		}
 	}
 	for _, path := range readonlyPaths {
-		p := filepath.Join(root, path)
+		p, err := under(path)
+		if err != nil {
+			return err
+		}
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -214,7 +214,7 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 			return err
 		}
 		if exists {
-			if err := removeForReplace(target, existing); err != nil {
+			if err := c.removeForReplace(target, existing); err != nil {
 				return err
 			}
 		}
@@ -231,7 +231,7 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 			c.deferred = append(c.deferred, c.deferredFile(rel, name, src, fi, mode, sum, len(c.deferred)))
 			return nil
 		}
-		if err := removeForReplace(target, existing); err != nil {
+		if err := c.removeForReplace(target, existing); err != nil {
 			return err
 		}
 		if err := copyFileData(target, name, src, sum); err != nil {
@@ -239,7 +239,7 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 		}
 	case mode&fs.ModeNamedPipe != 0:
 		if exists {
-			if err := removeForReplace(target, existing); err != nil {
+			if err := c.removeForReplace(target, existing); err != nil {
 				return err
 			}
 		}
@@ -509,9 +509,12 @@ func unixPerm(m os.FileMode) uint32 {
 	return p
 }
 
-func removeForReplace(target string, existing os.FileInfo) error {
+// removeForReplace removes what a source replaces. A directory is not
+// replaced by a non-directory, as with BuildKit; the error names the path
+// inside the image, never the mount on the host.
+func (c *copier) removeForReplace(target string, existing os.FileInfo) error {
 	if existing.IsDir() {
-		return fmt.Errorf("cannot replace directory %s with a file", target)
+		return fmt.Errorf("cannot replace directory /%s with a file", c.rel(target))
 	}
 	return os.Remove(target)
 }
