@@ -50,6 +50,8 @@ type stageRefs struct {
 func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env []string) (Instruction, []string, error) {
 	escape := b.escape
 	buildArgs := b.opts.BuildArgs
+	globals := b.plan.Args
+	name := strings.ToUpper(n.Value)
 	return func(env []string) (Instruction, []string, error) {
 		v, err := instructions.ParseInstruction(n)
 		if err != nil {
@@ -57,8 +59,9 @@ func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env [
 			e.Pos = pos
 			return nil, nil, e
 		}
-		x := &expansion{env: envList(env), used: map[string]bool{}, lex: shell.NewLex(escape)}
-		if err := x.apply(v, buildArgs); err != nil {
+		x := &expansion{env: envList(env), used: map[string]bool{}, lex: shell.NewLex(escape), escape: escape,
+			name: name, what: name, buildArgs: buildArgs, globals: globals}
+		if err := x.apply(v); err != nil {
 			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
 		}
 		ins, err := convert(v, n, refs, x)
@@ -78,25 +81,35 @@ func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env [
 // consulted, and its own lexers (a lexer keeps state between words, and
 // stages expand in parallel).
 type expansion struct {
-	env  envList
-	used map[string]bool
-	lex  *shell.Lex // the file's escape token, for words
-	raw  *shell.Lex // for heredoc contents, as BuildKit: '\\', quotes kept
+	env    envList
+	used   map[string]bool
+	lex    *shell.Lex // the file's escape token, for words
+	raw    *shell.Lex // for heredoc contents, as BuildKit: '\\', quotes kept
+	escape rune
+
+	name      string // the instruction, for errors: "COPY"
+	what      string // the word being expanded, for errors: "ARG A12"
+	spent     int    // bytes expanded so far, against MaxInstructionSize
+	buildArgs map[string]string
+	globals   []ArgDef
 }
 
-func (x *expansion) process(lex *shell.Lex, word string) (shell.ProcessWordResult, error) {
-	res, err := lex.ProcessWordWithMatches(word, x.env)
+func (x *expansion) process(lex *shell.Lex, escape rune, word string, limit int) (shell.ProcessWordResult, error) {
+	res, err := expandWord(lex, escape, word, x.env, limit, x.what)
 	for k := range res.Matched {
 		x.used[k] = true
 	}
 	for k := range res.Unmatched {
 		x.used[k] = true
 	}
+	if x.spent += len(res.Result); x.spent > MaxInstructionSize {
+		return res, fmt.Errorf("%s: expanded values are longer than %s together", x.name, size(MaxInstructionSize))
+	}
 	return res, err
 }
 
 func (x *expansion) word(w string) (string, error) {
-	res, err := x.process(x.lex, w)
+	res, err := x.process(x.lex, x.escape, w, MaxWordSize)
 	return res.Result, err
 }
 
@@ -105,32 +118,35 @@ func (x *expansion) rawWord(w string) (string, error) {
 		x.raw = shell.NewLex('\\')
 		x.raw.SkipProcessQuotes = true
 	}
-	res, err := x.process(x.raw, w)
+	x.what = x.name + " heredoc"
+	res, err := x.process(x.raw, '\\', w, MaxHeredocSize)
 	return res.Result, err
 }
 
 // words expands and splits a word as a shell would (EXPOSE).
 func (x *expansion) words(w string) ([]string, error) {
-	res, err := x.process(x.lex, w)
+	res, err := x.process(x.lex, x.escape, w, MaxWordSize)
 	return res.Words, err
 }
 
 // apply expands v in place following BuildKit's dispatch: words through
 // Expand, heredoc contents through ExpandRaw, and for ARG only the
-// defaults, and only those a build arg does not replace.
-func (x *expansion) apply(v any, buildArgs map[string]string) error {
-	if a, ok := v.(*instructions.ArgCommand); ok {
-		for i, kv := range a.Args {
-			if _, over := buildArgs[kv.Key]; over || kv.Value == nil {
-				continue
-			}
-			val, err := x.word(*kv.Value)
-			if err != nil {
-				return err
-			}
-			a.Args[i].Value = &val
-		}
-		return nil
+// defaults, and only those a build arg does not replace. ENV and ARG add
+// to the stage's environment, which they may not grow past MaxEnvSize.
+func (x *expansion) apply(v any) error {
+	switch c := v.(type) {
+	case *instructions.ArgCommand:
+		return x.applyArg(c)
+	case *instructions.EnvCommand:
+		return x.applyEnv(c)
+	case *instructions.LabelCommand:
+		// BuildKit expands each key, then its value: name the label.
+		calls := 0
+		return c.Expand(func(w string) (string, error) {
+			x.what = "LABEL " + shortKey(c.Labels[min(calls/2, len(c.Labels)-1)].Key)
+			calls++
+			return x.word(w)
+		})
 	}
 	if ex, ok := v.(instructions.SupportsSingleWordExpansion); ok {
 		if err := ex.Expand(x.word); err != nil {
@@ -143,6 +159,70 @@ func (x *expansion) apply(v any, buildArgs map[string]string) error {
 		}
 	}
 	return nil
+}
+
+func (x *expansion) applyArg(a *instructions.ArgCommand) error {
+	grow := envSize(x.env)
+	for i, kv := range a.Args {
+		x.what = "ARG " + shortKey(kv.Key)
+		value, given := x.buildArgs[kv.Key]
+		switch {
+		case given:
+		case kv.Value == nil:
+			value = x.global(kv.Key)
+		default:
+			val, err := x.word(*kv.Value)
+			if err != nil {
+				return err
+			}
+			a.Args[i].Value = &val
+			value = val
+		}
+		if grow += len(kv.Key) + len(value) + 2; grow > MaxEnvSize {
+			return fmt.Errorf("%s: %w", x.what, errEnvTooLarge)
+		}
+	}
+	return nil
+}
+
+// applyEnv is EnvCommand.Expand (each key, then its value), naming the
+// variable in errors.
+func (x *expansion) applyEnv(c *instructions.EnvCommand) error {
+	grow := envSize(x.env)
+	for i, kv := range c.Env {
+		x.what = "ENV " + shortKey(kv.Key)
+		k, err := x.word(kv.Key)
+		if err != nil {
+			return err
+		}
+		v, err := x.word(kv.Value)
+		if err != nil {
+			return err
+		}
+		c.Env[i] = instructions.KeyValuePair{Key: k, Value: v, NoDelim: kv.NoDelim}
+		if grow += len(k) + len(v) + 2; grow > MaxEnvSize {
+			return fmt.Errorf("%s: %w", x.what, errEnvTooLarge)
+		}
+	}
+	return nil
+}
+
+// global is the value an ARG without a default takes from a global ARG.
+func (x *expansion) global(key string) string {
+	for _, a := range x.globals {
+		if a.Key == key && a.Value != nil {
+			return *a.Value
+		}
+	}
+	return ""
+}
+
+// shortKey is a variable or label name as errors show it.
+func shortKey(k string) string {
+	if len(k) > 40 {
+		return quoteShort(k)
+	}
+	return k
 }
 
 // convert turns an expanded BuildKit command into our typed instruction.

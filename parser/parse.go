@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -38,6 +39,11 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{Pos: Pos{File: file}, Msg: "the Dockerfile cannot be empty"}
 	}
+	if line := longLine(data); line > 0 {
+		// BuildKit stops at such a line and names the one before it, or
+		// says the file has no instructions when it is the first.
+		return nil, &Error{Pos: Pos{File: file, Line: line, EndLine: line}, Msg: fmt.Sprintf("dockerfile line greater than max allowed size of %d", maxLine)}
+	}
 	res, err := bkparser.Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, toError(file, err)
@@ -73,18 +79,38 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 	return p, nil
 }
 
+// maxLine is the longest line BuildKit's parser reads (its bufio.Scanner
+// holds 64 KiB, the newline included).
+const maxLine = bufio.MaxScanTokenSize - 1
+
+// longLine returns the number of the first line longer than maxLine, or 0.
+func longLine(data []byte) int {
+	for n := 1; len(data) > 0; n++ {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			i = len(data)
+		}
+		if i > maxLine {
+			return n
+		}
+		data = data[min(i+1, len(data)):]
+	}
+	return 0
+}
+
 func (p *Plan) warn(line int, msg string) {
 	p.Warnings = append(p.Warnings, Pos{File: p.File, Line: line}.String()+": "+msg)
 }
 
 // planner builds a Plan from BuildKit's AST, one node at a time.
 type planner struct {
-	plan    *Plan
-	opts    Options
-	lex     *shell.Lex // for FROM lines and global ARGs, used while parsing only
-	escape  rune
-	lint    *linter.Linter
-	metaEnv []string // predefined platform args, then global ARG values
+	plan     *Plan
+	opts     Options
+	lex      *shell.Lex // for FROM lines and global ARGs, used while parsing only
+	escape   rune
+	lint     *linter.Linter
+	metaEnv  []string // predefined platform args, then global ARG values
+	metaSize int      // envSize of metaEnv
 
 	pending []pendingRef   // stage references not resolved yet
 	edgePos map[[2]int]Pos // where each dependency edge was made, for cycle errors
@@ -107,6 +133,7 @@ func (b *planner) pos(n *bkparser.Node) Pos {
 
 func (b *planner) walk(ast *bkparser.Node) error {
 	b.metaEnv = platformArgs(b.opts)
+	b.metaSize = envSize(b.metaEnv)
 	for _, n := range ast.Children {
 		v, err := instructions.ParseInstructionWithLinter(n, b.lint)
 		if err != nil {
@@ -149,19 +176,27 @@ func (b *planner) walk(ast *bkparser.Node) error {
 // earlier global ARGs, as docker does.
 func (b *planner) addGlobalArgs(n *bkparser.Node, c *instructions.ArgCommand) error {
 	for _, kv := range c.Args {
+		what := "ARG " + shortKey(kv.Key)
 		def := ArgDef{Key: kv.Key}
 		if kv.Value != nil {
-			v, err := b.expandMeta(n, *kv.Value)
+			v, err := b.expandMeta(n, *kv.Value, what)
 			if err != nil {
 				return err
 			}
 			def.Value = &v
 		}
 		b.plan.Args = append(b.plan.Args, def)
-		if v, ok := b.opts.BuildArgs[kv.Key]; ok {
-			b.metaEnv = append(b.metaEnv, kv.Key+"="+v)
+		kv := ""
+		if v, ok := b.opts.BuildArgs[def.Key]; ok {
+			kv = def.Key + "=" + v
 		} else if def.Value != nil {
-			b.metaEnv = append(b.metaEnv, kv.Key+"="+*def.Value)
+			kv = def.Key + "=" + *def.Value
+		} else {
+			continue
+		}
+		b.metaEnv = append(b.metaEnv, kv)
+		if b.metaSize += len(kv) + 1; b.metaSize > MaxEnvSize {
+			return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("%s: the global ARGs and build args would be larger than %s", what, size(MaxEnvSize))}
 		}
 	}
 	return nil
@@ -169,8 +204,8 @@ func (b *planner) addGlobalArgs(n *bkparser.Node, c *instructions.ArgCommand) er
 
 // expandMeta expands a word with the global ARGs and the predefined
 // platform args: a global ARG default, or a reference to an image.
-func (b *planner) expandMeta(n *bkparser.Node, word string) (string, error) {
-	res, err := b.lex.ProcessWordWithMatches(word, envList(b.metaEnv))
+func (b *planner) expandMeta(n *bkparser.Node, word, what string) (string, error) {
+	res, err := expandWord(b.lex, b.escape, word, envList(b.metaEnv), MaxWordSize, what)
 	if err != nil {
 		return "", &Error{Pos: b.pos(n), Msg: err.Error()}
 	}
@@ -180,7 +215,7 @@ func (b *planner) expandMeta(n *bkparser.Node, word string) (string, error) {
 // expandFrom is expandMeta for a FROM line, which warns, as docker does,
 // about a variable that no global ARG declares.
 func (b *planner) expandFrom(n *bkparser.Node, word string) (string, error) {
-	res, err := b.lex.ProcessWordWithMatches(word, envList(b.metaEnv))
+	res, err := expandWord(b.lex, b.escape, word, envList(b.metaEnv), MaxWordSize, "FROM")
 	if err != nil {
 		return "", &Error{Pos: b.pos(n), Msg: err.Error()}
 	}
@@ -318,7 +353,7 @@ func (b *planner) legacyKV(n *bkparser.Node, name string, kvs instructions.KeyVa
 // image reference. A stage defined further down is resolved by
 // resolvePending, once all stages are known.
 func (b *planner) copyFrom(n *bkparser.Node, s *Stage, raw string) (*CopyFrom, error) {
-	v, err := b.expandMeta(n, raw)
+	v, err := b.expandMeta(n, raw, "COPY --from")
 	if err != nil {
 		return nil, err
 	}
