@@ -110,9 +110,16 @@ func (s *Store) lowers(ctx context.Context, chain []ID, max int) ([]string, erro
 
 func (s *Store) dir(id ID) string { return filepath.Join(s.idDir(id), "fs") }
 
-func (a *Active) commit(id ID) error {
+func (a *Active) commit(id ID, opts *WriteOptions) error {
 	if err := validID(id); err != nil {
 		return err
+	}
+	m := marker{Origin: originCommit}
+	if opts != nil {
+		if err := layerID(id); err != nil {
+			return err
+		}
+		m.DiffID, m.Tree = "sha256:"+string(id), newTreeDigest(string(id), *opts)
 	}
 	if a.done {
 		return errors.New("active snapshot already committed or closed")
@@ -129,7 +136,7 @@ func (a *Active) commit(id ID) error {
 		return fmt.Errorf("moving upper directory: %w", err)
 	}
 	a.done = true
-	return a.store.publish(tmp, id)
+	return a.store.publish(tmp, id, m)
 }
 
 func (a *Active) close() error {

@@ -18,9 +18,26 @@ type ID string
 // private session directory under ROOT/tmp.
 type Store struct{ storeState }
 
-// Open opens (creating if needed) the snapshot store of the store root.
-// It removes temporary directories left by dead processes.
-func Open(root string) (*Store, error) { return openStore(root) }
+// Options tune a Store.
+type Options struct {
+	// MaxLayerSize caps the uncompressed size of one layer that Unpack
+	// reads, and the file data it writes: 0 means DefaultMaxLayerSize, a
+	// negative value no limit.
+	MaxLayerSize int64
+}
+
+// Open opens (creating if needed) the snapshot store of the store root
+// with default options. It detaches stale mounts under the root and
+// removes temporary directories left by dead processes; Check reports
+// what it removed.
+func Open(root string) (*Store, error) { return openStore(root, Options{}) }
+
+// OpenOptions is Open with options.
+func OpenOptions(root string, opts Options) (*Store, error) { return openStore(root, opts) }
+
+// MaxLayerSize is the store's limit on one layer (< 0: none), for
+// callers that unpack other archives under the same rule ([ExtractLimit]).
+func (s *Store) MaxLayerSize() int64 { return s.maxLayer }
 
 // Close removes this process's temporary directories.
 func (s *Store) Close() error { return s.closeStore() }
@@ -38,9 +55,17 @@ func (s *Store) List() ([]ID, error) { return s.list() }
 // sure no build uses it.
 func (s *Store) Remove(id ID) error { return s.remove(id) }
 
-// Unpack applies an uncompressed OCI layer tar as committed snapshot id.
+// Unpack applies an uncompressed OCI layer tar as committed snapshot id,
+// which must be the hex of the layer's diff ID: the sha256 of every byte
+// of layer up to EOF, including anything after the tar's end-of-archive
+// blocks. Unpack hashes the stream as it applies it and drains it to EOF;
+// the snapshot is published only if the hash equals id, so a layer whose
+// image lies about its diff ID can never stand in for another's.
+// Otherwise, or if the stream or its files exceed the store's
+// MaxLayerSize ([SizeLimitError]), nothing is published.
+//
 // It is atomic (a crash leaves no partial snapshot) and idempotent (if id
-// exists, r is not read); concurrent calls for one id both succeed.
+// exists, layer is not read); concurrent calls for one id both succeed.
 func (s *Store) Unpack(ctx context.Context, id ID, layer io.Reader) error {
 	return s.unpack(ctx, id, layer)
 }
@@ -72,8 +97,16 @@ type Active struct {
 func (a *Active) Upper() string { return a.Mount.Upper }
 
 // Commit moves the upper directory into the store as committed snapshot
-// id. If id already exists, the upper is discarded instead.
-func (a *Active) Commit(id ID) error { return a.commit(id) }
+// id. If id already exists, the upper is discarded instead. Check can
+// only confirm that such a snapshot's marker matches its name; prefer
+// CommitLayer for layers.
+func (a *Active) Commit(id ID) error { return a.commit(id, nil) }
+
+// CommitLayer is Commit for an upper whose layer was written with
+// WriteLayer(w, a.Upper(), opts) and hashed to diff ID id: the marker
+// records opts, so that Check can regenerate the layer from the snapshot
+// and compare it with id.
+func (a *Active) CommitLayer(id ID, opts WriteOptions) error { return a.commit(id, &opts) }
 
 // Close removes what is left of the active snapshot. It is safe after
 // Commit and safe to call twice.
@@ -97,17 +130,26 @@ func WriteLayer(w io.Writer, dir string, opts WriteOptions) error {
 
 // Apply unpacks an OCI layer tar into dir in overlay format (whiteouts
 // become 0/0 character devices, .wh..wh..opq the opaque xattr). Nothing is
-// written outside dir, whatever the tar holds.
+// written outside dir, whatever the tar holds. The stream and its files
+// may not exceed DefaultMaxLayerSize.
 func Apply(ctx context.Context, r io.Reader, dir string) error {
-	return applyLayer(ctx, r, dir)
+	return applyLayer(ctx, newLayerStream(r, 0, false), dir)
 }
 
 // Extract unpacks a plain tar archive (ADD of a local archive) into dest,
 // a directory inside root; paths, symlinks and hardlinks in the archive
 // resolve inside root and never outside it. Entries keep the archive's
-// owners and modes, as docker's ADD does.
+// owners and modes, as docker's ADD does. The archive is limited to
+// DefaultMaxLayerSize.
 func Extract(r io.Reader, root, dest string) error {
-	return extractArchive(r, root, dest)
+	return ExtractLimit(r, root, dest, 0)
+}
+
+// ExtractLimit is Extract with a limit on the uncompressed archive and
+// the file data it makes (0: DefaultMaxLayerSize, < 0: none); exceeding
+// it is a [SizeLimitError].
+func ExtractLimit(r io.Reader, root, dest string, maxSize int64) error {
+	return extractArchive(newLayerStream(r, maxSize, false), root, dest)
 }
 
 // CleanupMounts unmounts mounts under root left in the host mount

@@ -28,6 +28,9 @@ type extractor struct {
 	base  string // where archive paths start, relative to root
 	layer bool   // an OCI layer: .wh. names are whiteouts
 	buf   []byte
+	// limit caps the bytes of file data written (< 0: none): a sparse
+	// entry makes far more than the stream holds.
+	limit, written int64
 	// parent caches the last parent directory: tar entries come
 	// directory by directory. Any removal invalidates it, since the
 	// cached directory may have been inside what was removed.
@@ -47,8 +50,8 @@ type dirTimes struct {
 	atime, mtime time.Time
 }
 
-func newExtractor(root int, base string, layer bool) *extractor {
-	x := &extractor{root: root, base: base, layer: layer, buf: make([]byte, copyBufferSize)}
+func newExtractor(root int, base string, layer bool, limit int64) *extractor {
+	x := &extractor{root: root, base: base, layer: layer, buf: make([]byte, copyBufferSize), limit: limit}
 	x.parent.fd = -1
 	return x
 }
@@ -312,6 +315,10 @@ func (x *extractor) dirAttrs(fd int, rel string, hdr *tar.Header) error {
 }
 
 func (x *extractor) file(parent int, name string, hdr *tar.Header, r io.Reader) error {
+	if x.limit >= 0 && hdr.Size > x.limit-x.written {
+		return &SizeLimitError{Limit: x.limit}
+	}
+	x.written += hdr.Size
 	fd := -1
 	err := x.create(parent, name, func() (err error) {
 		fd, err = unix.Openat(parent, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -532,7 +539,7 @@ func (x *extractor) setDirTimes() error {
 	return nil
 }
 
-func applyLayer(ctx context.Context, r io.Reader, dir string) error {
+func applyLayer(ctx context.Context, r *layerStream, dir string) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
@@ -550,10 +557,10 @@ func applyLayer(ctx context.Context, r io.Reader, dir string) error {
 		return err
 	}
 	defer unix.Close(root)
-	return newExtractor(root, ".", true).run(ctx, r)
+	return newExtractor(root, ".", true, r.limit).run(ctx, r)
 }
 
-func extractArchive(r io.Reader, root, dest string) error {
+func extractArchive(r *layerStream, root, dest string) error {
 	rfd, err := openDir(root)
 	if err != nil {
 		return err
@@ -568,5 +575,5 @@ func extractArchive(r io.Reader, root, dest string) error {
 	if err != nil {
 		return fmt.Errorf("locating destination %s: %w", dest, err)
 	}
-	return newExtractor(rfd, base, false).run(context.Background(), r)
+	return newExtractor(rfd, base, false, r.limit).run(context.Background(), r)
 }

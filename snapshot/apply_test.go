@@ -323,11 +323,8 @@ func TestExtractOwnersAndModes(t *testing.T) {
 func TestExtractInMount(t *testing.T) {
 	testutil.RequireRoot(t)
 	s := openStoreT(t, t.TempDir())
-	base := makeTar(t, dirEntry("data/"), reg("data/old", "old"), symlinkEntry("app", "/data"))
-	if err := s.Unpack(context.Background(), "base", bytes.NewReader(base)); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Prepare(context.Background(), []ID{"base"})
+	base := unpackT(t, s, makeTar(t, dirEntry("data/"), reg("data/old", "old"), symlinkEntry("app", "/data")))
+	a, err := s.Prepare(context.Background(), []ID{base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,9 +356,7 @@ func TestApplyWhiteoutSameLayer(t *testing.T) {
 	for _, n := range []string{"f", "d", "e", "g", "h", "k"} {
 		lower = append(lower, reg(n+"/old", "lower"), reg(n+"-file", "lower"))
 	}
-	if err := s.Unpack(ctx, "lower", bytes.NewReader(makeTar(t, lower...))); err != nil {
-		t.Fatal(err)
-	}
+	lowerID := unpackT(t, s, makeTar(t, lower...))
 	layer := makeTar(t,
 		reg("f-file", "upper"), reg(".wh.f-file", ""), // entry first: it stays
 		dirEntry("d/"), reg("d/new", "upper"), reg(".wh.d", ""), // dir first: opaque
@@ -370,10 +365,8 @@ func TestApplyWhiteoutSameLayer(t *testing.T) {
 		reg(".wh.h-file", ""), reg("h-file", "upper"), // whiteout then file
 		reg(".wh.k", ""), reg(".wh.k-file", ""), // plain deletions
 	)
-	if err := s.Unpack(ctx, "upper", bytes.NewReader(layer)); err != nil {
-		t.Fatal(err)
-	}
-	m, release, err := s.View(ctx, []ID{"lower", "upper"})
+	upperID := unpackT(t, s, layer)
+	m, release, err := s.View(ctx, []ID{lowerID, upperID})
 	if err != nil {
 		t.Fatal(err)
 	}

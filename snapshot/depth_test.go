@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -131,15 +130,12 @@ func deepChain(t *testing.T, s *Store, n int) []ID {
 		case 300:
 			entries = append(entries, reg("late", "l"))
 		}
-		ids[i] = ID(fmt.Sprintf("layer%04d", i))
 		data := makeTar(t, entries...)
 		if i == 0 {
 			newTree(t, rich).file("f/0", "", 0o644).file("top", "0", 0o644)
 			data = layerOf(t, rich)
 		}
-		if err := s.Unpack(context.Background(), ids[i], bytes.NewReader(data)); err != nil {
-			t.Fatalf("unpacking layer %d: %v", i, err)
-		}
+		ids[i] = unpackT(t, s, data)
 	}
 	return ids
 }

@@ -67,17 +67,18 @@ func (s *Store) flatten(ctx context.Context, ids []ID) (ID, error) {
 	if bottom != "" {
 		lowers = append(lowers, bottom)
 	}
-	if err := s.merge(ctx, lowers, id); err != nil {
+	if err := s.merge(ctx, lowers, id, ids); err != nil {
 		return "", err
 	}
 	return id, nil
 }
 
 // merge mounts lowers read-only in a private mount namespace and copies
-// the merged tree into a new snapshot id. Overlay applies the whiteouts
-// and opaque directories and hides its own xattrs, so the copy is a plain
-// tree: usable as the bottom of any chain.
-func (s *Store) merge(ctx context.Context, lowers []string, id ID) error {
+// the merged tree into a new snapshot id, which holds the layers chain.
+// Overlay applies the whiteouts and opaque directories and hides its own
+// xattrs, so the copy is a plain tree: usable as the bottom of any chain.
+// Its marker records the digest of the tree, for Check.
+func (s *Store) merge(ctx context.Context, lowers []string, id ID, chain []ID) error {
 	tmp, err := s.sessionDir("merge-")
 	if err != nil {
 		return err
@@ -104,7 +105,11 @@ func (s *Store) merge(ctx context.Context, lowers []string, id ID) error {
 	if err := os.Remove(mnt); err != nil {
 		return err
 	}
-	return s.publish(tmp, id)
+	tree, err := hashTree(filepath.Join(tmp, "fs"), WriteOptions{})
+	if err != nil {
+		return fmt.Errorf("hashing merged snapshot %s: %w", id, err)
+	}
+	return s.publish(tmp, id, marker{Origin: originMerge, Chain: chain, Tree: newTreeDigest(tree, WriteOptions{})})
 }
 
 // treeCopier copies a directory tree keeping everything a layer can

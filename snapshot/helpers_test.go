@@ -3,6 +3,7 @@ package snapshot
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -332,4 +333,20 @@ func fingerprint(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// layerIDOf is the snapshot id of a layer tar: the hex of its diff ID.
+func layerIDOf(data []byte) ID {
+	sum := sha256.Sum256(data)
+	return ID(hex.EncodeToString(sum[:]))
+}
+
+// unpackT unpacks data as the snapshot its diff ID names and returns the id.
+func unpackT(t testing.TB, s *Store, data []byte) ID {
+	t.Helper()
+	id := layerIDOf(data)
+	if err := s.Unpack(context.Background(), id, bytes.NewReader(data)); err != nil {
+		t.Fatalf("Unpack: %v", err)
+	}
+	return id
 }

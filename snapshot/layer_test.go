@@ -169,10 +169,7 @@ func TestWriteLayerOverlayStep(t *testing.T) {
 	if err := WriteLayer(&base, lower.root, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Unpack(context.Background(), "base", &base); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Prepare(context.Background(), []ID{"base"})
+	a, err := s.Prepare(context.Background(), []ID{unpackT(t, s, base.Bytes())})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,12 +27,18 @@ type storeState struct {
 	snaps string // ROOT/snapshots
 	tmp   string // ROOT/tmp
 
+	maxLayer int64 // limit on one layer, < 0: none
+
+	// What Open cleaned up, for Check to report.
+	sweptMounts   []string
+	sweptSessions int
+
 	mu      sync.Mutex
 	session *fsutil.Session
 	busy    map[string]chan struct{} // per-id work in progress in this process
 }
 
-func openStore(root string) (*Store, error) {
+func openStore(root string, opts Options) (*Store, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -42,6 +48,8 @@ func openStore(root string) (*Store, error) {
 		snaps: filepath.Join(root, "snapshots"),
 		tmp:   filepath.Join(root, "tmp"),
 		busy:  map[string]chan struct{}{},
+
+		maxLayer: effectiveLimit(opts.MaxLayerSize),
 	}}
 	if err := os.MkdirAll(filepath.Join(s.snaps, emptyDir), 0o755); err != nil {
 		return nil, fmt.Errorf("creating snapshot store: %w", err)
@@ -53,10 +61,10 @@ func openStore(root string) (*Store, error) {
 	}
 	// Mounts first: removing a stale session while an overlay or bind is
 	// still mounted inside it would delete files through the mount.
-	if _, err := CleanupMounts(root); err != nil {
+	if s.sweptMounts, err = unmountUnder(root); err != nil {
 		return nil, fmt.Errorf("removing stale mounts: %w", err)
 	}
-	if _, err := fsutil.SweepSessions(s.tmp); err != nil {
+	if s.sweptSessions, err = fsutil.SweepSessions(s.tmp); err != nil {
 		return nil, fmt.Errorf("removing stale temporary directories: %w", err)
 	}
 	return s, nil
@@ -131,10 +139,14 @@ func (s *Store) lock(ctx context.Context, key string) (func(), error) {
 	}
 }
 
-// publish renames tmp (a directory holding fs/) to ROOT/snapshots/<id>.
-// If another process won the race, tmp is discarded and that is success:
-// both made the same snapshot.
-func (s *Store) publish(tmp string, id ID) error {
+// publish writes the marker m into tmp (a directory holding fs/) and
+// renames tmp to ROOT/snapshots/<id>. If another process won the race,
+// tmp is discarded and that is success: both made the same snapshot.
+func (s *Store) publish(tmp string, id ID, m marker) error {
+	m.ID = id
+	if err := writeMarker(tmp, m); err != nil {
+		return err
+	}
 	err := os.Rename(tmp, s.idDir(id))
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 		return fsutil.RemoveAll(tmp)
@@ -146,7 +158,7 @@ func (s *Store) publish(tmp string, id ID) error {
 }
 
 func (s *Store) unpack(ctx context.Context, id ID, layer io.Reader) error {
-	if err := validID(id); err != nil {
+	if err := layerID(id); err != nil {
 		return err
 	}
 	if s.exists(id) {
@@ -165,10 +177,17 @@ func (s *Store) unpack(ctx context.Context, id ID, layer io.Reader) error {
 		return err
 	}
 	defer fsutil.RemoveAll(tmp) // a no-op once published
-	if err := applyLayer(ctx, layer, filepath.Join(tmp, "fs")); err != nil {
+	stream := newLayerStream(layer, s.maxLayer, true)
+	if err := applyLayer(ctx, stream, filepath.Join(tmp, "fs")); err != nil {
 		return fmt.Errorf("unpacking snapshot %s: %w", id, err)
 	}
-	return s.publish(tmp, id)
+	if err := stream.drain(ctx); err != nil {
+		return fmt.Errorf("unpacking snapshot %s: reading the end of the layer: %w", id, err)
+	}
+	if got := stream.sum(); got != string(id) {
+		return fmt.Errorf("unpacking snapshot %s: layer content does not match its diff ID sha256:%s: got sha256:%s", id, id, got)
+	}
+	return s.publish(tmp, id, marker{Origin: originUnpack, DiffID: "sha256:" + string(id)})
 }
 
 func (s *Store) list() ([]ID, error) {

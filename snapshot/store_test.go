@@ -49,6 +49,7 @@ func TestUnpackConcurrent(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	richTree(t, src)
 	data := layerOf(t, src)
+	id := layerIDOf(data)
 	root := t.TempDir()
 	stores := []*Store{openStoreT(t, root), openStoreT(t, root)}
 	var wg sync.WaitGroup
@@ -57,7 +58,7 @@ func TestUnpackConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- stores[i%2].Unpack(context.Background(), "layer", bytes.NewReader(data))
+			errs <- stores[i%2].Unpack(context.Background(), id, bytes.NewReader(data))
 		}()
 	}
 	wg.Wait()
@@ -67,14 +68,14 @@ func TestUnpackConcurrent(t *testing.T) {
 			t.Errorf("Unpack: %v", err)
 		}
 	}
-	if d := diffLines(manifest(t, src), manifest(t, stores[0].Dir("layer"))); d != "" {
+	if d := diffLines(manifest(t, src), manifest(t, stores[0].Dir(id))); d != "" {
 		t.Errorf("unpacked snapshot differs from the source:\n%s", d)
 	}
-	if err := stores[1].Unpack(context.Background(), "layer", failReader{}); err != nil {
+	if err := stores[1].Unpack(context.Background(), id, failReader{}); err != nil {
 		t.Errorf("Unpack of an existing id read its input: %v", err)
 	}
-	if ids, err := stores[1].List(); err != nil || !slices.Equal(ids, []ID{"layer"}) {
-		t.Errorf("List = %v, %v; want [layer]", ids, err)
+	if ids, err := stores[1].List(); err != nil || !slices.Equal(ids, []ID{id}) {
+		t.Errorf("List = %v, %v; want [%s]", ids, err, id)
 	}
 	for _, s := range stores {
 		if err := s.Close(); err != nil {
@@ -91,13 +92,13 @@ func TestUnpackBadLayer(t *testing.T) {
 	root := t.TempDir()
 	s := openStoreT(t, root)
 	bad := makeTar(t, reg("ok", "fine"), reg("../escape", "x"))
-	if err := s.Unpack(context.Background(), "bad", bytes.NewReader(bad)); err == nil {
+	if err := s.Unpack(context.Background(), layerIDOf(bad), bytes.NewReader(bad)); err == nil {
 		t.Fatal("Unpack of a hostile layer succeeded")
 	}
-	if s.Exists("bad") {
+	if s.Exists(layerIDOf(bad)) {
 		t.Error("a failed Unpack left a snapshot")
 	}
-	for _, id := range []ID{"", ".", "..", "../x", "a/b", ".empty"} {
+	for _, id := range []ID{"", ".", "..", "../x", "a/b", ".empty", "base", ID(strings.Repeat("A", 64)), flatID([]ID{"x"})} {
 		if err := s.Unpack(context.Background(), id, bytes.NewReader(makeTar(t))); err == nil {
 			t.Errorf("Unpack(%q) accepted an invalid id", id)
 		}
@@ -299,13 +300,13 @@ func TestUnpackCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &cancelAfter{r: bytes.NewReader(data), limit: 2 << 20, cancel: cancel}
-	if err := s.Unpack(ctx, "big", r); !errors.Is(err, context.Canceled) {
+	if err := s.Unpack(ctx, layerIDOf(data), r); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Unpack = %v, want context.Canceled", err)
 	}
 	if r.read > r.limit+copyBufferSize {
 		t.Errorf("Unpack read %d of %d bytes after the cancel at %d", r.read, len(data), r.limit)
 	}
-	if s.Exists("big") {
+	if s.Exists(layerIDOf(data)) {
 		t.Error("a cancelled Unpack left a snapshot")
 	}
 }
