@@ -38,6 +38,10 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 		b.stages[i] = &stageRun{done: make(chan struct{})}
 	}
 	b.warnUnusedArgs()
+	if err := b.checkEntitlements(); err != nil {
+		return nil, err
+	}
+	defer b.closeNetwork()
 
 	target, err := b.runStages(ctx)
 	if err != nil {
@@ -52,6 +56,11 @@ func (o *Options) check() error {
 	}
 	if o.Reporter == nil {
 		o.Reporter = Discard
+	}
+	switch o.Network {
+	case "", NetworkDefault, NetworkNone, NetworkHost:
+	default:
+		return fmt.Errorf("unsupported network %q (use default, host or none)", o.Network)
 	}
 	if o.Platform.OS == "" {
 		o.Platform.OS = "linux"
@@ -69,6 +78,8 @@ type build struct {
 	started time.Time
 	stages  []*stageRun // nil for stages the target does not need
 	nextID  atomic.Int64
+
+	net netState
 
 	ctxOnce   sync.Once
 	ctxHashes *cache.ContextHashes

@@ -78,6 +78,8 @@ type buildOpts struct {
 	epoch       *time.Time
 	events      *[]executor.Event
 	compression string
+	network     string // Options.Network
+	allowHost   bool   // Options.AllowNetworkHost
 }
 
 func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*executor.Result, error) {
@@ -107,18 +109,20 @@ func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*exe
 		})
 	}
 	return executor.Build(context.Background(), plan, executor.Options{
-		Store:           e.store,
-		Snapshots:       e.snaps,
-		Resolver:        executor.NewResolver(e.store, nil, executor.PullNever),
-		Reporter:        rep,
-		ContextDir:      ctxDir,
-		Ignore:          ig,
-		BuildArgs:       o.args,
-		NoCache:         o.noCache,
-		NoCacheStages:   o.noCacheFor,
-		Jobs:            o.jobs,
-		SourceDateEpoch: o.epoch,
-		Compression:     cache.Compression{Format: o.compression},
+		Store:            e.store,
+		Snapshots:        e.snaps,
+		Resolver:         executor.NewResolver(e.store, nil, executor.PullNever),
+		Reporter:         rep,
+		ContextDir:       ctxDir,
+		Ignore:           ig,
+		BuildArgs:        o.args,
+		NoCache:          o.noCache,
+		NoCacheStages:    o.noCacheFor,
+		Jobs:             o.jobs,
+		SourceDateEpoch:  o.epoch,
+		Compression:      cache.Compression{Format: o.compression},
+		Network:          o.network,
+		AllowNetworkHost: o.allowHost,
 	})
 }
 

@@ -67,6 +67,14 @@ func startCommand() error {
 	if err != nil {
 		return err
 	}
+	if spec.Network == "join" {
+		// Before anything is mounted: sysfs shows the devices of the
+		// namespace of the thread that mounts it.
+		if err := unix.Setns(netnsFD, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("joining the build's network namespace: %w", err)
+		}
+		unix.Close(netnsFD)
+	}
 	if err := setupRootfs(&spec); err != nil {
 		return err
 	}

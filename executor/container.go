@@ -38,9 +38,12 @@ type containerSpec struct {
 	User string
 	// Hostname for the UTS namespace.
 	Hostname string
-	// Network is "host" (default, shares the builder's network) or "none"
-	// (a new network namespace with only lo, up).
+	// Network is "none" (a new network namespace with only lo, up),
+	// "join" (the namespace NetNS, shared by the steps of a build) or
+	// "host" (the builder's own network).
 	Network string
+	// NetNS is the network namespace to join when Network is "join".
+	NetNS *os.File `json:"-"`
 	// ResolvConf and Hosts are the contents bind-mounted (from per-step
 	// copies) on /etc/resolv.conf and /etc/hosts.
 	ResolvConf []byte
@@ -55,6 +58,7 @@ const reexecName = "builder-run"
 const (
 	specFD  = 3 // the containerSpec as JSON, read to EOF
 	setupFD = 4 // a setupFailure as JSON; closed by a successful execve
+	netnsFD = 5 // the network namespace to join, for Network "join"
 )
 
 // maxLine is where a line without a newline is cut into several output
@@ -80,6 +84,9 @@ var runMountPoints = []snapshot.MountPoint{
 // means the container could not be set up or was cancelled through ctx;
 // cancelling kills every process of the container.
 func runContainer(ctx context.Context, spec containerSpec, output func(stream int, line string)) (int, error) {
+	if spec.Network == "" {
+		spec.Network = "none" // isolated unless asked otherwise
+	}
 	if err := spec.check(); err != nil {
 		return -1, err
 	}
@@ -97,13 +104,17 @@ func runContainer(ctx context.Context, spec containerSpec, output func(stream in
 	}
 	defer p.closeAll()
 
+	extra := []*os.File{p.specR, p.setupW}
+	if spec.Network == "join" {
+		extra = append(extra, spec.NetNS)
+	}
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{reexecName},
 		Env:        []string{}, // the command gets exactly spec.Env, set by the child
 		Stdout:     p.outW,
 		Stderr:     p.errW,
-		ExtraFiles: []*os.File{p.specR, p.setupW},
+		ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: cloneFlags(spec.Network),
 			Setsid:     true,
@@ -181,7 +192,11 @@ func (s *containerSpec) check() error {
 		return errors.New("container spec: no command")
 	}
 	switch s.Network {
-	case "", "host", "none":
+	case "host", "none":
+	case "join":
+		if s.NetNS == nil {
+			return errors.New("container spec: no network namespace to join")
+		}
 	default:
 		return fmt.Errorf("container spec: unsupported network %q", s.Network)
 	}

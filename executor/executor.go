@@ -45,6 +45,12 @@ type Options struct {
 	// BuildKit: stages mostly wait (on RUN commands, pulls, disks), so
 	// the CPU count is a poor limit.
 	Jobs int
+	// Network is the network of RUN steps that do not ask for one:
+	// NetworkDefault (""), NetworkNone or NetworkHost.
+	Network string
+	// AllowNetworkHost lets RUN --network=host have the host's network;
+	// without it such a Dockerfile is refused before any step runs.
+	AllowNetworkHost bool
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool
 	// VerifyCache runs the steps that hit the cache anyway and warns when

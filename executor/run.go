@@ -33,13 +33,9 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	case ins.Security == "insecure":
 		return errors.New("RUN --security=insecure is not supported")
 	}
-	network := "host"
-	switch ins.Network {
-	case "", "default", "host":
-	case "none":
-		network = "none"
-	default:
-		return fmt.Errorf("unsupported --network=%s (use default, host or none)", ins.Network)
+	network, err := b.networkMode(ins.Network)
+	if err != nil {
+		return err
 	}
 	argv := commandLine(st, ins.Args, ins.Shell)
 	if len(argv) == 0 {
@@ -72,6 +68,11 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 			ResolvConf: b.resolvConf(),
 			Hosts:      []byte(hostsFile),
 		}
+		if network == "default" {
+			if err := b.joinSandbox(ctx, &spec); err != nil {
+				return err
+			}
+		}
 		var tail []string
 		var mu sync.Mutex
 		code, err := runContainer(ctx, spec, func(stream int, line string) {
@@ -98,7 +99,7 @@ var (
 )
 
 // resolvConf is the host's resolver configuration, which RUN steps get a
-// copy of (they share the host's network).
+// copy of, adapted to their network by joinSandbox.
 func (b *build) resolvConf() []byte {
 	resolvOnce.Do(func() {
 		data, err := os.ReadFile("/etc/resolv.conf")

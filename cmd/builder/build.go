@@ -31,11 +31,18 @@ A .dockerignore file beside the Dockerfile (named after it, e.g.
 Dockerfile.prod.dockerignore) or else in CONTEXT excludes files from COPY
 and ADD. SOURCE_DATE_EPOCH, in the environment or as a --build-arg, clamps
 file times and sets the creation time, so the same inputs give the same
-image ID.`,
+image ID.
+
+RUN steps get their own network namespace with outbound access only
+(through slirp4netns), as with docker build: the host's loopback services
+are out of their reach. --network=host gives every step the host's
+network; a Dockerfile's RUN --network=host is refused unless
+--allow network.host grants it.`,
 	Example: `
 builder build -t app:1.0 --build-arg VERSION=1.0 .
 builder build -f - -q . < Dockerfile
-builder build --output type=docker,dest=app.tar -t app .`,
+builder build --output type=docker,dest=app.tar -t app .
+builder build --allow network.host -t app .   # the Dockerfile has RUN --network=host`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
 		f := registerBuildFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {

@@ -102,7 +102,8 @@ func (env *environment) storeRoot() (string, error) {
 type buildFlags struct {
 	tags, buildArgs, labels, noCacheFilter  []string
 	file, target, platform, iidfile, output string
-	progress, compression                   string
+	progress, compression, network          string
+	allow                                   []string
 	noCache, pull, quiet                    bool
 	jobs                                    int
 }
@@ -124,6 +125,8 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd or none")
 	fs.IntVar(&f.jobs, "jobs", 0, "run at most `N` stages at once (default 0: every stage whose dependencies are done)")
+	fs.StringVar(&f.network, "network", "default", "the network of RUN steps, `MODE`: default (isolated, outbound only), none or host")
+	fs.StringArrayVar(&f.allow, "allow", nil, "grant an `ENTITLEMENT` the Dockerfile asks for: network.host lets RUN --network=host use the host's network (repeatable)")
 	return f
 }
 
@@ -185,6 +188,9 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 		return nil, usagef("invalid --jobs %d (use 0 for no limit, or a positive number)", f.jobs)
 	}
 	c.exec.Jobs = f.jobs
+	if err := c.setNetwork(f.network, f.allow); err != nil {
+		return nil, err
+	}
 	if f.pull {
 		c.pull = executor.PullAlways
 	}
@@ -205,6 +211,29 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	c.exec.DebugKeys, _ = strconv.ParseBool(env.getenv("BUILDER_DEBUG_KEYS"))
 	c.exec.VerifyCache, _ = strconv.ParseBool(env.getenv("BUILDER_CACHE_VERIFY"))
 	return c, nil
+}
+
+// setNetwork reads --network and --allow, with BuildKit's names.
+func (c *buildConfig) setNetwork(network string, allow []string) error {
+	switch network {
+	case "default", "":
+		c.exec.Network = executor.NetworkDefault
+	case "none", "host":
+		c.exec.Network = network
+	default:
+		return usagef("invalid --network %q (use default, none or host)", network)
+	}
+	for _, a := range allow {
+		switch a {
+		case "network.host":
+			c.exec.AllowNetworkHost = true
+		case "security.insecure":
+			return usagef("--allow security.insecure is not supported: RUN --security=insecure would give a step the host's privileges")
+		default:
+			return usagef("invalid --allow %q (the one entitlement is network.host)", a)
+		}
+	}
+	return nil
 }
 
 // buildArgs reads --build-arg values: K=V sets K, and a bare K takes its

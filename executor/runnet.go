@@ -1,0 +1,112 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/builderdev/builder/parser"
+)
+
+// Network modes a RUN step can have; Options.Network picks the one a step
+// without --network gets.
+const (
+	// NetworkDefault is docker build's default: the step's own network
+	// namespace with outbound access only, never the host's loopback.
+	NetworkDefault = "default"
+	// NetworkNone is a network namespace with only lo.
+	NetworkNone = "none"
+	// NetworkHost is the builder's own network, loopback services and
+	// all. A Dockerfile may ask for it only when Options.AllowNetworkHost
+	// is set, as BuildKit requires the network.host entitlement.
+	NetworkHost = "host"
+)
+
+// netState is the build's shared sandbox network, started by the first
+// RUN step that needs it.
+type netState struct {
+	once  sync.Once
+	stack *sandboxNet // nil when slirp4netns is missing: steps get no outbound access
+	err   error
+}
+
+// networkMode resolves a RUN step's --network value.
+func (b *build) networkMode(flag string) (string, error) {
+	mode := flag
+	if mode == "" || mode == NetworkDefault {
+		mode = b.opts.Network
+	}
+	if mode == "" {
+		mode = NetworkDefault
+	}
+	switch mode {
+	case NetworkDefault, NetworkNone, NetworkHost:
+		return mode, nil
+	}
+	return "", fmt.Errorf("unsupported --network=%s (use default, host or none)", mode)
+}
+
+// checkEntitlements refuses, before any step runs, a Dockerfile whose RUN
+// steps ask for what the user has not allowed, naming every such line.
+func (b *build) checkEntitlements() error {
+	if b.opts.AllowNetworkHost || b.opts.Network == NetworkHost {
+		return nil
+	}
+	var lines []string
+	for _, i := range b.plan.Needed() {
+		for _, step := range b.plan.Stages[i].Steps {
+			if step.Name != "RUN" {
+				continue
+			}
+			ins, _, err := step.Expand(nil)
+			if r, ok := ins.(*parser.Run); ok && err == nil && r.Network == NetworkHost {
+				lines = append(lines, step.Pos.String())
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: RUN --network=host is not allowed: it would give the step the host's network, loopback services included; pass --allow network.host to permit it", strings.Join(lines, ", "))
+}
+
+// joinSandbox points spec at the build's sandbox network, starting it on
+// first use. Without slirp4netns the step gets an isolated namespace with
+// no outbound access, and the build says so once.
+func (b *build) joinSandbox(ctx context.Context, spec *containerSpec) error {
+	n := &b.net
+	n.once.Do(func() {
+		slirp, err := exec.LookPath("slirp4netns")
+		if err != nil {
+			b.warn("slirp4netns is not installed: RUN steps have no outbound network (install slirp4netns, or pass --network=host to use the host's network)")
+			return
+		}
+		// Shared by every step of the build: not bound to the one that
+		// happened to start it.
+		n.stack, n.err = startSandboxNet(context.WithoutCancel(ctx), slirp)
+	})
+	if n.err != nil {
+		return fmt.Errorf("setting up the RUN network: %w", n.err)
+	}
+	if n.stack == nil {
+		spec.Network = NetworkNone
+		return nil
+	}
+	spec.Network = "join"
+	spec.NetNS = n.stack.ns
+	spec.ResolvConf = sandboxResolvConf(spec.ResolvConf)
+	return nil
+}
+
+// closeNetwork stops the sandbox network, if one was started.
+func (b *build) closeNetwork() error {
+	if b.net.stack == nil {
+		return nil
+	}
+	if err := b.net.stack.Close(); err != nil {
+		return fmt.Errorf("stopping the RUN network: %w", err)
+	}
+	return nil
+}
