@@ -21,9 +21,12 @@ MODULE      := github.com/builderdev/builder
 # instead, should one become too slow for it.
 NORACE_PKGS :=
 
-# gcc and libc6-dev because the race detector needs cgo.
+# gcc and libc6-dev because the race detector needs cgo; slirp4netns is
+# the outbound path of RUN's default network, iproute2 what the network
+# tests build their own namespaces with.
+RUN_PKGS    := slirp4netns
 DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap \
-	xz-utils bzip2 zstd gzip gcc libc6-dev
+	xz-utils bzip2 zstd gzip gcc libc6-dev iproute2 $(RUN_PKGS)
 
 .DEFAULT_GOAL := help
 .PHONY: help build deps lint test test-race test-norace test-fuzz fuzz bench demo clean
@@ -63,7 +66,7 @@ bench: ## run every benchmark
 	$(GO) test -run='^$$' -bench=. ./...
 
 demo: build ## build a busybox base and the example app offline into .demo-store
-	hack/deps.sh busybox-static
+	hack/deps.sh busybox-static $(RUN_PKGS)
 	hack/busybox-rootfs.sh examples/base/rootfs.tar
 	BUILDER_ROOT=$(DEMO_ROOT) $(BIN) build --progress=plain -t busybox:demo examples/base
 	BUILDER_ROOT=$(DEMO_ROOT) $(BIN) build --progress=plain -t demo-app:latest examples/app
