@@ -37,6 +37,9 @@ func TestFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range hostileLayers() {
+		if tc.entries == nil {
+			continue // a stream too big or too odd for a seed
+		}
 		data := makeTar(t, tc.entries(fuzzDir+"/canary")...)
 		sum := sha256.Sum256(data)
 		body := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"
