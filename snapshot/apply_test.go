@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -269,4 +271,45 @@ func TestApplyUmask(t *testing.T) {
 	}
 	checkRoot(t, target, 0o755, 0)
 	checkRoot(t, filepath.Join(target, "a"), 0o755, 0)
+}
+
+// TestExtractLimit: an ADD archive is held to the same limit as a layer,
+// for its stream and for the files it makes.
+func TestExtractLimit(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, c := range []struct {
+		name string
+		data func(t *testing.T) io.Reader
+	}{
+		{"gzip bomb", func(t *testing.T) io.Reader {
+			return gunzip(t, gzipped(t, makeTar(t, reg("zeros", string(make([]byte, 4<<20))))))
+		}},
+		{"sparse bomb", func(t *testing.T) io.Reader { return bytes.NewReader(sparseTar(t, "big", 1<<30)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sb := newSandbox(t)
+			root := filepath.Join(sb.parent, "root")
+			newTree(t, root).dir("dest", 0o755)
+			err := ExtractLimit(c.data(t), root, "/dest", 1<<20)
+			var sl *SizeLimitError
+			if !errors.As(err, &sl) || sl.Limit != 1<<20 {
+				t.Errorf("ExtractLimit = %v, want a SizeLimitError of 1 MiB", err)
+			}
+			sb.verify(t, "root")
+			if err := ExtractLimit(c.data(t), root, "/dest", -1); err != nil {
+				t.Errorf("ExtractLimit without a limit: %v", err)
+			}
+		})
+	}
+}
+
+func TestFormatSize(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		want string
+	}{{64 << 30, "64 GiB"}, {1 << 20, "1 MiB"}, {1536, "1536 bytes"}, {1000, "1000 bytes"}, {3 << 29, "1536 MiB"}} {
+		if got := FormatSize(c.n); got != c.want {
+			t.Errorf("FormatSize(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
 }

@@ -310,3 +310,59 @@ func TestUnpackCancel(t *testing.T) {
 		t.Error("a cancelled Unpack left a snapshot")
 	}
 }
+
+// TestUnpackLyingDiffID is the store-level reproduction of a poisoned
+// snapshot: a layer unpacked under another layer's diff ID is refused, so
+// the honest layer unpacked next under that id is the one its image sees.
+func TestUnpackLyingDiffID(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	s := openStoreT(t, t.TempDir())
+	legit, evil := makeTar(t, reg("etc/motd", "legit")), makeTar(t, reg("etc/motd", "evil"))
+	id := layerIDOf(legit)
+	err := s.Unpack(ctx, id, bytes.NewReader(evil))
+	want := "layer content does not match its diff ID sha256:" + string(id) + ": got sha256:" + string(layerIDOf(evil))
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Unpack of a lying layer = %v, want an error containing %q", err, want)
+	}
+	if s.Exists(id) {
+		t.Fatal("the lying layer was published")
+	}
+	if err := s.Unpack(ctx, id, bytes.NewReader(legit)); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(s.Dir(id), "etc/motd")); err != nil || string(data) != "legit" {
+		t.Errorf("etc/motd = %q, %v; want the honest layer's", data, err)
+	}
+}
+
+// TestUnpackSizeLimit: the store's limit is a typed error that names it.
+func TestUnpackSizeLimit(t *testing.T) {
+	testutil.RequireRoot(t)
+	s, err := OpenOptions(t.TempDir(), Options{MaxLayerSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.MaxLayerSize() != 64<<10 {
+		t.Errorf("MaxLayerSize = %d, want %d", s.MaxLayerSize(), 64<<10)
+	}
+	data := makeTar(t, reg("big", strings.Repeat("x", 100<<10)))
+	err = s.Unpack(context.Background(), layerIDOf(data), bytes.NewReader(data))
+	var sl *SizeLimitError
+	if !errors.As(err, &sl) || sl.Limit != 64<<10 || !strings.Contains(err.Error(), "64 KiB") || !strings.Contains(err.Error(), "BUILDER_MAX_LAYER_SIZE") {
+		t.Errorf("Unpack over the limit = %v, want a SizeLimitError naming 64 KiB and BUILDER_MAX_LAYER_SIZE", err)
+	}
+	for _, c := range []struct {
+		opt, want int64
+	}{{0, DefaultMaxLayerSize}, {-1, -1}, {5, 5}} {
+		s, err := OpenOptions(t.TempDir(), Options{MaxLayerSize: c.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.MaxLayerSize(); got != c.want {
+			t.Errorf("Options{MaxLayerSize: %d}: MaxLayerSize() = %d, want %d", c.opt, got, c.want)
+		}
+		s.Close()
+	}
+}
