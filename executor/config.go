@@ -13,8 +13,20 @@ import (
 )
 
 // applyMeta applies an instruction that only changes the image config, the
-// way `docker build` does, and returns its history text.
+// way `docker build` does, and returns its history text. A config grown
+// past the limits of checkSize is an error.
 func applyMeta(st *imageState, ins parser.Instruction) (string, error) {
+	text, err := applyConfig(st, ins)
+	if err != nil {
+		return "", err
+	}
+	st.cfg.History = append(st.cfg.History, v1.History{CreatedBy: text})
+	err = st.checkSize()
+	st.cfg.History = st.cfg.History[:len(st.cfg.History)-1]
+	return text, err
+}
+
+func applyConfig(st *imageState, ins parser.Instruction) (string, error) {
 	c := &st.cfg.Config
 	switch ins := ins.(type) {
 	case *parser.Env:

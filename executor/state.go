@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -8,8 +9,15 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 )
+
+// maxConfigText caps the text a stage's image config accumulates: its
+// environment, labels and history. The parser caps each word and each
+// instruction, but a Dockerfile of many steps adds to the config at every
+// one; 64 MiB is four times the largest Dockerfile the parser reads.
+const maxConfigText = 64 << 20
 
 // defaultPath is the PATH docker gives a RUN step whose image sets none.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -109,6 +117,30 @@ func (s *imageState) expandEnv() []string {
 		}
 	}
 	return append(env, s.cfg.Config.Env...)
+}
+
+// checkSize refuses a stage whose environment is larger than
+// parser.MaxEnvSize, the base image's ENV included, or whose config text
+// is larger than maxConfigText.
+func (s *imageState) checkSize() error {
+	env := s.expandEnv()
+	if err := parser.CheckEnvSize(env); err != nil {
+		return err
+	}
+	n := 0
+	for _, kv := range env {
+		n += len(kv)
+	}
+	for k, v := range s.cfg.Config.Labels {
+		n += len(k) + len(v)
+	}
+	for _, h := range s.cfg.History {
+		n += len(h.CreatedBy) + len(h.Comment) + len(h.Author)
+	}
+	if n > maxConfigText {
+		return fmt.Errorf("the image config (environment, labels and history) would be larger than %d MiB", maxConfigText>>20)
+	}
+	return nil
 }
 
 // runEnv is the environment of a RUN step: ENV, plus the ARGs in scope
