@@ -26,8 +26,10 @@ func TestConfigSizeCap(t *testing.T) {
 		{
 			// Each LABEL adds its value to the labels and to its history
 			// text: 2 MiB a step.
-			name:  "labels of 1 MiB",
-			steps: func(i int) parser.Instruction { return &parser.Label{Pairs: []parser.KV{{Key: fmt.Sprint("l", i), Value: mib}}} },
+			name: "labels of 1 MiB",
+			steps: func(i int) parser.Instruction {
+				return &parser.Label{Pairs: []parser.KV{{Key: fmt.Sprint("l", i), Value: mib}}}
+			},
 			fails: 32,
 			want:  "the image config (environment, labels and history) would be larger than 64 MiB",
 		},
