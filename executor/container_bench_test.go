@@ -66,3 +66,20 @@ func benchmarkRun(b *testing.B, network string) {
 		}
 	}
 }
+
+// BenchmarkSandboxNetStart is what the default network costs a build
+// once: a network namespace, slirp4netns started and configured, and
+// stopped again.
+func BenchmarkSandboxNetStart(b *testing.B) {
+	testutil.RequireRoot(b)
+	slirp := testutil.RequireTool(b, "slirp4netns")
+	for b.Loop() {
+		n, err := startSandboxNet(context.Background(), slirp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
