@@ -200,20 +200,30 @@ func excluded(ig *parser.Ignore, rel string) bool {
 }
 
 // globIn returns the paths under root matching pattern (slash, relative),
-// sorted, matched component by component like filepath.Glob.
+// sorted, matched component by component like filepath.Glob. Each
+// directory it reads is first resolved inside root, as resolveIn resolves
+// a source: a symlink on the way never leads the listing out of root.
 func globIn(root, pattern string, ig *parser.Ignore, inContext bool) ([]string, error) {
 	matches := []string{"."}
 	for _, comp := range strings.Split(pattern, "/") {
 		var next []string
 		for _, dir := range matches {
+			resolved, err := resolveIn(root, dir, inContext)
+			var missing *sourceError
+			if errors.As(err, &missing) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			base := filepath.Join(root, filepath.FromSlash(resolved))
 			if !hasGlob(comp) {
-				p := path.Join(dir, comp)
-				if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(p))); err == nil {
-					next = append(next, p)
+				if _, err := os.Lstat(filepath.Join(base, comp)); err == nil {
+					next = append(next, path.Join(dir, comp))
 				}
 				continue
 			}
-			ents, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(dir)))
+			ents, err := os.ReadDir(base)
 			if err != nil {
 				continue
 			}
