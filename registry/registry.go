@@ -47,6 +47,9 @@ type Options struct {
 	Transport http.RoundTripper
 	// Progress, if set, receives download progress. It must not block.
 	Progress func(Progress)
+	// MaxLayerSize caps the uncompressed size of one layer: 0 means
+	// DefaultMaxLayerSize, a negative value no limit.
+	MaxLayerSize int64
 }
 
 // Client talks to registries on behalf of one store.
@@ -65,6 +68,9 @@ func New(store *cache.Store, opts Options) *Client {
 	}
 	if opts.Platform == nil {
 		opts.Platform = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	}
+	if opts.MaxLayerSize == 0 {
+		opts.MaxLayerSize = DefaultMaxLayerSize
 	}
 	return &Client{store: store, opts: opts}
 }
@@ -111,8 +117,14 @@ func contains(list []string, s string) bool {
 
 // Pull fetches ref into the store: the manifest for the chosen platform,
 // its config, and the layers the store lacks, in parallel, each verified
-// by digest. Only then is the image tagged under ref's familiar name. It
-// returns the stored image.
+// by digest and, decompressed as it downloads, against the diff ID the
+// config gives it (and the size limit). Only then is the image tagged
+// under ref's familiar name. It returns the stored image. Manifests over
+// MaxManifestSize are refused.
+//
+// A layer blob the store already holds is not read again: its digest was
+// checked when it was stored, and snapshot.Store.Unpack checks every
+// layer against its diff ID before anything uses it.
 func (c *Client) Pull(ctx context.Context, ref string) (cache.ImageRecord, error) {
 	return c.PullWithProgress(ctx, ref, c.opts.Progress)
 }
@@ -140,7 +152,7 @@ func (c *Client) pull(ctx context.Context, ref string, platform v1.Platform, pro
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(c.opts.Keychain),
-		remote.WithTransport(c.opts.Transport),
+		remote.WithTransport(manifestLimit{c.opts.Transport}),
 		remote.WithPlatform(platform),
 	}
 	desc, err := remote.Get(r, opts...)
@@ -208,8 +220,15 @@ func checkPlatform(desc *remote.Descriptor, platform v1.Platform) error {
 }
 
 // fetchBlobs stores the config and every layer the store lacks, verified
-// against its digest, several at a time.
+// against its digest and its diff ID, several at a time.
 func (c *Client) fetchBlobs(ctx context.Context, ref string, img v1.Image, progress func(Progress)) error {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	if len(raw) > MaxManifestSize {
+		return manifestTooLarge(int64(len(raw)))
+	}
 	cfgName, err := img.ConfigName()
 	if err != nil {
 		return err
@@ -223,19 +242,40 @@ func (c *Client) fetchBlobs(ctx context.Context, ref string, img v1.Image, progr
 			return fmt.Errorf("storing config: %w", err)
 		}
 	}
+	diffIDs, err := checkedDiffIDs(img)
+	if err != nil {
+		return err
+	}
 	layers, err := img.Layers()
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pullLayers)
-	for _, l := range layers {
-		g.Go(func() error { return c.fetchLayer(gctx, ref, l, progress) })
+	for i, l := range layers {
+		g.Go(func() error { return c.fetchLayer(gctx, ref, l, diffIDs[i], progress) })
 	}
 	return g.Wait()
 }
 
-func (c *Client) fetchLayer(ctx context.Context, ref string, l v1.Layer, progress func(Progress)) error {
+// checkedDiffIDs returns the config's diff IDs, one per layer of the
+// manifest: layer i must decompress to diff ID i.
+func checkedDiffIDs(img v1.Image) ([]v1.Hash, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if n, want := len(cfg.RootFS.DiffIDs), len(m.Layers); n != want {
+		return nil, fmt.Errorf("the config lists %d diff IDs for the manifest's %d layers", n, want)
+	}
+	return cfg.RootFS.DiffIDs, nil
+}
+
+func (c *Client) fetchLayer(ctx context.Context, ref string, l v1.Layer, diffID v1.Hash, progress func(Progress)) error {
 	digest, err := l.Digest()
 	if err != nil {
 		return err
@@ -257,11 +297,31 @@ func (c *Client) fetchLayer(ctx context.Context, ref string, l v1.Layer, progres
 	}
 	defer rc.Close()
 	cr := &countingReader{r: rc, ctx: ctx, report: func(n int64) { report(Progress{Complete: n}) }}
-	if _, _, err := c.store.PutBlob(cr, digest); err != nil {
+	check := startDiffIDCheck(digest, diffID, c.opts.MaxLayerSize)
+	_, _, err = c.store.PutBlob(io.TeeReader(cr, check), digest)
+	cerr := check.finish(err)
+	if err == nil && check.n == 0 {
+		// Another process stored the blob first and PutBlob read nothing:
+		// check the stored copy instead.
+		cerr = c.checkStored(digest, diffID)
+	}
+	if cerr != nil && (err == nil || errors.Is(err, errCheckStopped)) {
+		return cerr // why the check stopped the download, not that it did
+	}
+	if err != nil {
 		return fmt.Errorf("layer %s: %w", digest, err)
 	}
 	report(Progress{Complete: size, Done: true})
 	return nil
+}
+
+func (c *Client) checkStored(digest, diffID v1.Hash) error {
+	rc, err := c.store.OpenBlob(digest)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", digest, err)
+	}
+	defer rc.Close()
+	return checkDiffID(rc, digest, diffID, c.opts.MaxLayerSize)
 }
 
 // countingReader reports bytes read and stops when ctx is cancelled.
