@@ -40,6 +40,18 @@
 //   - COPY --from expands global ARGs; BuildKit refuses variables there.
 //   - COPY --from in an ONBUILD trigger ([ParseTrigger]) names an image,
 //     never a stage of the building Dockerfile.
+//   - Expansion is bounded, where BuildKit's has no bound at all:
+//     [MaxWordSize] a word, [MaxHeredocSize] a COPY heredoc,
+//     [MaxInstructionSize] an instruction, [MaxEnvSize] the environment an
+//     ENV or ARG grows (and the global ARGs), 10,000 "${" a word. The
+//     values a word reads are counted as the lexer reads them, so
+//     "$A$A$A…" stops growing at the limit, and a word with a
+//     ${name/pattern/replacement} is measured before it is expanded. A word
+//     whose variables together hold more than the limit is refused even
+//     when an operator such as ${A:+x} would drop them.
+//   - A NUL byte in a word that is expanded is an error; other bytes that
+//     are not UTF-8 become U+FFFD, as in docker, without BuildKit's lexer
+//     writing a complaint to standard error.
 //
 // [Ignore] matches paths as docker does (patternmatcher); a walk passes
 // each directory's [MatchInfo] to its children, and asks
