@@ -158,12 +158,13 @@ func (m manifestLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// manifestTooLarge is the error for a manifest of size bytes (0: not
+// known, the body went on past the limit).
 func manifestTooLarge(size int64) error {
-	what := "more than " + formatSize(MaxManifestSize)
 	if size > 0 {
-		what = fmt.Sprintf("%d bytes", size)
+		return fmt.Errorf("manifest of %d bytes is larger than the limit of %s", size, formatSize(MaxManifestSize))
 	}
-	return fmt.Errorf("manifest is too large: %s, the limit is %s", what, formatSize(MaxManifestSize))
+	return fmt.Errorf("manifest is larger than the limit of %s", formatSize(MaxManifestSize))
 }
 
 type limitedBody struct {
