@@ -14,6 +14,11 @@
 //	tmp/s-<pid>-…/            work in progress, one session dir per live process
 //	index.lock, build.lock    flock files: index updates; builds (shared) versus prune (exclusive)
 //
+// ROOT itself is mode 0700 (tightened on every Open if it is ours and more
+// open): build-arg values reach history and cache entries, as in docker,
+// and the root is the one gate that keeps other users out. The modes
+// inside are those of any OCI layout.
+//
 // Everything is written under tmp/ first, verified, fsynced and renamed
 // into place: a crash leaves nothing half-written, only a session
 // directory that the next [Open] recognises as dead (its flock is free)
@@ -42,6 +47,12 @@
 // whose output is hashed (the digest) and written to the session while
 // the kernel is asked to start writing it to disk, so that the final fsync
 // is short.
+//
+// # Checking
+//
+// [Store.Check] verifies every blob against its digest and that every
+// tag, image record and step entry refers to complete, sound blobs; with
+// repair it removes what is broken, never a complete image.
 //
 // NOTE: there is no lock between Prune and writers that do not hold the
 // build lock (a `builder pull` running during `builder prune` could lose

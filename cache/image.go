@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -123,6 +124,9 @@ func (s *Store) imageByID(id v1.Hash) (ImageRecord, error) {
 // is a layer, and is not read whole just to find that out.
 const maxManifestSize = 4 << 20
 
+// maxConfigSize bounds what is read whole as an image config.
+const maxConfigSize = 64 << 20
+
 // manifestInfo reads a manifest blob: its media type and config digest.
 func (s *Store) manifestInfo(h v1.Hash) (*v1.Manifest, []byte, error) {
 	size, err := s.BlobSize(h)
@@ -136,17 +140,64 @@ func (s *Store) manifestInfo(h v1.Hash) (*v1.Manifest, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	m, err := parseManifest(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading manifest %s: %w", h, err)
+	}
+	return m, raw, nil
+}
+
+// parseManifest decodes an image manifest and checks what the store will
+// do with it: every digest becomes a file name under blobs/ and every
+// size a read limit, so neither may be hostile.
+func parseManifest(raw []byte) (*v1.Manifest, error) {
+	if len(raw) > maxManifestSize {
+		return nil, fmt.Errorf("%d bytes is too large for a manifest", len(raw))
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
 	}
 	if m.MediaType == "" {
 		m.MediaType = types.OCIManifestSchema1
 	}
 	if !m.MediaType.IsImage() {
-		return nil, nil, fmt.Errorf("blob %s is a %s, not an image manifest", h, m.MediaType)
+		return nil, fmt.Errorf("a %s is not an image manifest", m.MediaType)
 	}
-	return m, raw, nil
+	if err := checkDescriptor(m.Config, maxConfigSize); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	for i, l := range m.Layers {
+		if err := checkDescriptor(l, math.MaxInt64); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i+1, err)
+		}
+	}
+	return m, nil
+}
+
+func checkDescriptor(d v1.Descriptor, maxSize int64) error {
+	if err := checkHash(d.Digest); err != nil {
+		return err
+	}
+	if d.Size < 0 || d.Size > maxSize {
+		return fmt.Errorf("%s: size %d out of range", d.Digest, d.Size)
+	}
+	return nil
+}
+
+// parseConfig decodes an image config whose diff IDs name snapshot
+// directories, so each must be a well-formed digest.
+func parseConfig(raw []byte) (*v1.ConfigFile, error) {
+	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range cf.RootFS.DiffIDs {
+		if err := checkHash(d); err != nil {
+			return nil, fmt.Errorf("diff ID %d: %w", i+1, err)
+		}
+	}
+	return cf, nil
 }
 
 // Image opens a stored image by manifest digest. OCI and Docker schema 2
@@ -198,7 +249,7 @@ func (i *storeImage) configFile() (*v1.ConfigFile, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.cfg == nil {
-		cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+		cf, err := parseConfig(raw)
 		if err != nil {
 			return nil, fmt.Errorf("reading image config: %w", err)
 		}

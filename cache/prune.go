@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -307,7 +306,7 @@ func (s *Store) markManifest(h v1.Hash, r *refs, depth int) error {
 	if err != nil {
 		return err
 	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(cfg))
+	cf, err := parseConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("reading config %s: %w", m.Config.Digest, err)
 	}

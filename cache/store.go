@@ -41,11 +41,34 @@ const (
 	tmpDir        = "tmp"
 )
 
-// Open opens the store at root, creating the layout if it is missing.
+// Open opens the store at root, creating the layout if it is missing,
+// and removes what dead processes left in it.
 func Open(root string) (*Store, error) {
+	s, err := open(root)
+	if err != nil {
+		return nil, err
+	}
+	// Sessions of dead processes are only garbage; failing to remove one
+	// must not stop a build.
+	fsutil.SweepSessions(s.path(tmpDir))
+	fsutil.SweepAtomicTemps(s.root)
+	return s, nil
+}
+
+// OpenForCheck is Open without the sweep of dead sessions and temporary
+// files, so that [Store.Check] reports them instead of finding them gone.
+func OpenForCheck(root string) (*Store, error) { return open(root) }
+
+func open(root string) (*Store, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
+	}
+	// The root is the store's one gate: the store holds build-arg values
+	// (history, cache entries), and a 0700 root keeps every other user
+	// out, whatever the modes inside, which stay those of any OCI layout.
+	if err := fsutil.MkdirPrivate(root); err != nil {
+		return nil, fmt.Errorf("creating store %s: %w", root, err)
 	}
 	for _, d := range []string{blobsDir, stepsDir, contextsDir, imagesDir, tmpDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -56,10 +79,6 @@ func Open(root string) (*Store, error) {
 	if err := s.initLayout(); err != nil {
 		return nil, fmt.Errorf("creating store %s: %w", root, err)
 	}
-	// Sessions of dead processes are only garbage; failing to remove one
-	// must not stop a build.
-	fsutil.SweepSessions(filepath.Join(root, tmpDir))
-	fsutil.SweepAtomicTemps(root)
 	return s, nil
 }
 
@@ -127,9 +146,10 @@ func (s *Store) tempFile(pattern string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	// CreateTemp makes 0600 files; the store's files are readable by all,
-	// like an OCI layout written by any other tool, so that skopeo or
-	// umoci run by another user can read a root-owned store.
+	// CreateTemp makes 0600 files; the store's files get the modes of
+	// any OCI layout. What keeps other users out is the 0700 root (see
+	// open), which is also all an older, world-readable store needs to
+	// become private: no walk over its files.
 	if err := f.Chmod(0o644); err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -173,6 +193,13 @@ func (s *Store) writeSmall(dst string, data []byte) error {
 // takes it exclusively, so it never removes what a running build uses.
 func (s *Store) BuildLock(ctx context.Context) (release func(), err error) {
 	return s.lock(ctx, false)
+}
+
+// ExclusiveLock waits until no build runs and keeps new ones waiting, for
+// work that removes what a build may be using: Prune takes it itself, a
+// caller of Check with repair takes it around Check.
+func (s *Store) ExclusiveLock(ctx context.Context) (release func(), err error) {
+	return s.lock(ctx, true)
 }
 
 // lock takes the build lock, polling so that a cancelled ctx stops the

@@ -49,22 +49,56 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 }
 
 // SweepAtomicTemps removes the temporary files WriteFileAtomic leaves in
-// dir when its process dies between creating and renaming one. Only files
-// older than a minute go, so a live writer's file is never touched.
+// dir when its process dies between creating and renaming one.
 func SweepAtomicTemps(dir string) {
+	for _, p := range StaleAtomicTemps(dir) {
+		os.Remove(p)
+	}
+}
+
+// StaleAtomicTemps lists the temporary files of WriteFileAtomic in dir
+// that are older than a minute: a live writer renames its file within
+// milliseconds, so an older one belongs to a process that died.
+func StaleAtomicTemps(dir string) []string {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		return nil
 	}
+	var stale []string
 	for _, e := range ents {
 		name := e.Name()
 		if e.IsDir() || !strings.HasPrefix(name, ".") || !strings.Contains(name, ".tmp-") {
 			continue
 		}
 		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Minute {
-			os.Remove(filepath.Join(dir, name))
+			stale = append(stale, filepath.Join(dir, name))
 		}
 	}
+	return stale
+}
+
+// MkdirPrivate creates dir, and any missing parent, readable by its owner
+// only (0700), and takes group and other permissions away from an
+// existing dir that belongs to this process's user. The store holds
+// build-arg values (in history and cache entries), so it is private like
+// /var/lib/docker. A directory owned by someone else is left as it is:
+// root running builder on a user's store must not change that user's
+// choices.
+func MkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	if st.Uid != uint32(os.Geteuid()) || st.Mode&0o077 == 0 {
+		return nil
+	}
+	if err := unix.Chmod(dir, st.Mode&0o7777&^0o077); err != nil {
+		return &os.PathError{Op: "chmod", Path: dir, Err: err}
+	}
+	return nil
 }
 
 // SyncDir fsyncs a directory so that renames into it survive a crash.
@@ -193,14 +227,29 @@ func (s *Session) Close() error {
 // SweepSessions removes the session directories under tmpRoot whose owner
 // is gone, and returns how many it removed. Live sessions are left alone.
 func SweepSessions(tmpRoot string) (int, error) {
+	n := 0
+	err := DeadSessions(tmpRoot, func(dir string) error {
+		if err := RemoveAll(dir); err != nil {
+			return fmt.Errorf("removing stale %s: %w", dir, err)
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// DeadSessions calls fn with each session directory under tmpRoot whose
+// owner is gone. fn runs while the session's lock is held, so another
+// sweeper cannot remove the directory meanwhile; fn's errors are joined
+// and the walk goes on.
+func DeadSessions(tmpRoot string, fn func(dir string) error) error {
 	ents, err := os.ReadDir(tmpRoot)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
+		return nil
 	}
 	if err != nil {
-		return 0, err
+		return err
 	}
-	n := 0
 	var errs []error
 	for _, e := range ents {
 		if !e.IsDir() {
@@ -224,14 +273,12 @@ func SweepSessions(tmpRoot string) (int, error) {
 		if err != nil || !ok {
 			continue // held by a live process, or vanished meanwhile
 		}
-		if err := RemoveAll(dir); err != nil {
-			errs = append(errs, fmt.Errorf("removing stale %s: %w", dir, err))
-		} else {
-			n++
+		if err := fn(dir); err != nil {
+			errs = append(errs, err)
 		}
 		l.Release()
 	}
-	return n, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // pidNamespace names this process's PID namespace by its inode.
