@@ -160,7 +160,8 @@ func labels(n int, value string) string {
 }
 
 // TestHostileDockerfiles parses and expands each hostile case. Every
-// refusal is the exact error, reached with little memory: the growth is
+// refusal is the exact error, reached with little memory (the rows that
+// succeed are checked for their result): the growth is
 // stopped before the oversized value is built, so the bytes allocated
 // stay a small multiple of the limits, however far the input would
 // grow. Nothing is written to standard error (BuildKit's lexer prints
@@ -196,8 +197,10 @@ func TestHostileDockerfiles(t *testing.T) {
 			// about twice what it ends with, and the lexer builds the
 			// word and its split form); 64 MiB is far below what the
 			// bombs would take (2^44 bytes for the doubling).
+			// Only refusals are bounded: a Dockerfile that parses costs
+			// memory in proportion to its size, as it should.
 			limit := uint64(max(c.alloc, 64)) << 20
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit {
+			if alloc := after.TotalAlloc - before.TotalAlloc; c.want != "" && alloc > limit {
 				t.Errorf("allocated %d MiB", alloc>>20)
 			}
 			if c.check != nil {
