@@ -179,6 +179,10 @@ func commandLine(st *imageState, args []string, shell bool) []string {
 	return append(append([]string(nil), st.shell()...), strings.Join(args, " "))
 }
 
+// maxExposed bounds the ports one EXPOSE may name, duplicates counted:
+// every port of every protocol once.
+const maxExposed = 3 * 65536
+
 // parsePorts expands EXPOSE arguments ("80", "53/udp", "8000-8002") into
 // docker's "port/proto" keys.
 func parsePorts(specs []string) ([]string, error) {
@@ -201,6 +205,11 @@ func parsePorts(specs []string) ([]string, error) {
 		}
 		if err1 != nil || err2 != nil || end < start {
 			return nil, fmt.Errorf("invalid containerPort: %s", port)
+		}
+		// Each range is written out, and a word of 7 bytes names 65,535
+		// ports: without a bound, one long EXPOSE would fill memory.
+		if len(out)+int(end-start+1) > maxExposed {
+			return nil, fmt.Errorf("EXPOSE names more than %d ports", maxExposed)
 		}
 		for p := start; p <= end; p++ {
 			out = append(out, strconv.FormatUint(p, 10)+"/"+proto)

@@ -88,3 +88,16 @@ func TestConfigSizeCap(t *testing.T) {
 		})
 	}
 }
+
+// TestExposeBound: one EXPOSE may name every port of every protocol, not
+// more; a word "1-65535" names 65,535 of them.
+func TestExposeBound(t *testing.T) {
+	all := []string{"1-65535", "1-65535/udp", "1-65535/sctp"}
+	if ports, err := parsePorts(all); err != nil || len(ports) != 3*65535 {
+		t.Fatalf("parsePorts of every port: %d ports, %v", len(ports), err)
+	}
+	const want = "EXPOSE names more than 196608 ports"
+	if _, err := parsePorts(append(all, "0-65535", "80")); err == nil || err.Error() != want {
+		t.Fatalf("parsePorts of too many ports: %v, want %q", err, want)
+	}
+}
