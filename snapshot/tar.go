@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,11 +36,27 @@ type layerWriter struct {
 
 type fileKey struct{ dev, ino uint64 }
 
+// layerBuffers holds the copy buffer and output buffer of finished
+// layer writers: a layer of a few small files would otherwise cost more
+// in allocating 2 MiB than in writing (Unpack hashes every layer's tree).
+var layerBuffers = sync.Pool{New: func() any {
+	return &layerBuf{copy: make([]byte, copyBufferSize), out: bufio.NewWriterSize(nil, copyBufferSize)}
+}}
+
+type layerBuf struct {
+	copy []byte
+	out  *bufio.Writer
+}
+
 func writeLayer(w io.Writer, dir string, opts WriteOptions) error {
-	bw := bufio.NewWriterSize(w, copyBufferSize)
+	b := layerBuffers.Get().(*layerBuf)
+	defer layerBuffers.Put(b)
+	b.out.Reset(w)
+	defer b.out.Reset(nil) // do not keep w alive
+	bw := b.out
 	lw := &layerWriter{
 		tw:     tar.NewWriter(bw),
-		buf:    make([]byte, copyBufferSize),
+		buf:    b.copy,
 		linked: map[fileKey]string{},
 	}
 	if opts.SourceDateEpoch != nil {
