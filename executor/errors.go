@@ -23,6 +23,9 @@ func (e *StepError) Error() string {
 	if errors.As(e.Err, &exit) {
 		return fmt.Sprintf("%s: %s %s", e.Pos, e.Instruction, exit)
 	}
+	if pe, ok := e.Err.(*parser.Error); ok {
+		return pe.Error() // it names its place already: say it once
+	}
 	return fmt.Sprintf("%s: %s failed: %v", e.Pos, e.Instruction, e.Err)
 }
 

@@ -113,7 +113,13 @@ func (b *build) runStage(ctx context.Context, s *parser.Stage) (*imageState, err
 			sc.id, sc.n = b.id(), n
 		}
 		sc.start = time.Now()
-		if err := b.runStep(ctx, sc, s, st); err != nil {
+		err := b.runStep(ctx, sc, s, st)
+		if err == nil && isFSStep(step.Name) {
+			// RUN history repeats the ARGs in scope: bound what the
+			// steps add up to, as metadata steps are bounded.
+			err = st.checkSize()
+		}
+		if err != nil {
 			err = sc.fail(err)
 			if sc.id != 0 {
 				sc.report(Event{Kind: StepFailed, Err: err, Duration: time.Since(sc.start)})
