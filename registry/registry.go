@@ -99,7 +99,7 @@ func isLoopback(host string) bool {
 		h = sh
 	}
 	h = strings.Trim(h, "[]")
-	if h == "localhost" {
+	if strings.EqualFold(h, "localhost") { // host names ignore case
 		return true
 	}
 	ip := net.ParseIP(h)
