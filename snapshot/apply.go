@@ -51,7 +51,7 @@ type dirTimes struct {
 }
 
 func newExtractor(root int, base string, layer bool, limit int64) *extractor {
-	x := &extractor{root: root, base: base, layer: layer, buf: make([]byte, copyBufferSize), limit: limit}
+	x := &extractor{root: root, base: base, layer: layer, limit: limit}
 	x.parent.fd = -1
 	return x
 }
@@ -65,6 +65,9 @@ func (x *extractor) close() {
 
 func (x *extractor) run(ctx context.Context, r io.Reader) error {
 	defer x.close()
+	b := layerBuffers.Get().(*layerBuf)
+	defer layerBuffers.Put(b)
+	x.buf = b.copy
 	tr := tar.NewReader(ctxReader{ctx, r})
 	for {
 		hdr, err := tr.Next()

@@ -36,9 +36,11 @@ type layerWriter struct {
 
 type fileKey struct{ dev, ino uint64 }
 
-// layerBuffers holds the copy buffer and output buffer of finished
-// layer writers: a layer of a few small files would otherwise cost more
-// in allocating 2 MiB than in writing (Unpack hashes every layer's tree).
+// layerBuffers holds the copy buffers and output buffers of finished
+// layer writers and extractors: a layer of a few small files would
+// otherwise cost more in allocating (and zeroing) 1-2 MiB than in writing
+// or unpacking it (Unpack hashes every layer's tree; FuzzApply unpacks
+// thousands of layers a second).
 var layerBuffers = sync.Pool{New: func() any {
 	return &layerBuf{copy: make([]byte, copyBufferSize), out: bufio.NewWriterSize(nil, copyBufferSize)}
 }}
