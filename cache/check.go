@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -164,6 +165,9 @@ func (c *checker) checkBlobs(ctx context.Context) error {
 	return nil
 }
 
+// hashBufs saves a megabyte of garbage per blob checked.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
 // hashFile returns the SHA-256 and size of the file at p, stopping when
 // ctx is cancelled (a layer may be gigabytes).
 func hashFile(ctx context.Context, p string) (v1.Hash, int64, error) {
@@ -173,7 +177,9 @@ func hashFile(ctx context.Context, p string) (v1.Hash, int64, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	buf := make([]byte, 1<<20)
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -261,10 +267,9 @@ func (c *checker) judge(h v1.Hash, depth int) (v1.Hash, error) {
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return v1.Hash{}, fmt.Errorf("config %s lists %d diff IDs for %d layers", m.Config.Digest, len(cf.RootFS.DiffIDs), len(m.Layers))
 	}
+	// Every layer, foreign ones (with URLs) too: the store opens layers
+	// from blobs/ only, so an image missing one cannot be built upon.
 	for _, l := range m.Layers {
-		if _, present := c.blobs[l.Digest]; !present && len(l.URLs) > 0 {
-			continue // a foreign layer, fetched from its URLs when needed
-		}
 		if err := c.need("layer", l); err != nil {
 			return v1.Hash{}, err
 		}

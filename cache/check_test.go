@@ -303,7 +303,7 @@ func remove(t *testing.T, p string) {
 
 // listTree lists every path under root with its size, for "nothing
 // changed" checks.
-func listTree(t *testing.T, root string) []string {
+func listTree(t testing.TB, root string) []string {
 	t.Helper()
 	var out []string
 	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
