@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,24 +104,19 @@ func rewriteFuzzDir(data []byte, dir string) (out []byte, ok bool) {
 // FuzzWhiteoutRoundTrip needs, is checked with testutil.RequireRoot (fatal
 // under CI=true).
 //
-// Each worker process keeps one sandbox, on tmpfs where there is one, and
-// empties its targets after every input: a fresh temp dir and canary per
-// input cost milliseconds of ext4 inode allocation, and new coverage is
-// minimized with thousands of executions, so fuzzing stalled.
+// Each worker process keeps one sandbox (see fuzzWorkDir) and empties its
+// targets after every input: a fresh temp dir and canary per input cost
+// milliseconds, and fuzzing stalled.
 func FuzzApply(f *testing.F) {
 	f.Add(makeTar(f, reg("a", "x"), symlinkEntry("l", "/"), reg("l/b", "y")))
+	work := fuzzWorkDir(f)
 	var sb *sandbox
-	f.Cleanup(func() {
-		if sb != nil {
-			os.RemoveAll(sb.parent)
-		}
-	})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if tooCostly(data) {
 			t.Skip()
 		}
 		if sb == nil {
-			sb = fuzzSandbox(t)
+			sb = sandboxIn(t, work(t))
 		}
 		raw, aimed := filepath.Join(sb.parent, "raw"), filepath.Join(sb.parent, "aimed")
 		Apply(context.Background(), bytes.NewReader(data), raw)
@@ -129,32 +125,53 @@ func FuzzApply(f *testing.F) {
 		}
 		sb.verify(t, "raw", "aimed")
 		if t.Failed() {
-			// A canary written through stays written: start afresh.
-			os.RemoveAll(sb.parent)
-			sb = nil
+			sb = nil // a canary written through stays written: start afresh
 			return
 		}
-		for _, dir := range []string{raw, aimed} {
-			if err := os.RemoveAll(dir); err != nil {
-				t.Fatal(err)
-			}
-		}
+		clearDir(t, sb.parent, "canary")
 	})
 }
 
-// fuzzSandbox makes a sandbox in a new directory of /dev/shm when it is a
-// tmpfs, of the temp dir otherwise.
-func fuzzSandbox(t *testing.T) *sandbox {
+// fuzzWorkDir returns a function giving a fresh, empty directory for a
+// fuzz worker process to reuse across inputs, removed when the target
+// ends. It lies on /dev/shm when that is a tmpfs: on ext4, creating and
+// deleting a temp dir tree per input costs milliseconds of inode
+// allocation, most of a fuzz execution.
+func fuzzWorkDir(f *testing.F) func(t *testing.T) string {
 	base := os.TempDir()
 	var st unix.Statfs_t
 	if unix.Statfs("/dev/shm", &st) == nil && st.Type == unix.TMPFS_MAGIC {
 		base = "/dev/shm"
 	}
-	parent, err := os.MkdirTemp(base, "builder-fuzzapply-")
+	var dirs []string
+	f.Cleanup(func() {
+		for _, d := range dirs {
+			os.RemoveAll(d)
+		}
+	})
+	return func(t *testing.T) string {
+		d, err := os.MkdirTemp(base, "builder-"+f.Name()+"-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+		return d
+	}
+}
+
+// clearDir removes everything in dir but the names kept.
+func clearDir(t *testing.T, dir string, keep ...string) {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sandboxIn(t, parent)
+	for _, e := range ents {
+		if !slices.Contains(keep, e.Name()) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // FuzzWhiteoutRoundTrip: an upper dir in overlay format (whiteouts,
@@ -165,17 +182,23 @@ func FuzzWhiteoutRoundTrip(f *testing.F) {
 	testutil.RequireRoot(f)
 	f.Add([]byte{0, 0, 7, 1, 1, 0, 2, 2, 1, 3, 3, 0, 0, 4, 2})
 	f.Add([]byte{3, 0, 0, 2, 1, 1, 2, 2, 1, 5, 3, 0, 0, 5, 1, 5, 6, 0, 4, 7, 3, 6, 1, 1})
+	work := fuzzWorkDir(f)
+	dir := ""
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		if len(prog) > 3*64 {
 			t.Skip()
 		}
-		src := filepath.Join(t.TempDir(), "upper")
+		if dir == "" {
+			dir = work(t)
+		}
+		defer clearDir(t, dir)
+		src := filepath.Join(dir, "upper")
 		buildUpper(t, src, prog)
 		var layer bytes.Buffer
 		if err := WriteLayer(&layer, src, WriteOptions{}); err != nil {
 			t.Fatalf("WriteLayer: %v", err)
 		}
-		dst := filepath.Join(t.TempDir(), "applied")
+		dst := filepath.Join(dir, "applied")
 		if err := Apply(context.Background(), &layer, dst); err != nil {
 			t.Fatalf("Apply: %v", err)
 		}
