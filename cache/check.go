@@ -322,7 +322,7 @@ func (c *checker) checkLayout() error {
 func (c *checker) checkTags() error {
 	idx, err := readIndex(c.s.path(indexFile))
 	if err != nil {
-		c.report(indexFile, fmt.Sprintf("%v; no tag can be read (repair or remove it by hand)", err), nil)
+		c.report(indexFile, fmt.Sprintf("%v; no tag can be read: repair or remove it by hand", err), nil)
 		return nil
 	}
 	first := len(c.findings)
