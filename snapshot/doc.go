@@ -29,7 +29,10 @@
 //	a.Commit(ID(diffID.Hex))              // the upper becomes the next snapshot
 //
 // A layer that arrives as a tar (a pulled base, a cache hit from another
-// machine) is unpacked once with [Store.Unpack]; [Apply] does the work and
+// machine) is unpacked once with [Store.Unpack], which publishes it only
+// if the stream, read to its end, hashes to the diff ID the snapshot is
+// named by: an image that claims another layer's diff ID cannot take that
+// layer's place. [Apply] does the work and
 // never writes outside the target directory, whatever the tar holds: each
 // path is resolved by the kernel inside the target (openat2 with
 // RESOLVE_IN_ROOT) and each change is an *at call on the parent directory
@@ -43,6 +46,20 @@
 // ways, except overlay's own (trusted.overlay.*, user.overlay.*: they
 // describe one mount, and from a tar they would be forged) and
 // security.selinux (the host's label, not the file's content).
+//
+// Every layer and ADD archive is held to a size limit (the store's
+// [Options.MaxLayerSize], [DefaultMaxLayerSize] unless set): on its
+// uncompressed stream and on the file data it makes, since a sparse entry
+// can claim terabytes in a few bytes. Exceeding it is a [SizeLimitError].
+//
+// Each snapshot directory holds, beside fs/, a marker (snapshot.json)
+// written before the directory is renamed into place: where the snapshot
+// came from (unpack, commit, merge), its diff ID or merged chain, and the
+// digest WriteLayer gives for fs/ (for a layer committed with
+// [Active.CommitLayer] that is the diff ID itself). [Store.Check]
+// verifies every snapshot against it and reports, or with repair
+// removes, what does not match, along with strays, stale mounts and dead
+// sessions.
 //
 // Several processes may share one store. Everything is made in a
 // process's own session directory and renamed into ROOT/snapshots, so a
