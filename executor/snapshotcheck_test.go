@@ -1,0 +1,72 @@
+package executor_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSnapshotCheckAfterBuilds: every snapshot builds make (RUN, COPY, ADD
+// and WORKDIR uppers, with and without SOURCE_DATE_EPOCH, and layers
+// unpacked again from their blobs) passes snapshot.Store.Check: the
+// markers the executor's commits and unpacks leave agree with the
+// content.
+func TestSnapshotCheckAfterBuilds(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	archive := filepath.Join(t.TempDir(), "a")
+	writeFiles(t, archive, map[string]string{"x/y": "from the archive"})
+	ctxDir := writeContext(t, "FROM busybox:test\n"+
+		"RUN mkdir -p /data && echo run > /data/run && rm -rf /etc/profile\n"+
+		"COPY files/ /data/files/\n"+
+		"ADD a.tar /data/added/\n"+
+		"WORKDIR /w/d\n"+
+		"RUN ln /data/run /data/run2 && touch -d @1 /data/old\n",
+		map[string]string{"files/one": "1", "files/sub/two": "2"})
+	writeTar(t, filepath.Join(ctxDir, "a.tar"), archive)
+	epoch := time.Unix(1700000000, 0)
+	for _, o := range []*buildOpts{{noCache: true}, {noCache: true, epoch: &epoch}} {
+		if _, err := e.build(t, ctxDir, readDockerfile(t, ctxDir), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		findings, err := e.snaps.Check(ctx, false)
+		if err != nil || len(findings) != 0 {
+			t.Fatalf("Check %s = %+v, %v; want no findings", when, findings, err)
+		}
+	}
+	check("after the builds")
+
+	// Drop every snapshot: the next build unpacks the cached layers from
+	// their blobs.
+	ids, err := e.snaps.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := e.snaps.Remove(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	df := readDockerfile(t, ctxDir) + "RUN test -s /data/files/sub/two\n"
+	if _, err := e.build(t, ctxDir, df, &buildOpts{epoch: &epoch}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := e.snaps.List(); len(ids) < 6 {
+		t.Errorf("after a rebuild from blobs, %d snapshots: %v; want the chain unpacked", len(ids), ids)
+	}
+	check("after unpacking from blobs")
+}
+
+func readDockerfile(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
