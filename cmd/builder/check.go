@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -40,22 +39,14 @@ found removed), 1 if problems remain, 2 for a bad command line.`,
 builder check
 builder check --repair`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
-		repair := fs.Bool("repair", false, "remove what is broken")
+		f := registerCheckFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, 0, ""); err != nil {
 				return err
 			}
-			return runCheck(ctx, a, *repair)
+			return runCheck(ctx, a, f.repair)
 		}
 	},
-}
-
-// The command table lives in base.go, which is not this file's to edit:
-// check joins it here, after du. Files are initialised in name order, so
-// base.go's table exists by now.
-func init() {
-	i := slices.Index(commands, cmdDu)
-	commands = slices.Insert(commands, i+1, cmdCheck)
 }
 
 func runCheck(ctx context.Context, a *app, repair bool) error {

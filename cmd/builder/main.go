@@ -67,14 +67,16 @@ func (a *app) stores() (*cache.Store, *snapshot.Store, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := cache.Open(root)
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening store %s: %w", root, err)
-	}
+	// Snapshots first: opening them detaches stale mounts, which must be
+	// gone before cache.Open removes the dead sessions they sit in.
 	snaps, err := snapshot.Open(root)
 	if err != nil {
-		store.Close()
 		return nil, nil, fmt.Errorf("opening snapshots in %s: %w", root, err)
+	}
+	store, err := cache.Open(root)
+	if err != nil {
+		snaps.Close()
+		return nil, nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
 	return store, snaps, nil
 }

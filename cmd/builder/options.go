@@ -97,6 +97,16 @@ func (env *environment) storeRoot() (string, error) {
 	return filepath.Join(home, ".local", "share", "builder"), nil
 }
 
+// --- check ---
+
+type checkFlags struct{ repair bool }
+
+func registerCheckFlags(fs *pflag.FlagSet) *checkFlags {
+	f := &checkFlags{}
+	fs.BoolVar(&f.repair, "repair", false, "remove what is broken")
+	return f
+}
+
 // --- build ---
 
 type buildFlags struct {
