@@ -1,22 +1,19 @@
 package executor_test
 
 import (
-	"archive/tar"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // hostSecret is what the host directory's files hold: it must never
@@ -57,6 +54,9 @@ func (h *hostileEnv) link(t *testing.T, ctx, name, target string) {
 func (h *hostileEnv) expand(s string) string {
 	return strings.NewReplacer("HOST", h.host, "UP", h.up).Replace(s)
 }
+
+// unexpand turns the host directory's path back into HOST.
+func (h *hostileEnv) unexpand(s string) string { return strings.ReplaceAll(s, h.host, "HOST") }
 
 func mkfifoAt(t *testing.T, p string) {
 	t.Helper()
@@ -118,9 +118,11 @@ var hostileRows = func() []hostileContext {
 			df:  "COPY a/secret /x\n",
 			err: "Dockerfile:2: COPY failed: a/secret: symlink b points outside the build context (HOST)"},
 		{name: "link climbing out of a subdir",
-			setup: func(t *testing.T, h *hostileEnv, ctx string) { h.link(t, ctx, "sub/up", strings.Repeat("../", 30)+"..") },
-			df:    "COPY sub/upHOST/secret /x\n",
-			err:   "Dockerfile:2: COPY failed: sub/upHOST/secret: symlink sub/up points outside the build context (" + strings.Repeat("../", 30) + "..)"},
+			setup: func(t *testing.T, h *hostileEnv, ctx string) {
+				h.link(t, ctx, "sub/up", strings.Repeat("../", 30)+"..")
+			},
+			df:  "COPY sub/upHOST/secret /x\n",
+			err: "Dockerfile:2: COPY failed: sub/upHOST/secret: symlink sub/up points outside the build context (" + strings.Repeat("../", 30) + "..)"},
 		{name: "source climbing out",
 			df:  "COPY UP/secret /x\n",
 			err: "Dockerfile:2: COPY failed: forbidden path outside the build context: UP/secret"},
@@ -211,38 +213,6 @@ func TestHostileContexts(t *testing.T) {
 	}
 }
 
-// buildGuarded builds without the cache and fails the test if the build
-// hangs, as a read of a FIFO with no writer would: it then opens every
-// FIFO of the context for writing, which lets such a read end.
-func buildGuarded(t *testing.T, e *env, ctx, df string) (*executor.Result, error) {
-	t.Helper()
-	type result struct {
-		res *executor.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := e.build(t, ctx, df, &buildOpts{noCache: true})
-		done <- result{res, err}
-	}()
-	select {
-	case r := <-done:
-		return r.res, r.err
-	case <-time.After(60 * time.Second): // a hang guard, not a timing assertion
-		filepath.WalkDir(ctx, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type()&fs.ModeNamedPipe != 0 {
-				if f, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
-					f.Close()
-				}
-			}
-			return nil
-		})
-		<-done
-		t.Fatal("the build hung")
-		return nil, nil
-	}
-}
-
 // checkHostileResult compares a build's outcome with a row's: the exact
 // error, or the exact entries of the image's last layer.
 func checkHostileResult(t *testing.T, e *env, h *hostileEnv, ctx string, res *executor.Result, err error, wantErr string, wantLayer []string) {
@@ -269,48 +239,233 @@ func checkHostileResult(t *testing.T, e *env, h *hostileEnv, ctx string, res *ex
 	}
 }
 
-// lastLayerEntries lists the entries of the image's last layer made by the
-// step after FROM: name, type, mode, and content or link target; nil if
-// the step made no layer.
-func lastLayerEntries(t *testing.T, e *env, res *executor.Result) []string {
-	t.Helper()
-	img, err := e.store.Image(res.Image.Manifest.Digest)
-	if err != nil {
-		t.Fatal(err)
+// bigFiles are two files whose hashing takes the build long enough for a
+// swap started as it opens the first to be done before it reads further.
+func bigFiles() map[string]string {
+	return map[string]string{"a1": strings.Repeat("1", 32<<20), "a2": strings.Repeat("2", 32<<20)}
+}
+
+// TestHostileContextSwapped swaps a file or a directory of the context for
+// a link to a host file or directory at a set point of the build: once its
+// sources are resolved (when it opens the first file to hash it), or once
+// a source is hashed (when it closes it). The build must fail with one of
+// the row's errors, or copy what the context held; never a host file.
+func TestHostileContextSwapped(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	writeFiles(t, host, map[string]string{"secret": hostSecret, "host-only-file": hostSecret})
+	cases := []struct {
+		name  string
+		files map[string]string
+		link  string // other -> this, HOST as in hostileEnv.link
+		swap  swapAt
+		df    string
+		errs  []string // HOST as in hostileEnv.link
+		hole  string   // a hole the row shows: see TestHostileContextChanging
+	}{
+		{name: "directory, once resolved", files: map[string]string{"d/secret": "inside\n"}, link: "HOST",
+			swap: swapAt{".", "a1", unix.IN_OPEN, "d", "other"},
+			df:   "COPY a1 a2 d/secret /x/\n",
+			errs: []string{"Dockerfile:2: COPY failed: d/secret changed while the build was reading it; build again",
+				"Dockerfile:2: COPY failed: d/secret: symlink d points outside the build context (HOST)"},
+			hole: holeParentSwap},
+		{name: "file, once resolved", files: map[string]string{"f": "inside\n"}, link: "HOST/secret",
+			swap: swapAt{".", "a1", unix.IN_OPEN, "f", "other"},
+			df:   "COPY a1 a2 f /x/\n",
+			errs: []string{"Dockerfile:2: COPY failed: f changed while the build was reading it; build again",
+				"Dockerfile:2: COPY failed: f: symlink f points outside the build context (HOST/secret)"},
+			hole: holeSwapMessage},
+		{name: "directory, once hashed", files: map[string]string{"d/secret": "inside\n"}, link: "HOST",
+			swap: swapAt{"d", "secret", unix.IN_CLOSE_NOWRITE, "d", "other"},
+			df:   "COPY a1 a2 d/secret /x/\n",
+			errs: []string{"Dockerfile:2: COPY failed: d/secret changed while the build was reading it; build again"}},
+		{name: "file, once hashed", files: map[string]string{"f": "inside\n"}, link: "HOST/secret",
+			swap: swapAt{".", "f", unix.IN_CLOSE_NOWRITE, "f", "other"},
+			df:   "COPY a1 a2 f /x/\n",
+			errs: []string{"Dockerfile:2: COPY failed: f changed while the build was reading it; build again"},
+			hole: holeSwapMessage},
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(layers) < 2 {
-		return nil
-	}
-	rc, err := layers[len(layers)-1].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	var out []string
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		desc := fmt.Sprintf("%s %s %o", hdr.Name, typeName(hdr.FileInfo().Mode()), hdr.Mode&0o7777)
-		switch hdr.Typeflag {
-		case tar.TypeReg:
-			data, _ := io.ReadAll(tr)
-			if strings.Contains(string(data), hostSecret) {
-				t.Errorf("the layer holds the host's secret in %s", hdr.Name)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.TempDir()
+			h := &hostileEnv{host: host}
+			df := "FROM busybox:test\n" + c.df
+			writeFiles(t, ctx, bigFiles())
+			writeFiles(t, ctx, c.files)
+			writeFiles(t, ctx, map[string]string{"Dockerfile": df})
+			h.link(t, ctx, "other", c.link)
+			before := treeOf(t, host)
+			stop := c.swap.arm(t, ctx)
+			res, err := buildGuarded(t, e, ctx, df)
+			if !stop() {
+				t.Fatalf("the build never got to the swap (%s of %s)", map[uint32]string{unix.IN_OPEN: "open", unix.IN_CLOSE_NOWRITE: "close"}[c.swap.mask], c.swap.name)
 			}
-			desc += fmt.Sprintf(" %q", data)
-		case tar.TypeSymlink:
-			desc += " -> " + hdr.Linkname
-		}
-		out = append(out, desc)
+			var problems []string
+			if err != nil && !slices.Contains(c.errs, h.unexpand(err.Error())) {
+				problems = append(problems, fmt.Sprintf("error %q, want one of %q", err, c.errs))
+			}
+			if err == nil {
+				problems = append(problems, fmt.Sprintf("the build succeeded: its layer holds %q", lastLayerEntries(t, e, res)))
+			}
+			if diff := diffMaps(before, treeOf(t, host)); diff != "" {
+				t.Errorf("the host directory changed:\n%s", diff)
+			}
+			reportHole(t, c.hole, problems, true)
+		})
+	}
+}
+
+// The holes TestHostileContextSwapped and TestHostileContextChanging show
+// in the code as it is; a row marked with one is skipped, with what it
+// saw, instead of failing. Remove the mark with the fix.
+const (
+	// holeParentSwap: sources are resolved component by component with
+	// lstat, then hashed and copied by opening their host path with
+	// O_NOFOLLOW, which guards only the last component: a directory on the
+	// way that became a link to a host directory in between is followed,
+	// and the host file is hashed and copied into the image.
+	holeParentSwap = "a parent directory swapped for a link after resolution is followed (sources.go hashFile, copy_write.go copyChecked)"
+	// holeSwapMessage: a source that changed type after resolution fails
+	// with the error of the syscall that noticed, naming the context's host
+	// path ("open /…/ctx/f: too many levels of symbolic links", "readlink
+	// /…/ctx/f: invalid argument"), or, swapped after hashing, is copied
+	// as the link it became, under a key that says it was a file.
+	holeSwapMessage = "a source that changed type after resolution gives a syscall's error naming the host path, or is copied as what it became"
+)
+
+// TestHostileContextChanging changes a context all the time while builds
+// read it: a file is swapped with a link to a host file, a directory with
+// a link to a host directory, and a file is rewritten. Every build must
+// fail with one of the row's errors or copy something the context held;
+// no build may copy a host file or hang, and the host must not change.
+// Where each build gets caught is chance: TestHostileContextSwapped pins
+// the moments down.
+func TestHostileContextChanging(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	writeFiles(t, host, map[string]string{"secret": hostSecret, "host-only-file": hostSecret})
+	cases := []struct {
+		name   string
+		rounds int
+		setup  func(t *testing.T, h *hostileEnv, ctx string) (stop func())
+		df     string
+		errs   []string                  // HOST as in hostileEnv.link
+		ok     func(layer []string) bool // for a build that succeeds
+		hole   string
+	}{
+		{name: "file and a link to a host file", rounds: 100,
+			setup: func(t *testing.T, h *hostileEnv, ctx string) func() {
+				writeFiles(t, ctx, map[string]string{"f": "inside\n"})
+				h.link(t, ctx, "other", "HOST/secret")
+				return swapper(t, filepath.Join(ctx, "f"), filepath.Join(ctx, "other"))
+			},
+			df: "COPY f /x\n",
+			errs: []string{"Dockerfile:2: COPY failed: f: symlink f points outside the build context (HOST/secret)",
+				"Dockerfile:2: COPY failed: f changed while the build was reading it; build again"},
+			ok:   func(l []string) bool { return slices.Equal(l, []string{`x file 644 "inside\n"`}) },
+			hole: holeSwapMessage},
+		{name: "directory and a link to a host directory", rounds: 100,
+			setup: func(t *testing.T, h *hostileEnv, ctx string) func() {
+				writeFiles(t, ctx, map[string]string{"d/secret": "inside\n"})
+				h.link(t, ctx, "other", "HOST")
+				return swapper(t, filepath.Join(ctx, "d"), filepath.Join(ctx, "other"))
+			},
+			df: "COPY d/secret /x\n",
+			errs: []string{"Dockerfile:2: COPY failed: d/secret: symlink d points outside the build context (HOST)",
+				"Dockerfile:2: COPY failed: d/secret changed while the build was reading it; build again"},
+			ok:   func(l []string) bool { return slices.Equal(l, []string{`x file 644 "inside\n"`}) },
+			hole: holeParentSwap},
+		{name: "file rewritten", rounds: 30,
+			setup: func(t *testing.T, h *hostileEnv, ctx string) func() { return grower(t, filepath.Join(ctx, "f")) },
+			df:    "COPY f /x\n",
+			errs:  []string{"Dockerfile:2: COPY failed: f changed while the build was reading it; build again"},
+			// The copy is checked against the hash that went into the key:
+			// a build that succeeds copied one state of the file.
+			ok: func(l []string) bool { return len(l) == 1 && strings.HasPrefix(l[0], "x file 644 ") }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.TempDir()
+			h := &hostileEnv{host: host}
+			df := "FROM busybox:test\n" + c.df
+			writeFiles(t, ctx, map[string]string{"Dockerfile": df})
+			before := treeOf(t, host)
+			stop := c.setup(t, h, ctx)
+			outcomes := map[string]int{}
+			var problems []string
+			for range c.rounds {
+				res, err := buildGuarded(t, e, ctx, df)
+				if err != nil {
+					outcomes[h.unexpand(err.Error())]++
+					if !slices.Contains(c.errs, h.unexpand(err.Error())) {
+						problems = append(problems, fmt.Sprintf("error %q, want one of %q", err, c.errs))
+					}
+					continue
+				}
+				layer := lastLayerEntries(t, e, res)
+				outcomes[strings.Join(layer, "; ")]++
+				if !c.ok(layer) {
+					problems = append(problems, fmt.Sprintf("the layer holds %q", layer))
+				}
+			}
+			stop()
+			t.Logf("outcomes of %d builds: %v", c.rounds, outcomes)
+			if diff := diffMaps(before, treeOf(t, host)); diff != "" {
+				t.Errorf("the host directory changed:\n%s", diff)
+			}
+			reportHole(t, c.hole, problems, false)
+		})
+	}
+}
+
+// TestHostileContextUnreadable builds contexts holding files and a
+// directory the builder cannot read. Root reads a mode 000 file anyway
+// (CAP_DAC_OVERRIDE), so the builder runs without CAP_DAC_OVERRIDE and
+// CAP_DAC_READ_SEARCH (setpriv drops them from its bounding set), as it
+// would meet a file it cannot read on a FUSE or root-squashed NFS mount.
+// It cannot build anything that way (overlayfs needs CAP_DAC_OVERRIDE for
+// its mode 000 work dir), but the context is read, and must fail, before
+// anything is mounted. Each row must fail with its exact error, leave the
+// context as it was and leave nothing mounted.
+func TestHostileContextUnreadable(t *testing.T) {
+	setpriv := testutil.RequireTool(t, "setpriv")
+	bin := builderBinary(t)
+	root := cliStore(t, bin)
+	cases := []struct {
+		name, df string
+		err      string // CTX stands for the context's host path
+	}{
+		{"file", "COPY unreadable /x\n", "Dockerfile:2: COPY failed: open CTX/unreadable: permission denied"},
+		{"file in a copied dir", "COPY d /x/\n", "Dockerfile:2: COPY failed: open CTX/d/unreadable: permission denied"},
+		{"file in a glob", "COPY unread* /x/\n", "Dockerfile:2: COPY failed: open CTX/unreadable: permission denied"},
+		{"dir", "COPY closed /x/\n", "Dockerfile:2: COPY failed: open CTX/closed: permission denied"},
+		{"file in a dir", "COPY closed/f /x\n", "Dockerfile:2: COPY failed: lstat CTX/closed/f: permission denied"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := writeContext(t, "FROM busybox:test\n"+c.df, map[string]string{
+				"unreadable": "secret\n", "d/unreadable": "secret\n", "d/plain": "plain\n", "closed/f": "secret\n",
+			})
+			for _, p := range []string{"unreadable", "d/unreadable", "closed"} {
+				if err := os.Chmod(filepath.Join(ctx, p), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := treeOf(t, ctx)
+			cmd := exec.Command(setpriv, "--bounding-set=-dac_override,-dac_read_search", "--",
+				bin, "--root", root, "build", "-q", ctx)
+			cmd.Env = append(os.Environ(), "BUILDER_ROOT=")
+			out, err := cmd.CombinedOutput()
+			want := strings.ReplaceAll(c.err, "CTX", ctx)
+			if code := cmd.ProcessState.ExitCode(); code != 1 || strings.TrimSpace(string(out)) != want {
+				t.Errorf("builder without CAP_DAC_OVERRIDE: exit %d (%v)\n%s\nwant exit 1 and\n%s", code, err, out, want)
+			}
+			if diff := diffMaps(before, treeOf(t, ctx)); diff != "" {
+				t.Errorf("the context changed:\n%s", diff)
+			}
+			if m := mountsBelow(t, root); len(m) > 0 {
+				t.Errorf("mounts left under the store: %q", m)
+			}
+		})
 	}
 }
