@@ -41,7 +41,7 @@ func (c *copier) extractArchive(src, name, dest string) (bool, error) {
 	if _, err := mkdirAllIn(c.root, dest, 0o755, 0, 0); err != nil {
 		return true, fmt.Errorf("creating %s: %w", dest, err)
 	}
-	if err := snapshot.Extract(br, c.root, dest); err != nil {
+	if err := snapshot.ExtractLimit(br, c.root, dest, c.maxArchive); err != nil {
 		return true, fmt.Errorf("extracting %s: %w", name, err)
 	}
 	return true, nil

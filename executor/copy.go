@@ -27,11 +27,15 @@ type copyOpts struct {
 	inCtx    bool
 	ignore   *parser.Ignore
 	patterns []string
+	// maxArchive caps what ADD unpacks from one archive, as layers are
+	// capped (snapshot.Store.MaxLayerSize).
+	maxArchive int64
 }
 
 func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) {
 	o := copyOpts{add: ins.Add, chown: ins.Chown, patterns: ins.Sources, unpack: ins.Add,
-		inCtx: ins.From == nil, ignore: b.opts.Ignore, dest: ins.Dest}
+		inCtx: ins.From == nil, ignore: b.opts.Ignore, dest: ins.Dest,
+		maxArchive: b.opts.Snapshots.MaxLayerSize()}
 	if ins.Unpack != nil {
 		o.unpack = *ins.Unpack
 	}

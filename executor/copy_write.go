@@ -36,7 +36,7 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 			return nil, err
 		}
 	}
-	c := &copier{ctx: ctx, root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod,
+	c := &copier{ctx: ctx, root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod, maxArchive: o.maxArchive,
 		inUpper: map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
 	for _, s := range srcs {
 		if err := s.walk(o.ignore, o.inCtx); err != nil {
@@ -60,6 +60,7 @@ type copier struct {
 	inUpper     map[string]bool // dirs known to exist in the upper dir
 	reuse       string          // a previous result of this COPY to link unchanged files from
 	leaders     map[fileID]int  // source inode → index in deferred of its first copy
+	maxArchive  int64           // copyOpts.maxArchive
 }
 
 // fileID identifies a source inode, to keep hardlinks among the sources.

@@ -334,9 +334,12 @@ func (b *build) commitUpper(ctx context.Context, sc *stepCtx, a *snapshot.Active
 	if err != nil || empty {
 		return nil, err
 	}
+	// The marker CommitLayer writes records these options, so that check
+	// can regenerate the layer from the snapshot.
+	wopts := snapshot.WriteOptions{SourceDateEpoch: b.opts.SourceDateEpoch}
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(snapshot.WriteLayer(pw, a.Upper(), snapshot.WriteOptions{SourceDateEpoch: b.opts.SourceDateEpoch}))
+		pw.CloseWithError(snapshot.WriteLayer(pw, a.Upper(), wopts))
 	}()
 	last := time.Now()
 	layer, err := b.opts.Store.PutLayer(ctx, pr, b.opts.Compression, func(n int64) {
@@ -349,7 +352,7 @@ func (b *build) commitUpper(ctx context.Context, sc *stepCtx, a *snapshot.Active
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
-	if err := a.Commit(snapshot.ID(layer.DiffID.Hex)); err != nil {
+	if err := a.CommitLayer(snapshot.ID(layer.DiffID.Hex), wopts); err != nil {
 		return nil, fmt.Errorf("committing snapshot: %w", err)
 	}
 	return &layer, nil

@@ -96,7 +96,7 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		r.Report(executor.Event{Kind: executor.BuildWarning, Line: "[Warning] " + w, Time: time.Now()})
 	}
 	platform := cfg.exec.Platform
-	client := registry.New(store, registry.Options{Platform: &platform})
+	client := registry.New(store, registry.Options{Platform: &platform, MaxLayerSize: snaps.MaxLayerSize()})
 	opts := cfg.exec
 	opts.Store, opts.Snapshots = store, snaps
 	opts.Resolver = executor.NewResolver(store, client, cfg.pull)

@@ -67,9 +67,13 @@ func (a *app) stores() (*cache.Store, *snapshot.Store, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	maxLayer, err := a.env.maxLayerSize()
+	if err != nil {
+		return nil, nil, err
+	}
 	// Snapshots first: opening them detaches stale mounts, which must be
 	// gone before cache.Open removes the dead sessions they sit in.
-	snaps, err := snapshot.Open(root)
+	snaps, err := snapshot.OpenOptions(root, snapshot.Options{MaxLayerSize: maxLayer})
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening snapshots in %s: %w", root, err)
 	}

@@ -491,6 +491,24 @@ func registerDuFlags(fs *pflag.FlagSet) *duOptions {
 
 // --- values ---
 
+// maxLayerSize reads BUILDER_MAX_LAYER_SIZE, the cap on one layer's (or
+// ADD archive's) uncompressed size: a size such as 100GB, unset for the
+// default (snapshot.DefaultMaxLayerSize), "none" for no cap.
+func (env *environment) maxLayerSize() (int64, error) {
+	v := strings.TrimSpace(env.getenv("BUILDER_MAX_LAYER_SIZE"))
+	switch v {
+	case "":
+		return 0, nil
+	case "none":
+		return -1, nil
+	}
+	n, err := parseSize(v)
+	if err != nil || n == 0 {
+		return 0, usagef("invalid BUILDER_MAX_LAYER_SIZE %q: want a size such as 100GB, or none", v)
+	}
+	return n, nil
+}
+
 var sizeRE = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP]?)([iI]?)([bB]?)$`)
 
 // parseSize reads a size such as 10GB, 512MB, 1.5g or 4096. Like docker's

@@ -333,3 +333,31 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxLayerSize(t *testing.T) {
+	cases := []struct {
+		value   string
+		want    int64
+		wantErr string
+	}{
+		{"", 0, ""},
+		{"none", -1, ""},
+		{"100GB", 100 << 30, ""},
+		{"1.5MB", 3 << 19, ""},
+		{"0", 0, `invalid BUILDER_MAX_LAYER_SIZE "0": want a size such as 100GB, or none`},
+		{"-1", 0, `invalid BUILDER_MAX_LAYER_SIZE "-1": want a size such as 100GB, or none`},
+		{"lots", 0, `invalid BUILDER_MAX_LAYER_SIZE "lots": want a size such as 100GB, or none`},
+	}
+	for _, c := range cases {
+		got, err := testEnv("BUILDER_MAX_LAYER_SIZE=" + c.value).maxLayerSize()
+		if c.wantErr != "" {
+			if err == nil || err.Error() != c.wantErr {
+				t.Errorf("maxLayerSize(%q) error = %v, want %q", c.value, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("maxLayerSize(%q) = %d, %v, want %d", c.value, got, err, c.want)
+		}
+	}
+}

@@ -32,6 +32,9 @@ goes to stdout.`,
 			if err != nil {
 				return err
 			}
+			if opts.MaxLayerSize, err = env.maxLayerSize(); err != nil {
+				return err
+			}
 			mode, _ := env.progressMode("auto", false)
 			store, err := a.store()
 			if err != nil {
