@@ -67,6 +67,11 @@ func (z *sizer) mul(a, b int) int {
 
 func (z *sizer) value(name string) int {
 	v, _ := z.env.lookup(name)
+	if !utf8.ValidString(v) {
+		// The lexer may turn each stray byte (from a base image's ENV,
+		// say) into U+FFFD, three bytes.
+		return z.mul(len(v), 3)
+	}
 	return z.add(len(v), 0)
 }
 
