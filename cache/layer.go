@@ -183,25 +183,33 @@ func (s *Store) OpenLayer(desc v1.Descriptor) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(f, 1<<20)
+	zr, err := DecompressLayer(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening layer %s: %w", desc.Digest, err)
+	}
+	return &layerReader{Reader: zr, close: func() { zr.Close(); f.Close() }}, nil
+}
+
+// DecompressLayer returns the uncompressed stream of the layer blob r:
+// gzip, zstd or a plain tar, told apart by the first bytes as docker
+// tells them apart (see OpenLayer). Closing it does not close r. Pulls
+// and unpacks both read layers through it, so that the stream a pull
+// hashes against the diff ID is the one an unpack writes.
+func DecompressLayer(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("opening layer %s: %w", desc.Digest, err)
-		}
-		return &layerReader{Reader: zr, close: func() { zr.Close(); f.Close() }}, nil
+		return gzip.NewReader(br)
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(2))
 		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("opening layer %s: %w", desc.Digest, err)
+			return nil, err
 		}
-		return &layerReader{Reader: zr, close: func() { zr.Close(); f.Close() }}, nil
+		return zr.IOReadCloser(), nil
 	}
-	return &layerReader{Reader: br, close: func() { f.Close() }}, nil
+	return io.NopCloser(br), nil
 }
 
 // layerCompression maps the OCI and Docker layer media types to a format.

@@ -1,8 +1,6 @@
 package registry
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,8 +10,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+
+	"github.com/builderdev/builder/cache"
 )
 
 // DefaultMaxLayerSize caps the uncompressed size of one pulled layer when
@@ -97,8 +95,7 @@ func (d *diffIDCheck) finish(download error) error {
 // is sniffed from the first bytes, as cache.Store.OpenLayer does when the
 // layer is unpacked, so both read the same uncompressed stream.
 func checkDiffID(r io.Reader, digest, diffID v1.Hash, limit int64) error {
-	br := bufio.NewReaderSize(r, 1<<20)
-	zr, err := decompressor(br)
+	zr, err := cache.DecompressLayer(r)
 	if err != nil {
 		return fmt.Errorf("layer %s: decompressing: %w", digest, err)
 	}
@@ -117,28 +114,13 @@ func checkDiffID(r io.Reader, digest, diffID v1.Hash, limit int64) error {
 	}
 	// Anything the decompressor left (it stops at the end of its stream)
 	// must still be read, or the download would block on the pipe.
-	if _, err := io.Copy(io.Discard, br); err != nil {
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); diffID.Algorithm != "sha256" || got != diffID.Hex {
 		return fmt.Errorf("layer %s: layer content does not match its diff ID %s: got sha256:%s", digest, diffID, got)
 	}
 	return nil
-}
-
-func decompressor(br *bufio.Reader) (io.ReadCloser, error) {
-	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return gzip.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(2))
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	}
-	return io.NopCloser(br), nil
 }
 
 // manifestLimit refuses manifests over MaxManifestSize before they are
