@@ -43,23 +43,31 @@ type killWorkload struct {
 func newKillWorkload(t *testing.T) *killWorkload {
 	t.Helper()
 	ref := testutil.StartRegistry(t) + "/kill/base:1"
-	// 16 MB from a fixed seed: incompressible, so pulling moves 16 MB and
-	// the step's layer costs a full compression, and always the same.
-	seed := make([]byte, 16<<20)
-	rand.NewChaCha8([32]byte{13}).Read(seed)
-	raw := tarOf(t, map[string]string{"seed": string(seed)})
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(raw)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.Append(testutil.BusyboxImage(t), mutate.Addendum{
-		Layer:   struct{ v1.Layer }{layer},
-		History: v1.History{CreatedBy: "seed", Created: v1.Time{Time: time.Unix(0, 0).UTC()}},
-	})
-	if err != nil {
-		t.Fatal(err)
+	// Incompressible bytes from a fixed seed, so that the step's layer
+	// costs a full compression, and always the same: /seed, 16 MB, which
+	// the step reads, and a 24 MB layer the build only pulls and unpacks,
+	// which makes those phases long enough for kills to land in.
+	img := testutil.BusyboxImage(t)
+	for _, l := range []struct {
+		name string
+		size int
+	}{{"seed", 16 << 20}, {"pad", 24 << 20}} {
+		data := make([]byte, l.size)
+		rand.NewChaCha8([32]byte{13, byte(l.size >> 20)}).Read(data)
+		raw := tarOf(t, map[string]string{l.name: string(data)})
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(raw)), nil
+		}, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer:   struct{ v1.Layer }{layer},
+			History: v1.History{CreatedBy: l.name, Created: v1.Time{Time: time.Unix(0, 0).UTC()}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	testutil.PushImage(t, ref, img)
 	file := strings.Repeat("copied by the kill test\n", 1<<14)

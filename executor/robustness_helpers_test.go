@@ -120,23 +120,25 @@ type procID struct {
 	start string
 }
 
-// procStat reads a process's parent pid and start time.
-func procStat(pid int) (ppid int, start string, ok bool) {
+// procStat reads a process's parent pid, its start time and whether it
+// has exited (a zombie that its parent, often init after the builder
+// died, has not reaped yet).
+func procStat(pid int) (ppid int, start string, exited, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, "", false
+		return 0, "", false, false
 	}
 	// The command name, field 2, is in parentheses and may hold spaces.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, "", false
+		return 0, "", false, false
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, "", false
+		return 0, "", false, false
 	}
 	ppid, err = strconv.Atoi(f[1])
-	return ppid, f[19], err == nil
+	return ppid, f[19], f[0] == "Z" || f[0] == "X", err == nil
 }
 
 // descendants lists every process below pid (not pid itself), with the
@@ -149,7 +151,7 @@ func descendants(pid int) map[procID]string {
 		if err != nil {
 			continue
 		}
-		if ppid, start, ok := procStat(p); ok {
+		if ppid, start, _, ok := procStat(p); ok {
 			children[ppid] = append(children[ppid], procID{p, start})
 		}
 	}
@@ -166,11 +168,10 @@ func descendants(pid int) map[procID]string {
 	return out
 }
 
-// alive reports whether the process id names still exists (a zombie
-// counts: nobody reaped it yet).
+// alive reports whether the process id names still runs.
 func (id procID) alive() bool {
-	_, start, ok := procStat(id.pid)
-	return ok && start == id.start
+	_, start, exited, ok := procStat(id.pid)
+	return ok && start == id.start && !exited
 }
 
 // killTree stops p, notes every process below it, and SIGKILLs p alone,
@@ -203,7 +204,9 @@ func survivors(below map[procID]string) []string {
 			}
 			if ns != "" && ns != self {
 				for _, pid := range pidsInNamespace(ns) {
-					left[pid] = true
+					if _, _, exited, ok := procStat(pid); ok && !exited {
+						left[pid] = true
+					}
 				}
 			}
 		}
