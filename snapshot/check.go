@@ -66,11 +66,11 @@ func (s *Store) sweptAtOpen() []Finding {
 	defer s.mu.Unlock()
 	var findings []Finding
 	for _, mp := range s.sweptMounts {
-		findings = append(findings, Finding{Subject: mp, Problem: "stale mount (detached when the store was opened)", Repaired: true})
+		findings = append(findings, Finding{Subject: mp, Problem: "stale mount, found when the store was opened", Repaired: true})
 	}
 	if s.sweptSessions > 0 {
 		findings = append(findings, Finding{Subject: "tmp", Repaired: true,
-			Problem: fmt.Sprintf("%d temporary directories of dead processes (removed when the store was opened)", s.sweptSessions)})
+			Problem: fmt.Sprintf("%d temporary directories of dead processes, found when the store was opened", s.sweptSessions)})
 	}
 	s.sweptMounts, s.sweptSessions = nil, 0
 	return findings

@@ -209,8 +209,8 @@ func TestCheckStaleMountsAndSessions(t *testing.T) {
 	hostMount(t, filepath.Join(root, "tmp", "s-dead", "merged"))
 	s := openStoreT(t, root)
 	findings, err := s.Check(ctx, false)
-	if err != nil || len(findings) != 2 || !findings[0].Repaired || !strings.Contains(findings[0].Problem, "detached when the store was opened") ||
-		!findings[1].Repaired || !strings.Contains(findings[1].Problem, "1 temporary directories of dead processes (removed when the store was opened)") {
+	if err != nil || len(findings) != 2 || !findings[0].Repaired || !strings.Contains(findings[0].Problem, "stale mount, found when the store was opened") ||
+		!findings[1].Repaired || !strings.Contains(findings[1].Problem, "1 temporary directories of dead processes, found when the store was opened") {
 		t.Fatalf("first Check = %+v, %v; want the mount and the session Open removed", findings, err)
 	}
 	if findings, err := s.Check(ctx, false); err != nil || len(findings) != 0 {

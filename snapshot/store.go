@@ -51,6 +51,11 @@ func openStore(root string, opts Options) (*Store, error) {
 
 		maxLayer: effectiveLimit(opts.MaxLayerSize),
 	}}
+	// The store holds build-arg values (in history): private, whichever
+	// of the cache and the snapshots opens it first.
+	if err := fsutil.MkdirPrivate(root); err != nil {
+		return nil, fmt.Errorf("creating snapshot store: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Join(s.snaps, emptyDir), 0o755); err != nil {
 		return nil, fmt.Errorf("creating snapshot store: %w", err)
 	}

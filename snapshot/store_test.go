@@ -366,3 +366,28 @@ func TestUnpackSizeLimit(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestOpenMakesRootPrivate: the snapshots may be the first to create the
+// store, which holds build-arg values: its root must be 0700 either way.
+func TestOpenMakesRootPrivate(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		root := filepath.Join(t.TempDir(), "store")
+		if existing {
+			if err := os.Mkdir(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		fi, err := os.Stat(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("store root (existing %v) has mode %v, want 0700", existing, fi.Mode().Perm())
+		}
+	}
+}
