@@ -86,8 +86,8 @@ func (w *killWorkload) args(progress string) []string {
 // killPhase says how far a build got from its plain output: starting
 // (nothing yet), pulling, unpacking (the RUN step started, its command
 // not yet), running, committing (the command ended, its layer is being
-// written), copying,
-// image (every step done: config, manifest, tag) or done (the ID printed).
+// written), copying, image (every step done: config, manifest, tag) or
+// done (the ID printed).
 func killPhase(stderr, stdout string) string {
 	if strings.TrimSpace(stdout) != "" {
 		return "done"
@@ -100,8 +100,13 @@ func killPhase(stderr, stdout string) string {
 			continue
 		}
 		if _, seen := ids[label]; !seen {
-			ids[label] = strings.Fields(strings.TrimPrefix(rest[strings.Index(rest, "]")+1:], " "))[0]
-			state[ids[label]] = "started"
+			// The header: "[2/3] RUN echo …".
+			words := strings.Fields(rest[strings.Index(rest, "]")+1:])
+			if len(words) == 0 {
+				continue // cut short by the kill
+			}
+			ids[label] = words[0]
+			state[words[0]] = "started"
 			continue
 		}
 		switch kind := ids[label]; {

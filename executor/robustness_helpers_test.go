@@ -182,7 +182,8 @@ func killTree(t *testing.T, p *builderProc) map[procID]string {
 	// Stopped, the builder starts nothing between the listing and the kill;
 	// its RUN step may still fork, inside a PID namespace the listing names.
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		return nil // it has exited already
+		<-p.done // it has exited already
+		return nil
 	}
 	below := descendants(p.cmd.Process.Pid)
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -242,9 +243,9 @@ func checkStore(t *testing.T, bin, root string) storeCheck {
 	r := runCLI(t, bin, root, "check")
 	switch r.code {
 	case 0:
-		c.swept = lines(r.stdout)
+		c.swept = outputLines(r.stdout)
 	case 1:
-		c.repaired = lines(r.stdout)
+		c.repaired = outputLines(r.stdout)
 		if fix := runCLI(t, bin, root, "check", "--repair"); fix.code != 0 {
 			t.Errorf("builder check --repair: exit %d\n%s%s", fix.code, fix.stdout, fix.stderr)
 		}
@@ -257,7 +258,7 @@ func checkStore(t *testing.T, bin, root string) storeCheck {
 	return c
 }
 
-func lines(s string) []string {
+func outputLines(s string) []string {
 	if s = strings.TrimSpace(s); s == "" {
 		return nil
 	}
