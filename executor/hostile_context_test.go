@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -272,7 +273,7 @@ func TestHostileContextSwapped(t *testing.T) {
 	cases := []struct {
 		name  string
 		files map[string]string
-		link  string // other -> this, HOST as in hostileEnv.link
+		link  string // other -> this, HOST as in hostileEnv.link; "" for a FIFO
 		swap  swapAt
 		df    string
 		errs  []string // HOST as in hostileEnv.link
@@ -296,6 +297,12 @@ func TestHostileContextSwapped(t *testing.T) {
 			errs: []string{"Dockerfile:2: COPY failed: d changed while the build was reading it; build again",
 				"Dockerfile:2: COPY failed: d: symlink d points outside the build context (HOST)"},
 			hole: holeParentSwap},
+		// A hang guard, not a timing assertion: the build takes a second.
+		{name: "file swapped for a FIFO, once resolved", files: map[string]string{"f": "inside\n"},
+			swap: swapAt{".", "a1", unix.IN_OPEN, "f", "other"},
+			df:   "COPY a1 a2 f /x/\n",
+			errs: []string{"Dockerfile:2: COPY failed: f changed while the build was reading it; build again"},
+			hole: holeFifoSwap},
 		{name: "directory, once hashed", files: map[string]string{"d/secret": "inside\n"}, link: "HOST",
 			swap: swapAt{"d", "secret", unix.IN_CLOSE_NOWRITE, "d", "other"},
 			df:   "COPY a1 a2 d/secret /x/\n",
@@ -314,14 +321,21 @@ func TestHostileContextSwapped(t *testing.T) {
 			writeFiles(t, ctx, bigFiles())
 			writeFiles(t, ctx, c.files)
 			writeFiles(t, ctx, map[string]string{"Dockerfile": df})
-			h.link(t, ctx, "other", c.link)
+			if c.link != "" {
+				h.link(t, ctx, "other", c.link)
+			} else {
+				mkfifoAt(t, filepath.Join(ctx, "other"))
+			}
 			before := treeOf(t, host)
 			stop := c.swap.arm(t, ctx)
-			res, err := buildGuarded(t, e, ctx, df)
+			res, err, hung := buildWithin(t, e, ctx, df, 15*time.Second)
 			if !stop() {
 				t.Fatalf("the build never got to the swap (%s of %s)", map[uint32]string{unix.IN_OPEN: "open", unix.IN_CLOSE_NOWRITE: "close"}[c.swap.mask], c.swap.name)
 			}
 			var problems []string
+			if hung {
+				problems = append(problems, "the build hung until the test opened the FIFO for writing")
+			}
 			if err != nil && !slices.Contains(c.errs, h.unexpand(err.Error())) {
 				problems = append(problems, fmt.Sprintf("error %q, want one of %q", err, c.errs))
 			}
@@ -359,6 +373,10 @@ const (
 	// /…/ctx/f: invalid argument"), or, swapped after hashing, is copied
 	// as the link it became, under a key that says it was a file.
 	holeSwapMessage = "a source that changed type after resolution gives a syscall's error naming the host path, or is copied as what it became"
+	// holeFifoSwap: a regular file replaced by a FIFO after resolution is
+	// opened for hashing without O_NONBLOCK, and the open waits forever
+	// for a writer.
+	holeFifoSwap = "a file swapped for a FIFO after resolution hangs the build (sources.go hashFile)"
 )
 
 // TestHostileContextChanging changes a context all the time while builds
@@ -456,6 +474,7 @@ func TestHostileContextChanging(t *testing.T) {
 // anything is mounted. Each row must fail with its exact error, leave the
 // context as it was and leave nothing mounted.
 func TestHostileContextUnreadable(t *testing.T) {
+	testutil.RequireRoot(t)
 	setpriv := testutil.RequireTool(t, "setpriv")
 	bin := builderBinary(t)
 	root := cliStore(t, bin)
