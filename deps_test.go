@@ -19,19 +19,21 @@ const module = "github.com/builderdev/builder"
 
 // allowed lists, for each package of the module (relative to the module
 // path), the module packages it may import: DESIGN.md's table, plus
-// internal/fsutil, the leaf of shared file helpers (atomic writes, locks).
+// internal/fsutil, the leaf of shared file helpers (atomic writes, locks),
+// and internal/units, the leaf that formats sizes for messages.
 // "*" allows every package of the module except internal/testutil.
 // A package that is not listed here fails the test until it is added, so
 // a new package is placed in the design on purpose.
 var allowed = map[string][]string{
 	"":                  {}, // this test-only package
-	"parser":            {},
-	"snapshot":          {"internal/fsutil"},
+	"parser":            {"internal/units"},
+	"snapshot":          {"internal/fsutil", "internal/units"},
 	"cache":             {"internal/fsutil"},
-	"registry":          {"cache"},
+	"registry":          {"cache", "internal/units"},
 	"executor":          {"parser", "snapshot", "cache", "registry", "internal/fsutil"},
 	"cmd/builder":       {"*"}, // anything but internal/testutil
 	"internal/fsutil":   {},
+	"internal/units":    {},
 	"internal/testutil": {},
 }
 
@@ -195,7 +197,8 @@ func TestCheckImports(t *testing.T) {
 		{"command", pkg{ImportPath: m("executor"), XTestImports: []string{m("cmd/builder")}}, "nothing may import the command"},
 		{"testutil outside tests", pkg{ImportPath: m("cache"), Imports: []string{m("internal/testutil")}}, "only _test.go files"},
 		{"testutil in tests", pkg{ImportPath: m("cache"), TestImports: []string{m("internal/testutil")}, XTestImports: []string{m("cache")}}, ""},
-		{"upward in a test", pkg{ImportPath: m("parser"), XTestImports: []string{m("executor")}}, "parser imports " + m("executor") + ": DESIGN.md lets parser import only nothing of the module (in a test)"},
+		{"upward in a test", pkg{ImportPath: m("cache"), XTestImports: []string{m("executor")}}, "cache imports " + m("executor") + ": DESIGN.md lets cache import only internal/fsutil (in a test)"},
+		{"upward from a leaf", pkg{ImportPath: m("internal/units"), Imports: []string{m("parser")}}, "internal/units imports " + m("parser") + ": DESIGN.md lets internal/units import only nothing of the module"},
 		{"buildkit", pkg{ImportPath: m("executor"), Imports: []string{"github.com/moby/buildkit/frontend/dockerfile/shell"}}, "executor imports github.com/moby/buildkit/frontend/dockerfile/shell"},
 		{"pflag", pkg{ImportPath: m("executor"), Imports: []string{"github.com/spf13/pflag"}}, "executor imports github.com/spf13/pflag"},
 		{"progressbar", pkg{ImportPath: m("cache"), Imports: []string{"github.com/schollz/progressbar/v3"}}, "progressbar"},

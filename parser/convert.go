@@ -8,6 +8,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/builderdev/builder/internal/units"
 )
 
 // envList is a "KEY=VALUE" list as BuildKit's lexer reads it; the last
@@ -103,7 +105,7 @@ func (x *expansion) process(lex *shell.Lex, escape rune, word string, limit int)
 		x.used[k] = true
 	}
 	if x.spent += len(res.Result); x.spent > MaxInstructionSize {
-		return res, fmt.Errorf("%s: expanded values are longer than %s together", x.name, size(MaxInstructionSize))
+		return res, fmt.Errorf("%s: expanded values are longer than %s together", x.name, units.Limit(int64(MaxInstructionSize)))
 	}
 	return res, err
 }

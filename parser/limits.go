@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/builderdev/builder/internal/units"
 )
 
 // Limits on what variable expansion may produce. Neither docker nor
@@ -91,7 +93,7 @@ func (g *guard) Keys() []string { return g.env.Keys() }
 // ("ARG A12"). The result and the memory used on the way stay within a
 // small multiple of limit plus the length of the word.
 func expandWord(lex *shell.Lex, escape rune, word string, env envList, limit int, what string) (shell.ProcessWordResult, error) {
-	tooLong := fmt.Errorf("%s: expanded value is longer than %s", what, size(limit))
+	tooLong := fmt.Errorf("%s: expanded value is longer than %s", what, units.Limit(int64(limit)))
 	if strings.IndexByte(word, 0) >= 0 {
 		return shell.ProcessWordResult{}, fmt.Errorf("%s: a NUL byte in %s", what, quoteShort(word))
 	}
@@ -150,15 +152,9 @@ func CheckEnvSize(env []string) error {
 	return nil
 }
 
-var errEnvTooLarge = fmt.Errorf("the environment (ARG and ENV values, the base image's included) would be larger than %s", size(MaxEnvSize))
+var errEnvTooLarge = fmt.Errorf("the environment (ARG and ENV values, the base image's included) would be larger than %s", units.Limit(int64(MaxEnvSize)))
 
 // size formats a limit: "1 MiB".
-func size(n int) string {
-	if n >= 1<<20 && n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
 
 // quoteShort quotes s for a message, shortened to its first 40 bytes.
 func quoteShort(s string) string {

@@ -16,6 +16,8 @@ import (
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/util/suggest"
+
+	"github.com/builderdev/builder/internal/units"
 )
 
 // maxDockerfileSize bounds what Parse reads; BuildKit's own limit for a
@@ -196,7 +198,7 @@ func (b *planner) addGlobalArgs(n *bkparser.Node, c *instructions.ArgCommand) er
 		}
 		b.metaEnv = append(b.metaEnv, kv)
 		if b.metaSize += len(kv) + 1; b.metaSize > MaxEnvSize {
-			return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("%s: the global ARGs and build args would be larger than %s", what, size(MaxEnvSize))}
+			return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("%s: the global ARGs and build args would be larger than %s", what, units.Limit(int64(MaxEnvSize)))}
 		}
 	}
 	return nil

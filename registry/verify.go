@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/units"
 )
 
 // DefaultMaxLayerSize caps the uncompressed size of one pulled layer when
@@ -32,19 +33,7 @@ type LayerSizeError struct {
 }
 
 func (e *LayerSizeError) Error() string {
-	return fmt.Sprintf("layer %s is larger than the limit of %s uncompressed (raise it with BUILDER_MAX_LAYER_SIZE if the layer is genuine)", e.Digest, formatSize(e.Limit))
-}
-
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		size int64
-		name string
-	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
-		if n >= u.size && n%u.size == 0 {
-			return fmt.Sprintf("%d %s", n/u.size, u.name)
-		}
-	}
-	return fmt.Sprintf("%d bytes", n)
+	return fmt.Sprintf("layer %s is larger than the limit of %s uncompressed (raise it with BUILDER_MAX_LAYER_SIZE if the layer is genuine)", e.Digest, units.Limit(e.Limit))
 }
 
 // diffIDCheck hashes the uncompressed stream of a layer blob while the
@@ -144,9 +133,9 @@ func (m manifestLimit) RoundTrip(req *http.Request) (*http.Response, error) {
 // known, the body went on past the limit).
 func manifestTooLarge(size int64) error {
 	if size > 0 {
-		return fmt.Errorf("manifest of %d bytes is larger than the limit of %s", size, formatSize(MaxManifestSize))
+		return fmt.Errorf("manifest of %d bytes is larger than the limit of %s", size, units.Limit(MaxManifestSize))
 	}
-	return fmt.Errorf("manifest is larger than the limit of %s", formatSize(MaxManifestSize))
+	return fmt.Errorf("manifest is larger than the limit of %s", units.Limit(MaxManifestSize))
 }
 
 type limitedBody struct {

@@ -302,14 +302,3 @@ func TestExtractLimit(t *testing.T) {
 		})
 	}
 }
-
-func TestFormatSize(t *testing.T) {
-	for _, c := range []struct {
-		n    int64
-		want string
-	}{{64 << 30, "64 GiB"}, {1 << 20, "1 MiB"}, {1536, "1536 bytes"}, {1000, "1000 bytes"}, {3 << 29, "1536 MiB"}} {
-		if got := FormatSize(c.n); got != c.want {
-			t.Errorf("FormatSize(%d) = %q, want %q", c.n, got, c.want)
-		}
-	}
-}

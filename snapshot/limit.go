@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/builderdev/builder/internal/units"
 )
 
 // DefaultMaxLayerSize caps what one layer or ADD archive may unpack to
@@ -22,21 +24,7 @@ type SizeLimitError struct {
 }
 
 func (e *SizeLimitError) Error() string {
-	return fmt.Sprintf("layer is larger than the limit of %s uncompressed (raise it with BUILDER_MAX_LAYER_SIZE if the layer is genuine)", FormatSize(e.Limit))
-}
-
-// FormatSize writes a byte count the way limits are usually given: in
-// whole GiB, MiB or KiB when it is a multiple of one, in bytes otherwise.
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		size int64
-		name string
-	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
-		if n >= u.size && n%u.size == 0 {
-			return fmt.Sprintf("%d %s", n/u.size, u.name)
-		}
-	}
-	return fmt.Sprintf("%d bytes", n)
+	return fmt.Sprintf("layer is larger than the limit of %s uncompressed (raise it with BUILDER_MAX_LAYER_SIZE if the layer is genuine)", units.Limit(e.Limit))
 }
 
 // effectiveLimit turns an option value into a limit: 0 is the default,
