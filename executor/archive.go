@@ -5,11 +5,14 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -21,14 +24,18 @@ import (
 // extractArchive unpacks src into dest when it is a tar archive, plain or
 // compressed with gzip, bzip2, xz or zstd, as ADD does with local archives
 // (BuildKit detects the compression by content, as here, not by name). It
-// reports false, with nothing written, when src is not one.
-func (c *copier) extractArchive(src, name, dest string) (bool, error) {
-	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+// reports false, with nothing written, when src is not one. With a sum,
+// the archive is read to its end and checked against it, as a copied file
+// is: what is unpacked is what the cache key describes.
+func (c *copier) extractArchive(src srcFile, sum v1.Hash, dest string) (bool, error) {
+	fd, err := src.open()
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
-	r, err := decompress(bufio.NewReaderSize(f, 64<<10))
+	defer unix.Close(fd)
+	h := sha256.New()
+	raw := io.TeeReader(&fileReader{fd: fd, left: src.fi.Size(), name: src.name}, h)
+	r, err := decompress(bufio.NewReaderSize(raw, 64<<10))
 	if err != nil {
 		return false, nil // broken compression: copy the file as it is
 	}
@@ -42,7 +49,22 @@ func (c *copier) extractArchive(src, name, dest string) (bool, error) {
 		return true, fmt.Errorf("creating %s: %w", dest, err)
 	}
 	if err := snapshot.ExtractLimit(br, c.root, dest, c.maxArchive); err != nil {
-		return true, fmt.Errorf("extracting %s: %w", name, err)
+		if changed := (*changedError)(nil); errors.As(err, &changed) {
+			return true, changed
+		}
+		return true, fmt.Errorf("extracting %s: %w", src.name, err)
+	}
+	if sum.Hex == "" {
+		return true, nil
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		if changed := (*changedError)(nil); errors.As(err, &changed) {
+			return true, changed
+		}
+		return true, fmt.Errorf("extracting %s: %w", src.name, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != sum.Hex {
+		return true, &changedError{src.name}
 	}
 	return true, nil
 }

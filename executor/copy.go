@@ -89,12 +89,17 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 		})
 	}
 
-	srcs, err := selectSources(b.opts.ContextDir, o.patterns, o.ignore, true)
+	tree, err := openTree(b.opts.ContextDir, true)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	srcs, err := selectSources(tree, o.patterns, o.ignore)
 	if err != nil {
 		return err
 	}
 	for _, s := range srcs {
-		if err := s.walk(o.ignore, true); err != nil {
+		if err := s.walk(o.ignore); err != nil {
 			return err
 		}
 	}
@@ -142,12 +147,17 @@ func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpt
 			return err
 		}
 		defer unmountSrc()
+		tree, err := openTree(srcRoot, false)
+		if err != nil {
+			return err
+		}
+		defer tree.Close() // before the unmount, which it would keep busy
 		root, unmount, err := mountTemp(a.Mount, work)
 		if err != nil {
 			return err
 		}
 		defer unmount()
-		srcs, err := selectSources(srcRoot, o.patterns, nil, false)
+		srcs, err := selectSources(tree, o.patterns, nil)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -39,7 +39,7 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 	c := &copier{ctx: ctx, root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod, maxArchive: o.maxArchive,
 		inUpper: map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
 	for _, s := range srcs {
-		if err := s.walk(o.ignore, o.inCtx); err != nil {
+		if err := s.walk(o.ignore); err != nil {
 			return nil, err
 		}
 		if err := c.copySource(o, s); err != nil {
@@ -68,7 +68,7 @@ type fileID struct{ dev, ino uint64 }
 
 // linkedID returns the source file's inode when it has other links.
 func linkedID(fi os.FileInfo) (fileID, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	st, ok := fi.Sys().(*unix.Stat_t)
 	if !ok || st.Nlink < 2 {
 		return fileID{}, false
 	}
@@ -79,7 +79,7 @@ func linkedID(fi os.FileInfo) (fileID, bool) {
 type deferredFile struct {
 	rel     string // relative to the rootfs
 	name    string // the source as users know it, for messages
-	src     string
+	src     srcFile
 	fi      os.FileInfo
 	mode    os.FileMode
 	sum     v1.Hash // content hash the cache key used; zero for COPY --from
@@ -116,7 +116,7 @@ func (c *copier) copySource(o copyOpts, s *source) error {
 		return c.copyEntries(dir, s)
 	}
 	if o.add && o.unpack && s.fi.Mode().IsRegular() {
-		if ok, err := c.extractArchive(s.abs, s.rel, dest); ok || err != nil {
+		if ok, err := c.extractArchive(s.file(), s.sum, dest); ok || err != nil {
 			return err
 		}
 	}
@@ -139,7 +139,7 @@ func (c *copier) copySource(o copyOpts, s *source) error {
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", path.Dir(target), err)
 	}
-	return c.copyEntry(filepath.Join(parent, path.Base(target)), s.rel, s.abs, s.fi, s.sum)
+	return c.copyEntry(filepath.Join(parent, path.Base(target)), s.file(), s.sum)
 }
 
 // copyEntries copies a directory source's walked entries below dir. Each
@@ -148,7 +148,8 @@ func (c *copier) copySource(o copyOpts, s *source) error {
 // is followed.
 func (c *copier) copyEntries(dir string, s *source) error {
 	targets := map[string]string{".": dir}
-	for _, e := range s.entries {
+	for i := range s.entries {
+		e := &s.entries[i]
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
@@ -157,7 +158,7 @@ func (c *copier) copyEntries(dir string, s *source) error {
 			return fmt.Errorf("internal: no parent for %s", e.rel)
 		}
 		target := filepath.Join(parent, path.Base(e.rel))
-		if err := c.copyEntry(target, path.Join(s.rel, e.rel), e.abs, e.fi, e.sum); err != nil {
+		if err := c.copyEntry(target, s.entryFile(e), e.sum); err != nil {
 			return err
 		}
 		if e.fi.IsDir() {
@@ -180,7 +181,8 @@ func (c *copier) rel(target string) string {
 // copyEntry creates target (a path inside the mounted root whose parent
 // exists) as a copy of the file src. A later source replaces what an
 // earlier one put at the same path, as docker does.
-func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash) error {
+func (c *copier) copyEntry(target string, src srcFile, sum v1.Hash) error {
+	fi := src.fi
 	mode := fi.Mode()
 	if c.chmod != nil && mode&fs.ModeSymlink == 0 {
 		mode = mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | *c.chmod
@@ -188,7 +190,7 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 	rel := c.rel(target)
 	if i, ok := c.pending[rel]; ok {
 		if mode.IsRegular() {
-			c.deferred[i] = c.deferredFile(rel, name, src, fi, mode, sum, i)
+			c.deferred[i] = c.deferredFile(rel, src, mode, sum, i)
 			return nil
 		}
 		c.deferred[i].dropped = true
@@ -210,7 +212,7 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:
-		link, err := os.Readlink(src)
+		link, err := src.readlink()
 		if err != nil {
 			return err
 		}
@@ -229,13 +231,13 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 				return err
 			}
 			c.pending[rel] = len(c.deferred)
-			c.deferred = append(c.deferred, c.deferredFile(rel, name, src, fi, mode, sum, len(c.deferred)))
+			c.deferred = append(c.deferred, c.deferredFile(rel, src, mode, sum, len(c.deferred)))
 			return nil
 		}
 		if err := c.removeForReplace(target, existing); err != nil {
 			return err
 		}
-		if err := copyFileData(target, name, src, sum); err != nil {
+		if err := copyFileData(target, src, sum); err != nil {
 			return err
 		}
 	case mode&fs.ModeNamedPipe != 0:
@@ -250,16 +252,16 @@ func (c *copier) copyEntry(target, name, src string, fi os.FileInfo, sum v1.Hash
 	case mode&fs.ModeSocket != 0:
 		return nil // sockets cannot be copied; docker skips them too
 	default:
-		return fmt.Errorf("%s: unsupported file type %s", name, mode.Type())
+		return fmt.Errorf("%s: unsupported file type %s", src.name, mode.Type())
 	}
 	return c.finish(target, fi, mode, false)
 }
 
 // deferredFile records a file new to the image, to be written at index i
 // of deferred, linked to an earlier copy of the same source inode if any.
-func (c *copier) deferredFile(rel, name, src string, fi os.FileInfo, mode os.FileMode, sum v1.Hash, i int) deferredFile {
-	d := deferredFile{rel: rel, name: name, src: src, fi: fi, mode: mode, sum: sum, leader: -1}
-	if id, ok := linkedID(fi); ok {
+func (c *copier) deferredFile(rel string, src srcFile, mode os.FileMode, sum v1.Hash, i int) deferredFile {
+	d := deferredFile{rel: rel, name: src.name, src: src, fi: src.fi, mode: mode, sum: sum, leader: -1}
+	if id, ok := linkedID(src.fi); ok {
 		if l, seen := c.leaders[id]; seen && l != i {
 			d.leader = l
 		} else {
@@ -421,7 +423,7 @@ func (d deferredFile) write(upper string, uid, gid int) error {
 	if err != nil {
 		return err
 	}
-	if err := copyChecked(out, d.name, d.src, d.sum); err != nil {
+	if err := copyFile(out, d.src, d.sum); err != nil {
 		out.Close()
 		return err
 	}
@@ -441,43 +443,55 @@ func (d deferredFile) write(upper string, uid, gid int) error {
 }
 
 // copyFileData creates target with the content of src.
-func copyFileData(target, name, src string, sum v1.Hash) error {
+func copyFileData(target string, src srcFile, sum v1.Hash) error {
 	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := copyChecked(out, name, src, sum); err != nil {
+	if err := copyFile(out, src, sum); err != nil {
 		out.Close()
 		return err
 	}
 	return out.Close()
 }
 
-// copyChecked copies src to out. With a sum, it hashes what it copies and
-// fails if the file changed after its hash went into the cache key: the
-// layer would otherwise be cached under a key that does not describe it.
-// src is opened without following a symlink, so a context changed under
-// the build cannot make it read outside.
-func copyChecked(out *os.File, name, src string, sum v1.Hash) error {
-	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+// copyFile copies the regular file f to out, reading the file the build
+// resolved as far as the size it had then. With a sum, it hashes what it
+// copies and fails if the file changed after its hash went into the cache
+// key: the layer would otherwise be cached under a key that does not
+// describe it.
+func copyFile(out *os.File, f srcFile, sum v1.Hash) error {
+	fd, err := f.open()
 	if err != nil {
 		return err
 	}
-	defer in.Close()
 	if sum.Hex == "" {
-		if _, err := out.ReadFrom(in); err != nil {
-			return fmt.Errorf("copying %s: %w", name, err)
+		// COPY --from reads a committed snapshot, with nothing to check:
+		// as an *os.File, the kernel copies it (copy_file_range).
+		in := os.NewFile(uintptr(fd), f.name)
+		defer in.Close()
+		n, err := out.ReadFrom(io.LimitReader(in, f.fi.Size()))
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", f.name, err)
+		}
+		if n != f.fi.Size() {
+			return &changedError{f.name}
 		}
 		return nil
 	}
+	defer unix.Close(fd)
 	h := sha256.New()
 	buf := copyBufs.Get().(*[256 << 10]byte)
 	defer copyBufs.Put(buf)
-	if _, err := io.CopyBuffer(io.MultiWriter(out, h), in, buf[:]); err != nil {
-		return fmt.Errorf("copying %s: %w", name, err)
+	_, err = io.CopyBuffer(io.MultiWriter(out, h), &fileReader{fd: fd, left: f.fi.Size(), name: f.name}, buf[:])
+	if changed := (*changedError)(nil); errors.As(err, &changed) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("copying %s: %w", f.name, err)
 	}
 	if hex.EncodeToString(h.Sum(nil)) != sum.Hex {
-		return fmt.Errorf("%s changed while the build was reading it; build again", name)
+		return &changedError{f.name}
 	}
 	return nil
 }

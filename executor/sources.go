@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,9 +14,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/parser"
@@ -26,9 +25,9 @@ import (
 // source is one top-level match of a COPY/ADD source: a file or a
 // directory, and (once walked) everything under it.
 type source struct {
+	tree    *srcTree
 	rel     string      // slash path relative to the source root, as matched (names the copy)
-	ctxRel  string      // the same path with symlinks resolved (what ignore rules see)
-	abs     string      // host path
+	ctxRel  string      // the same path with symlinks resolved (what ignore rules see, what is opened)
 	sum     v1.Hash     // content hash of a regular file, once hashed
 	fi      os.FileInfo // of the resolved path
 	entries []entry     // for a directory: its contents, parents first, sorted
@@ -37,13 +36,23 @@ type source struct {
 // entry is a file under a directory source.
 type entry struct {
 	rel string // slash path relative to the directory source
-	abs string
 	fi  os.FileInfo
 	sum v1.Hash // content hash of a regular file, once hashed
 }
 
-// errNotInContext marks a source that does not exist in the context, so
-// the message can say so the way docker does.
+// file is the source itself as a file of its tree.
+func (s *source) file() srcFile {
+	return srcFile{tree: s.tree, path: s.ctxRel, name: s.rel, fi: s.fi}
+}
+
+// entryFile is the entry e of the directory source s as a file of its
+// tree.
+func (s *source) entryFile(e *entry) srcFile {
+	return srcFile{tree: s.tree, path: path.Join(s.ctxRel, e.rel), name: path.Join(s.rel, e.rel), fi: e.fi}
+}
+
+// sourceError is a source that does not exist in the context, so the
+// message can say so the way docker does.
 type sourceError struct {
 	path string
 	msg  string
@@ -51,43 +60,58 @@ type sourceError struct {
 
 func (e *sourceError) Error() string { return e.msg }
 
-// selectSources resolves COPY/ADD source patterns against root. With
-// inContext set, root is the build context: ignored paths do not exist
-// and a symlink leading outside root is an error. Otherwise root is a
-// mounted image, where symlinks resolve inside it.
-func selectSources(root string, patterns []string, ig *parser.Ignore, inContext bool) ([]*source, error) {
+// selectSources resolves COPY/ADD source patterns in the tree t. In the
+// build context, ignored paths do not exist and a symlink leading outside
+// it is an error. In a mounted image, symlinks resolve inside it.
+// Sockets are left out, as docker leaves them out of the context: a glob
+// does not match them, and one named is missing.
+func selectSources(t *srcTree, patterns []string, ig *parser.Ignore) ([]*source, error) {
 	var out []*source
 	for _, pat := range patterns {
 		rel := strings.TrimPrefix(path.Clean("/"+filepath.ToSlash(pat)), "/")
-		if inContext && escapes(pat) {
+		if t.inContext && escapes(pat) {
 			return nil, fmt.Errorf("forbidden path outside the build context: %s", pat)
 		}
 		if rel == "" {
 			rel = "."
 		}
-		var matches []string
-		if hasGlob(rel) {
-			m, err := globIn(root, rel, ig, inContext)
+		glob := hasGlob(rel)
+		matches := []string{rel}
+		if glob {
+			m, err := globIn(t, rel, ig)
 			if err != nil {
 				return nil, err
-			}
-			if len(m) == 0 {
-				return nil, &sourceError{pat, fmt.Sprintf("no source files were specified: %s matches nothing", pat)}
 			}
 			matches = m
-		} else {
-			matches = []string{rel}
 		}
+		n := len(out)
 		for _, m := range matches {
-			s, err := resolveSource(root, m, ig, inContext)
+			s, err := resolveSource(t, m, ig)
 			if err != nil {
 				return nil, err
+			}
+			if s.fi.Mode()&fs.ModeSocket != 0 {
+				if glob {
+					continue
+				}
+				return nil, errSocket(m, t.where())
 			}
 			s.rel = m
 			out = append(out, s)
 		}
+		if glob && len(out) == n {
+			return nil, &sourceError{pat, fmt.Sprintf("no source files were specified: %s matches nothing", pat)}
+		}
 	}
 	return out, nil
+}
+
+// where names the tree in messages.
+func (t *srcTree) where() string {
+	if t.inContext {
+		return "build context"
+	}
+	return "source image"
 }
 
 // escapes reports whether a source path climbs out of its root ("../x").
@@ -98,30 +122,30 @@ func escapes(p string) bool {
 
 func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
-// resolveSource looks up rel in root, following symlinks component by
-// component; in the context, a link that leads outside root is refused
+// resolveSource looks up rel in the tree, following symlinks component by
+// component; in the context, a link that leads outside it is refused
 // rather than followed, and ignored paths are missing.
-func resolveSource(root, rel string, ig *parser.Ignore, inContext bool) (*source, error) {
-	resolved, err := resolveIn(root, rel, inContext)
+func resolveSource(t *srcTree, rel string, ig *parser.Ignore) (*source, error) {
+	resolved, fi, err := t.resolve(rel)
 	if err != nil {
 		return nil, err
 	}
-	if inContext && resolved != "." && excluded(ig, resolved) {
+	if t.inContext && resolved != "." && excluded(ig, resolved) {
 		return nil, &sourceError{rel, fmt.Sprintf("stat %s: no such file in build context (excluded by .dockerignore)", rel)}
 	}
-	abs := filepath.Join(root, filepath.FromSlash(resolved))
-	fi, err := os.Lstat(abs)
-	if err != nil {
-		return nil, err
-	}
-	return &source{abs: abs, fi: fi, ctxRel: resolved}, nil
+	return &source{tree: t, fi: fi, ctxRel: resolved}, nil
 }
 
-// resolveIn resolves the symlinks in rel within root and returns the
-// resulting slash path relative to root.
-func resolveIn(root, rel string, inContext bool) (string, error) {
+// resolve resolves the symlinks in rel within the tree and returns the
+// resulting slash path relative to its root, which holds no symlink, and
+// what is there. Each component is looked up beneath the root through the
+// components resolved before it, none of which may have become a symlink
+// since: a directory swapped for a link to a host directory as the build
+// resolves is never entered.
+func (t *srcTree) resolve(rel string) (string, os.FileInfo, error) {
 	parts := strings.Split(rel, "/")
 	var cur []string
+	var fi os.FileInfo // of cur, when its last component was just looked up
 	hops := 0
 	for len(parts) > 0 {
 		c := parts[0]
@@ -131,52 +155,58 @@ func resolveIn(root, rel string, inContext bool) (string, error) {
 			continue
 		case "..":
 			if len(cur) == 0 {
-				if inContext {
-					return "", fmt.Errorf("forbidden path outside the build context: %s", rel)
+				if t.inContext {
+					return "", nil, fmt.Errorf("forbidden path outside the build context: %s", rel)
 				}
 				continue
 			}
-			cur = cur[:len(cur)-1]
+			cur, fi = cur[:len(cur)-1], nil
 			continue
 		}
 		next := append(slices.Clone(cur), c)
-		p := filepath.Join(root, filepath.FromSlash(strings.Join(next, "/")))
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			where := "build context"
-			if !inContext {
-				where = "source image"
-			}
-			return "", &sourceError{rel, fmt.Sprintf("stat %s: no such file in %s", rel, where)}
+		p := strings.Join(next, "/")
+		cfi, target, err := t.lookup(p)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return "", nil, &sourceError{rel, fmt.Sprintf("stat %s: no such file in %s", rel, t.where())}
+		case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EACCES):
+			return "", nil, &os.PathError{Op: "lstat", Path: p, Err: err}
+		case err != nil:
+			return "", nil, openErr("lstat", rel, err)
 		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
+		if cfi.Mode()&fs.ModeSymlink == 0 {
+			cur, fi = next, cfi
 			continue
 		}
 		if hops++; hops > 40 {
-			return "", fmt.Errorf("%s: too many levels of symbolic links", rel)
-		}
-		target, err := os.Readlink(p)
-		if err != nil {
-			return "", err
+			return "", nil, fmt.Errorf("%s: too many levels of symbolic links", rel)
 		}
 		if path.IsAbs(target) {
-			if inContext {
-				return "", fmt.Errorf("%s: symlink %s points outside the build context (%s)", rel, strings.Join(next, "/"), target)
+			if t.inContext {
+				return "", nil, fmt.Errorf("%s: symlink %s points outside the build context (%s)", rel, p, target)
 			}
 			cur = nil
-		} else if inContext && escapes(path.Join(strings.Join(cur, "/"), target)) {
-			return "", fmt.Errorf("%s: symlink %s points outside the build context (%s)", rel, strings.Join(next, "/"), target)
+		} else if t.inContext && escapes(path.Join(strings.Join(cur, "/"), target)) {
+			return "", nil, fmt.Errorf("%s: symlink %s points outside the build context (%s)", rel, p, target)
 		}
+		fi = nil
 		parts = append(strings.Split(target, "/"), parts...)
 	}
-	if len(cur) == 0 {
-		return ".", nil
+	resolved := "."
+	if len(cur) > 0 {
+		resolved = strings.Join(cur, "/")
 	}
-	return strings.Join(cur, "/"), nil
+	if fi == nil {
+		lfi, _, err := t.lookup(resolved)
+		if err != nil {
+			return "", nil, openErr("lstat", rel, err)
+		}
+		if lfi.Mode()&fs.ModeSymlink != 0 {
+			return "", nil, &changedError{rel}
+		}
+		fi = lfi
+	}
+	return resolved, fi, nil
 }
 
 func excluded(ig *parser.Ignore, rel string) bool {
@@ -199,16 +229,17 @@ func excluded(ig *parser.Ignore, rel string) bool {
 	return false
 }
 
-// globIn returns the paths under root matching pattern (slash, relative),
+// globIn returns the paths in the tree matching pattern (slash, relative),
 // sorted, matched component by component like filepath.Glob. Each
-// directory it reads is first resolved inside root, as resolveIn resolves
-// a source: a symlink on the way never leads the listing out of root.
-func globIn(root, pattern string, ig *parser.Ignore, inContext bool) ([]string, error) {
+// directory it reads is first resolved in the tree, as a source is
+// resolved, and listed from a descriptor opened beneath the root without
+// following a symlink: the listing never leads out of the tree.
+func globIn(t *srcTree, pattern string, ig *parser.Ignore) ([]string, error) {
 	matches := []string{"."}
 	for _, comp := range strings.Split(pattern, "/") {
 		var next []string
 		for _, dir := range matches {
-			resolved, err := resolveIn(root, dir, inContext)
+			resolved, _, err := t.resolve(dir)
 			var missing *sourceError
 			if errors.As(err, &missing) {
 				continue
@@ -216,24 +247,23 @@ func globIn(root, pattern string, ig *parser.Ignore, inContext bool) ([]string, 
 			if err != nil {
 				return nil, err
 			}
-			base := filepath.Join(root, filepath.FromSlash(resolved))
 			if !hasGlob(comp) {
-				if _, err := os.Lstat(filepath.Join(base, comp)); err == nil {
+				if _, _, err := t.lookup(path.Join(resolved, comp)); err == nil {
 					next = append(next, path.Join(dir, comp))
 				}
 				continue
 			}
-			ents, err := os.ReadDir(base)
+			names, err := t.list(resolved)
 			if err != nil {
 				continue
 			}
-			for _, e := range ents {
-				ok, err := path.Match(comp, e.Name())
+			for _, name := range names {
+				ok, err := path.Match(comp, name)
 				if err != nil {
 					return nil, fmt.Errorf("bad pattern %q: %w", pattern, err)
 				}
 				if ok {
-					next = append(next, path.Join(dir, e.Name()))
+					next = append(next, path.Join(dir, name))
 				}
 			}
 		}
@@ -241,7 +271,7 @@ func globIn(root, pattern string, ig *parser.Ignore, inContext bool) ([]string, 
 	}
 	var out []string
 	for _, m := range matches {
-		if inContext && excluded(ig, m) {
+		if t.inContext && excluded(ig, m) {
 			continue
 		}
 		out = append(out, m)
@@ -252,19 +282,42 @@ func globIn(root, pattern string, ig *parser.Ignore, inContext bool) ([]string, 
 
 // walk lists everything under a directory source, sorted, parents first.
 // In the context, ignored paths are left out; an ignored directory is
-// entered only when "!" rules may bring back something below it.
-func (s *source) walk(ig *parser.Ignore, inContext bool) error {
+// entered only when "!" rules may bring back something below it. Each
+// directory is listed from a descriptor checked to be the directory the
+// build resolved or listed, and its entries are looked up in it.
+func (s *source) walk(ig *parser.Ignore) error {
 	if !s.fi.IsDir() || s.entries != nil {
 		return nil
 	}
 	s.entries = []entry{}
 	var info parser.MatchInfo
-	if inContext && ig != nil && s.ctxRel != "." {
+	if s.tree.inContext && ig != nil && s.ctxRel != "." {
 		// Ignore rules apply to where the files are, not to the name a
 		// symlink gave them: a link must not smuggle ignored files in.
 		info = parentInfo(ig, s.ctxRel)
 	}
-	return s.walkDir(s.abs, "", ig, inContext, info)
+	fd, err := s.tree.open(s.ctxRel, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return openErr("open", s.rel, err)
+	}
+	defer unix.Close(fd)
+	if err := checkDir(fd, s.fi, s.rel); err != nil {
+		return err
+	}
+	w := walker{s: s, ig: ig, buf: make([]byte, 32<<10)}
+	return w.dir(fd, "", info)
+}
+
+// checkDir checks that the directory open as fd is the one fi describes.
+func checkDir(fd int, fi os.FileInfo, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if !sameFile(&st, fi) {
+		return &changedError{name}
+	}
+	return nil
 }
 
 func parentInfo(ig *parser.Ignore, rel string) parser.MatchInfo {
@@ -280,55 +333,95 @@ func parentInfo(ig *parser.Ignore, rel string) parser.MatchInfo {
 	return info
 }
 
-func (s *source) walkDir(abs, rel string, ig *parser.Ignore, inContext bool, info parser.MatchInfo) error {
-	ents, err := os.ReadDir(abs)
+// walker walks one directory source.
+type walker struct {
+	s   *source
+	ig  *parser.Ignore
+	buf []byte // for getdents
+}
+
+// dir lists the directory open as fd, rel below the source, into the
+// source's entries, and walks its subdirectories.
+func (w *walker) dir(fd int, rel string, info parser.MatchInfo) error {
+	s := w.s
+	names, err := readNames(fd, w.buf)
 	if err != nil {
-		return err
+		return openErr("readdirent", path.Join(s.rel, rel), err)
 	}
-	for _, e := range ents { // os.ReadDir sorts by name
-		erel := path.Join(rel, e.Name())
-		eabs := filepath.Join(abs, e.Name())
+	for _, name := range names {
+		erel := path.Join(rel, name)
 		einfo := parser.MatchInfo{}
-		if inContext && ig != nil {
+		if s.tree.inContext && w.ig != nil {
 			ctxRel := path.Join(s.ctxRel, erel)
-			if s.ctxRel == "." {
-				ctxRel = erel
-			}
-			ex, next, err := ig.Match(ctxRel, info)
+			ex, next, err := w.ig.Match(ctxRel, info)
 			if err != nil {
 				return err
 			}
 			einfo = next
 			if ex {
-				if e.IsDir() && ig.MayIncludeBelow(ctxRel) {
-					n := len(s.entries)
-					fi, err := os.Lstat(eabs)
-					if err != nil {
-						return err
-					}
-					s.entries = append(s.entries, entry{rel: erel, abs: eabs, fi: fi})
-					if err := s.walkDir(eabs, erel, ig, inContext, einfo); err != nil {
-						return err
-					}
-					if len(s.entries) == n+1 { // nothing came back below it
-						s.entries = s.entries[:n]
-					}
+				if err := w.ignored(fd, name, erel, ctxRel, einfo); err != nil {
+					return err
 				}
 				continue
 			}
 		}
-		fi, err := os.Lstat(eabs)
+		fi, err := w.stat(fd, name, erel)
 		if err != nil {
 			return err
 		}
-		s.entries = append(s.entries, entry{rel: erel, abs: eabs, fi: fi})
+		s.entries = append(s.entries, entry{rel: erel, fi: fi})
 		if fi.IsDir() {
-			if err := s.walkDir(eabs, erel, ig, inContext, einfo); err != nil {
+			if err := w.sub(fd, name, erel, fi, einfo); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// ignored walks an ignored entry, a directory when "!" rules may bring
+// back something below it; it stays listed only if something did.
+func (w *walker) ignored(fd int, name, erel, ctxRel string, info parser.MatchInfo) error {
+	if !w.ig.MayIncludeBelow(ctxRel) {
+		return nil
+	}
+	fi, err := w.stat(fd, name, erel)
+	if err != nil || !fi.IsDir() {
+		return err
+	}
+	n := len(w.s.entries)
+	w.s.entries = append(w.s.entries, entry{rel: erel, fi: fi})
+	if err := w.sub(fd, name, erel, fi, info); err != nil {
+		return err
+	}
+	if len(w.s.entries) == n+1 { // nothing came back below it
+		w.s.entries = w.s.entries[:n]
+	}
+	return nil
+}
+
+// stat is lstat of the entry name of the directory open as fd.
+func (w *walker) stat(fd int, name, erel string) (*statInfo, error) {
+	fi := &statInfo{name: name}
+	if err := unix.Fstatat(fd, name, &fi.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, openErr("lstat", path.Join(w.s.rel, erel), err)
+	}
+	return fi, nil
+}
+
+// sub walks the subdirectory name of the directory open as fd, which
+// must still be the directory fi describes.
+func (w *walker) sub(fd int, name, erel string, fi os.FileInfo, info parser.MatchInfo) error {
+	msg := path.Join(w.s.rel, erel)
+	sfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return openErr("open", msg, err)
+	}
+	defer unix.Close(sfd)
+	if err := checkDir(sfd, fi, msg); err != nil {
+		return err
+	}
+	return w.dir(sfd, erel, info)
 }
 
 // contextHashes returns the build's remembered context hashes, loading
@@ -350,16 +443,17 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 		return fmt.Errorf("loading context hashes: %w", err)
 	}
 	type file struct {
-		rel, abs string
-		fi       os.FileInfo
-		sum      *v1.Hash
+		rel string // what the key and the remembered hashes name it
+		src srcFile
+		fi  os.FileInfo
+		sum *v1.Hash
 	}
 	var files []file
 	for _, s := range srcs {
-		files = append(files, file{s.rel, s.abs, s.fi, &s.sum})
+		files = append(files, file{s.rel, s.file(), s.fi, &s.sum})
 		for i := range s.entries {
 			e := &s.entries[i]
-			files = append(files, file{path.Join(s.ctxRel, e.rel), e.abs, e.fi, &e.sum})
+			files = append(files, file{path.Join(s.ctxRel, e.rel), s.entryFile(e), e.fi, &e.sum})
 		}
 	}
 	var todo []file
@@ -375,7 +469,7 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 	}
 	if err := parallel(len(todo), func(i int) error {
 		f := todo[i]
-		sum, err := hashFile(f.abs)
+		sum, err := hashFile(f.src)
 		if err != nil {
 			return err
 		}
@@ -401,13 +495,13 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 		h.Write([]byte{0})
 		binary.LittleEndian.PutUint32(buf[:4], uint32(f.fi.Mode()))
 		h.Write(buf[:4])
-		if st, ok := f.fi.Sys().(*syscall.Stat_t); ok {
+		if st, ok := f.fi.Sys().(*unix.Stat_t); ok {
 			binary.LittleEndian.PutUint32(buf[:4], st.Uid)
 			binary.LittleEndian.PutUint32(buf[4:], st.Gid)
 			h.Write(buf[:])
 		}
 		if f.fi.Mode()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(f.abs)
+			target, err := f.src.readlink()
 			if err != nil {
 				return err
 			}
@@ -421,24 +515,26 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 
 func fileStat(fi os.FileInfo) cache.FileStat {
 	st := cache.FileStat{Size: fi.Size(), Mtime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
-	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
+	if s, ok := fi.Sys().(*unix.Stat_t); ok {
 		st.Ctime = s.Ctim.Nano()
 		st.Ino = s.Ino
 	}
 	return st
 }
 
-func hashFile(p string) (v1.Hash, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// hashFile hashes the regular file f, read from the file the build
+// resolved, as far as the size it had then.
+func hashFile(f srcFile) (v1.Hash, error) {
+	fd, err := f.open()
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return v1.Hash{}, fmt.Errorf("reading %s: %w", p, err)
+	defer unix.Close(fd)
+	sum, err := hashReader(&fileReader{fd: fd, left: f.fi.Size(), name: f.name})
+	if err != nil {
+		return v1.Hash{}, err
 	}
-	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}, nil
+	return v1.Hash{Algorithm: "sha256", Hex: sum}, nil
 }
 
 // parallel calls fn(0..n-1) on up to one worker per CPU and returns the

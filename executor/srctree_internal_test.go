@@ -1,0 +1,76 @@
+package executor
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+// copyChecked copies the file at the host path src to out as a COPY
+// copies a source: src's directory is the tree, and src must be a regular
+// file in it.
+func copyChecked(out *os.File, name, src string, sum v1.Hash) error {
+	t, err := openTree(filepath.Dir(src), true)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	s, err := resolveSource(t, filepath.Base(src), nil)
+	if err != nil {
+		return err
+	}
+	if !s.fi.Mode().IsRegular() {
+		return &os.PathError{Op: "open", Path: name, Err: unix.ELOOP}
+	}
+	return copyFile(out, srcFile{tree: t, path: s.ctxRel, name: name, fi: s.fi}, sum)
+}
+
+// TestStatInfoMode: a source's mode, from fstatat, reads as os.Lstat
+// reads it, for every type and special bit a context can hold.
+func TestStatInfoMode(t *testing.T) {
+	dir := t.TempDir()
+	mk := map[string]func(p string) error{
+		"file": func(p string) error { return os.WriteFile(p, nil, 0o640) },
+		"setuid": func(p string) error {
+			os.WriteFile(p, nil, 0o644)
+			return os.Chmod(p, 0o755|os.ModeSetuid|os.ModeSetgid)
+		},
+		"dir":    func(p string) error { return os.Mkdir(p, 0o750) },
+		"sticky": func(p string) error { os.Mkdir(p, 0o755); return os.Chmod(p, 0o777|os.ModeSticky) },
+		"link":   func(p string) error { return os.Symlink("file", p) },
+		"fifo":   func(p string) error { return unix.Mkfifo(p, 0o600) },
+		"socket": func(p string) error {
+			l, err := net.Listen("unix", p)
+			if err == nil {
+				t.Cleanup(func() { l.Close() })
+			}
+			return err
+		},
+	}
+	tree, err := openTree(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	for name, create := range mk {
+		p := filepath.Join(dir, name)
+		if err := create(p); err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := tree.lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mode() != want.Mode() || got.Size() != want.Size() || !got.ModTime().Equal(want.ModTime()) || got.IsDir() != want.IsDir() {
+			t.Errorf("%s: lookup gives %v %d %v, os.Lstat %v %d %v", name, got.Mode(), got.Size(), got.ModTime(), want.Mode(), want.Size(), want.ModTime())
+		}
+	}
+}
