@@ -78,9 +78,8 @@ func linkedID(fi os.FileInfo) (fileID, bool) {
 // deferredFile is a regular file to write straight into the upper dir.
 type deferredFile struct {
 	rel     string // relative to the rootfs
-	name    string // the source as users know it, for messages
 	src     srcFile
-	fi      os.FileInfo
+	fi      os.FileInfo // src.fi
 	mode    os.FileMode
 	sum     v1.Hash // content hash the cache key used; zero for COPY --from
 	dropped bool    // a later source replaced it
@@ -260,7 +259,7 @@ func (c *copier) copyEntry(target string, src srcFile, sum v1.Hash) error {
 // deferredFile records a file new to the image, to be written at index i
 // of deferred, linked to an earlier copy of the same source inode if any.
 func (c *copier) deferredFile(rel string, src srcFile, mode os.FileMode, sum v1.Hash, i int) deferredFile {
-	d := deferredFile{rel: rel, name: src.name, src: src, fi: src.fi, mode: mode, sum: sum, leader: -1}
+	d := deferredFile{rel: rel, src: src, fi: src.fi, mode: mode, sum: sum, leader: -1}
 	if id, ok := linkedID(src.fi); ok {
 		if l, seen := c.leaders[id]; seen && l != i {
 			d.leader = l
@@ -363,7 +362,7 @@ func (c *copier) finishDeferred(workers int) error {
 	for _, d := range c.deferred {
 		if !d.dropped && linked(d) {
 			if err := os.Link(filepath.Join(c.upper, c.deferred[d.leader].rel), filepath.Join(c.upper, d.rel)); err != nil {
-				return fmt.Errorf("linking %s: %w", d.name, err)
+				return fmt.Errorf("linking %s: %w", d.src.name, err)
 			}
 		}
 	}

@@ -106,14 +106,6 @@ func selectSources(t *srcTree, patterns []string, ig *parser.Ignore) ([]*source,
 	return out, nil
 }
 
-// where names the tree in messages.
-func (t *srcTree) where() string {
-	if t.inContext {
-		return "build context"
-	}
-	return "source image"
-}
-
 // escapes reports whether a source path climbs out of its root ("../x").
 func escapes(p string) bool {
 	c := path.Clean(filepath.ToSlash(p))

@@ -35,6 +35,14 @@ func openTree(dir string, inContext bool) (*srcTree, error) {
 
 func (t *srcTree) Close() error { return unix.Close(t.fd) }
 
+// where names the tree in messages.
+func (t *srcTree) where() string {
+	if t.inContext {
+		return "build context"
+	}
+	return "source image"
+}
+
 // open opens rel, a slash path the build resolved (no symlink on the
 // way), beneath the root. A symlink anywhere on the way fails (ELOOP),
 // except as the last component with O_PATH, which opens the link itself.
