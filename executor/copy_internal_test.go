@@ -16,14 +16,33 @@ import (
 	"github.com/builderdev/builder/internal/testutil"
 )
 
+// copyPath copies the file at the host path src to out as a COPY
+// copies a source: src's directory is the tree, and src must be a regular
+// file in it.
+func copyPath(out *os.File, name, src string, sum v1.Hash) error {
+	t, err := openTree(filepath.Dir(src), true)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	s, err := resolveSource(t, filepath.Base(src), nil)
+	if err != nil {
+		return err
+	}
+	if !s.fi.Mode().IsRegular() {
+		return &os.PathError{Op: "open", Path: name, Err: unix.ELOOP}
+	}
+	return copyFile(out, srcFile{tree: t, path: s.ctxRel, name: name, fi: s.fi}, sum)
+}
+
 func sumOf(s string) v1.Hash {
 	h := sha256.Sum256([]byte(s))
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h[:])}
 }
 
-// TestCopyCheckedDetectsChange: a file whose bytes no longer match the
+// TestCopyFileDetectsChange: a file whose bytes no longer match the
 // hash its cache key used must not be copied silently.
-func TestCopyCheckedDetectsChange(t *testing.T) {
+func TestCopyFileDetectsChange(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	os.WriteFile(src, []byte("new content"), 0o644)
@@ -39,11 +58,11 @@ func TestCopyCheckedDetectsChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = copyChecked(out, "src", src, c.sum)
+		err = copyPath(out, "src", src, c.sum)
 		out.Close()
 		os.Remove(filepath.Join(dir, "out"))
 		if (err != nil) != c.wantErr {
-			t.Errorf("copyChecked with sum %q: err = %v, want error %v", c.sum.Hex, err, c.wantErr)
+			t.Errorf("copyFile with sum %q: err = %v, want error %v", c.sum.Hex, err, c.wantErr)
 		}
 		if err != nil && !strings.Contains(err.Error(), "changed while the build was reading it") {
 			t.Errorf("error %q does not say what happened", err)
@@ -53,8 +72,8 @@ func TestCopyCheckedDetectsChange(t *testing.T) {
 	os.Symlink("/etc/hostname", filepath.Join(dir, "link"))
 	out, _ := os.Create(filepath.Join(dir, "out2"))
 	defer out.Close()
-	if err := copyChecked(out, "link", filepath.Join(dir, "link"), v1.Hash{}); err == nil {
-		t.Error("copyChecked followed a symlink")
+	if err := copyPath(out, "link", filepath.Join(dir, "link"), v1.Hash{}); err == nil {
+		t.Error("copyFile followed a symlink")
 	}
 }
 

@@ -15,25 +15,6 @@ import (
 	"github.com/builderdev/builder/internal/testutil"
 )
 
-// copyChecked copies the file at the host path src to out as a COPY
-// copies a source: src's directory is the tree, and src must be a regular
-// file in it.
-func copyChecked(out *os.File, name, src string, sum v1.Hash) error {
-	t, err := openTree(filepath.Dir(src), true)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	s, err := resolveSource(t, filepath.Base(src), nil)
-	if err != nil {
-		return err
-	}
-	if !s.fi.Mode().IsRegular() {
-		return &os.PathError{Op: "open", Path: name, Err: unix.ELOOP}
-	}
-	return copyFile(out, srcFile{tree: t, path: s.ctxRel, name: name, fi: s.fi}, sum)
-}
-
 // TestStatInfoMode: a source's mode, from fstatat, reads as os.Lstat
 // reads it, for every type and special bit a context can hold.
 func TestStatInfoMode(t *testing.T) {
