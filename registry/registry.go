@@ -86,11 +86,36 @@ func ParseReference(ref string, insecure []string) (name.Reference, error) {
 	if err != nil {
 		return nil, err
 	}
-	host := r.Context().RegistryStr()
-	if isLoopback(host) || contains(insecure, host) {
+	if PlainHTTP(r.Context().RegistryStr(), insecure) {
 		return name.ParseReference(ref, name.Insecure)
 	}
 	return r, nil
+}
+
+// PlainHTTP reports whether the registry at host (host[:port]) may be
+// reached over plain HTTP: loopback hosts and the ones listed insecure,
+// and no other. go-containerregistry would also use plain HTTP for RFC
+// 1918 addresses and any name starting "localhost:", which would send
+// credentials in the clear across a private network; docker does not,
+// and neither do we (see httpsOnly).
+func PlainHTTP(host string, insecure []string) bool {
+	return isLoopback(host) || contains(insecure, host)
+}
+
+// httpsOnly upgrades every plain-HTTP request to a host that PlainHTTP
+// does not allow to HTTPS, whatever go-containerregistry chose for it.
+type httpsOnly struct {
+	next     http.RoundTripper
+	insecure []string
+}
+
+func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" || PlainHTTP(req.URL.Host, h.insecure) {
+		return h.next.RoundTrip(req)
+	}
+	up := req.Clone(req.Context())
+	up.URL.Scheme = "https"
+	return h.next.RoundTrip(up)
 }
 
 func isLoopback(host string) bool {
@@ -152,7 +177,7 @@ func (c *Client) pull(ctx context.Context, ref string, platform v1.Platform, pro
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(c.opts.Keychain),
-		remote.WithTransport(manifestLimit{c.opts.Transport}),
+		remote.WithTransport(manifestLimit{httpsOnly{c.opts.Transport, c.opts.Insecure}}),
 		remote.WithPlatform(platform),
 	}
 	desc, err := remote.Get(r, opts...)
