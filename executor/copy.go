@@ -66,10 +66,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	if err != nil {
 		return err
 	}
-	kb := cache.NewKeyBuilder()
-	kb.AddString("parent", st.fsKey.String())
-	kb.AddString("copy", instructionJSON(ins))
-	kb.AddString("dest", o.dest)
+	kb := keyCopy(st.fsKey, ins, o.dest)
 	createdBy := copyName(ins) + " " + stepArgs(sc.step)
 
 	if !o.inCtx {
@@ -77,10 +74,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 		if err != nil {
 			return err
 		}
-		// The source's layers identify its content exactly.
-		for _, l := range from.layers {
-			kb.AddString("from-layer", l.DiffID.String())
-		}
+		addCopyFromLayers(kb, from.layers)
 		if err := b.ensureChain(ctx, sc, from); err != nil {
 			return err
 		}
@@ -107,7 +101,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	if err := b.hashSources(h, srcs); err != nil {
 		return err
 	}
-	kb.AddString("sources", hex.EncodeToString(h.Sum(nil)))
+	addCopySources(kb, hex.EncodeToString(h.Sum(nil)))
 	if err := checkMultiDest(o, srcs, ins); err != nil {
 		return err
 	}
@@ -182,12 +176,7 @@ func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpt
 // COPY costs on ext4. Snapshots never change, so sharing inodes between
 // them is safe; the copier checks owner, mode, time and content first.
 func (b *build) previousCopy(sc *stepCtx, ins *parser.Copy, o copyOpts) (cache.Key, string) {
-	kb := cache.NewKeyBuilder()
-	kb.AddString("previous-copy", b.opts.ContextDir)
-	kb.AddString("stage", sc.stage)
-	kb.AddString("copy", instructionJSON(ins))
-	kb.AddString("dest", o.dest)
-	key := kb.Sum()
+	key := keyPreviousCopy(b.opts.ContextDir, sc.stage, ins, o.dest).Sum()
 	e, err := b.opts.Store.LookupStep(key)
 	if err != nil || e.Layer == nil {
 		return key, ""

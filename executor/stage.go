@@ -2,13 +2,11 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -177,10 +175,11 @@ func (b *build) runStep(ctx context.Context, sc *stepCtx, s *parser.Stage, st *i
 // metaStep records a step that changes only the config. Its cache entry
 // keeps the history entry's time stable across rebuilds.
 func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, createdBy string) error {
-	kb := cache.NewKeyBuilder()
-	kb.AddString("parent", st.lastKey.String())
-	kb.AddString("meta", instructionJSON(ins))
-	b.addEpoch(kb)
+	kb, err := keyMeta(st.lastKey, ins)
+	if err != nil {
+		return err
+	}
+	addEpoch(kb, b.opts.SourceDateEpoch)
 	key := kb.Sum()
 	b.debugKey(sc, kb)
 	var h v1.History
@@ -202,14 +201,8 @@ func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, cr
 // chain, lets exec write into it, and commits the upper dir as a layer.
 func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cache.KeyBuilder, createdBy string,
 	exec func(ctx context.Context, a *snapshot.Active) error) error {
-	b.addEpoch(kb)
-	// The compression is part of what a step produces: a hit must not
-	// hand a gzip layer to a build that asked for zstd.
-	format := b.opts.Compression.Format
-	if format == "" {
-		format = "gzip"
-	}
-	kb.AddString("compression", fmt.Sprintf("%s/%d", format, b.opts.Compression.Level))
+	addEpoch(kb, b.opts.SourceDateEpoch)
+	addCompression(kb, b.opts.Compression)
 	key := kb.Sum()
 	b.debugKey(sc, kb)
 	sc.report(Event{Kind: StepStarted})
@@ -276,15 +269,6 @@ func (b *build) lookup(sc *stepCtx, key cache.Key) (cache.Entry, error) {
 		return cache.Entry{}, cache.ErrNotFound
 	}
 	return b.opts.Store.LookupStep(key)
-}
-
-// addEpoch keys steps on SOURCE_DATE_EPOCH when it is set: it clamps file
-// times in layers and sets history times, so it changes what a step
-// produces. Left out when unset, so ordinary keys do not depend on it.
-func (b *build) addEpoch(kb *cache.KeyBuilder) {
-	if b.opts.SourceDateEpoch != nil {
-		kb.AddString("source-date-epoch", strconv.FormatInt(b.opts.SourceDateEpoch.Unix(), 10))
-	}
 }
 
 func (b *build) history(createdBy string, empty bool) v1.History {
@@ -369,18 +353,4 @@ func dirEmpty(dir string) (bool, error) {
 		return true, nil
 	}
 	return len(names) == 0, err
-}
-
-// instructionJSON is the canonical text of an expanded instruction for
-// cache keys: Go's JSON encoding of the typed form, fields in a fixed
-// order.
-func instructionJSON(ins parser.Instruction) string {
-	data, err := json.Marshal(struct {
-		Type string
-		Ins  parser.Instruction
-	}{fmt.Sprintf("%T", ins), ins})
-	if err != nil {
-		return fmt.Sprintf("%#v", ins)
-	}
-	return string(data)
 }
