@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/snapshot"
+)
+
+// PruneReport says what Prune removed.
+type PruneReport struct {
+	cache.PruneReport
+	Snapshots int
+}
+
+// Prune removes step-cache entries and unreferenced blobs as cache.Prune
+// does (under the exclusive build lock, which it takes), then the
+// snapshots no remaining image or entry needs: all of them with opts.All,
+// since snapshots can be rebuilt from blobs.
+func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport, error) {
+	var removed int
+	opts.Live = func(live map[v1.Hash]bool) error {
+		ids, err := s.snaps.List()
+		if err != nil {
+			return err
+		}
+		keep := map[snapshot.ID]bool{}
+		for h := range live {
+			keep[snapshot.ID(h.Hex)] = true
+		}
+		for _, id := range ids {
+			if opts.All || !keep[id] {
+				if err := s.snaps.Remove(id); err != nil {
+					return fmt.Errorf("removing snapshot %s: %w", id, err)
+				}
+				removed++
+			}
+		}
+		return nil
+	}
+	rep, err := s.cache.Prune(ctx, opts)
+	return PruneReport{PruneReport: rep, Snapshots: removed}, err
+}
+
+// Usage is what the store holds, snapshots included.
+type Usage struct {
+	cache.Usage
+	Snapshots     int
+	SnapshotsSize int64
+}
+
+// Usage measures the store.
+func (s *Store) Usage() (Usage, error) {
+	u, err := s.cache.Usage()
+	if err != nil {
+		return Usage{}, err
+	}
+	n, size, err := s.snaps.Usage()
+	if err != nil {
+		return Usage{}, err
+	}
+	return Usage{Usage: u, Snapshots: n, SnapshotsSize: size}, nil
+}
+
+// Finding is one problem Check found: what, and whether it was removed.
+type Finding struct {
+	Subject, Problem string
+	Repaired         bool
+}
+
+// Check verifies the snapshots, then the cache (see their Check). A plain
+// check shares the build lock, so it runs beside builds but never sees a
+// prune half done; a repair holds it alone, so that nothing a build has
+// written and not yet tagged is judged. Snapshots come first: their
+// repair detaches stale mounts, which must be gone before the cache's
+// repair removes the sessions they are in.
+func (s *Store) Check(ctx context.Context, repair bool) ([]Finding, error) {
+	lock := s.cache.BuildLock
+	if repair {
+		lock = s.cache.ExclusiveLock
+	}
+	release, err := lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var out []Finding
+	sf, err := s.snaps.Check(ctx, repair)
+	for _, f := range sf {
+		out = append(out, Finding{f.Subject, f.Problem, f.Repaired})
+	}
+	if err != nil {
+		return out, fmt.Errorf("checking snapshots: %w", err)
+	}
+	cf, err := s.cache.Check(ctx, repair)
+	for _, f := range cf {
+		out = append(out, Finding{f.Subject, f.Problem, f.Repaired})
+	}
+	return out, err
+}
