@@ -30,11 +30,18 @@ var allowed = map[string][]string{
 	"snapshot":          {"internal/fsutil", "internal/units"},
 	"cache":             {"internal/fsutil"},
 	"registry":          {"cache", "internal/units"},
-	"executor":          {"parser", "snapshot", "cache", "registry", "internal/fsutil"},
+	"executor":          {"parser", "snapshot", "cache", "registry", "executor/container", "internal/fsutil"},
 	"cmd/builder":       {"*"}, // anything but internal/testutil
 	"internal/fsutil":   {},
 	"internal/units":    {},
 	"internal/testutil": {},
+
+	// The RUN runtime knows nothing of builds; the child mounts the
+	// rootfs, a snapshot.Mount, itself.
+	"executor/container": {"snapshot", "internal/fsutil", "internal/units"},
+	// One root's cache and snapshots, opened together, with the build
+	// lock and the administration over both.
+	"store": {"cache", "snapshot", "internal/fsutil"},
 }
 
 // external limits third-party packages (matched by path prefix) to the
@@ -48,7 +55,7 @@ var external = []struct {
 	{"github.com/moby/buildkit", []string{"parser"}, "Dockerfile syntax belongs to parser"},
 	{"github.com/spf13/pflag", []string{"cmd/builder"}, "flags are read only in cmd/builder"},
 	{"github.com/schollz/progressbar", []string{"cmd/builder"}, "rendering belongs to cmd/builder"},
-	{"golang.org/x/sys/unix", []string{"snapshot", "executor", "internal/*"}, "system calls belong to snapshot and executor"},
+	{"golang.org/x/sys/unix", []string{"snapshot", "executor", "executor/container", "internal/*"}, "system calls belong to snapshot, executor and the RUN runtime"},
 	{"github.com/google/go-containerregistry/pkg/v1/remote", []string{"registry", "internal/testutil"}, "registry access belongs to registry"},
 	{"github.com/google/go-containerregistry/pkg/authn", []string{"registry", "internal/testutil"}, "credentials belong to registry"},
 }
@@ -209,6 +216,9 @@ func TestCheckImports(t *testing.T) {
 		{"authn", pkg{ImportPath: m("executor"), Imports: []string{"github.com/google/go-containerregistry/pkg/authn"}}, "authn"},
 		{"prefix is whole elements", pkg{ImportPath: m("cache"), Imports: []string{"github.com/google/go-containerregistry/pkg/v1/remoteish"}}, ""},
 		{"unknown package", pkg{ImportPath: m("newpkg")}, "not in deps_test.go's table"},
+		{"container runtime", pkg{ImportPath: m("executor/container"), Imports: []string{m("snapshot"), "golang.org/x/sys/unix"}}, ""},
+		{"container runtime upward", pkg{ImportPath: m("executor/container"), Imports: []string{m("executor")}}, "executor/container imports " + m("executor")},
+		{"container runtime sideways", pkg{ImportPath: m("executor/container"), Imports: []string{m("cache")}}, "executor/container imports " + m("cache")},
 		{"outside the module", pkg{ImportPath: "example.com/other", Imports: []string{m("cmd/builder")}}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,36 +1,17 @@
 package executor
 
 import (
-	"context"
-	"encoding/json"
 	"os"
 	"testing"
-)
 
-// runHelperEnv makes the test binary a stand-in builder that runs one
-// container and waits for it, for tests that kill the builder mid-RUN.
-const runHelperEnv = "BUILDER_TEST_RUN_HELPER_SPEC"
+	"github.com/builderdev/builder/executor/container"
+)
 
 // TestMain hands a re-executed RUN child to the container code before the
 // testing package parses flags: /proc/self/exe is this test binary.
 func TestMain(m *testing.M) {
-	if ReexecMain() {
+	if container.ReexecMain() {
 		return
 	}
-	if data := os.Getenv(runHelperEnv); data != "" {
-		os.Exit(runHelper(data))
-	}
 	os.Exit(m.Run())
-}
-
-func runHelper(data string) int {
-	var spec containerSpec
-	if err := json.Unmarshal([]byte(data), &spec); err != nil {
-		return 2
-	}
-	code, err := runContainer(context.Background(), spec, func(int, string) {})
-	if err != nil {
-		return 2
-	}
-	return code
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor/container"
 	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 )
@@ -57,7 +58,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 
 	command := strings.Join(ins.Args, " ")
 	return b.fsStep(ctx, sc, st, kb, "RUN "+runHistory(argv, st), func(ctx context.Context, a *snapshot.Active) error {
-		spec := containerSpec{
+		spec := container.Spec{
 			Root:       a.Mount,
 			Args:       argv,
 			Env:        env,
@@ -68,14 +69,14 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 			ResolvConf: b.resolvConf(),
 			Hosts:      []byte(hostsFile),
 		}
-		if network == "default" {
+		if network == NetworkDefault {
 			if err := b.joinSandbox(ctx, &spec); err != nil {
 				return err
 			}
 		}
 		var tail []string
 		var mu sync.Mutex
-		code, err := runContainer(ctx, spec, func(stream int, line string) {
+		code, err := container.Run(ctx, spec, func(stream int, line string) {
 			mu.Lock()
 			if tail = append(tail, line); len(tail) > outputTail {
 				tail = tail[1:]
@@ -92,6 +93,17 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 		return nil
 	})
 }
+
+// SetupError is returned, wrapped, by a RUN step whose container could
+// not be set up or whose command could not be started: nothing of the
+// command ran. It is the container runtime's, named here so that callers
+// of Build can match it without importing the runtime.
+type SetupError = container.SetupError
+
+// ReexecMain runs the container side of a RUN step when this process was
+// started as one, and then exits; otherwise it returns false at once.
+// It is [container.ReexecMain], which programs should call instead.
+func ReexecMain() bool { return container.ReexecMain() }
 
 var (
 	resolvOnce sync.Once

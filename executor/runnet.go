@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/builderdev/builder/executor/container"
 	"github.com/builderdev/builder/parser"
 )
 
@@ -17,18 +18,18 @@ const (
 	// namespace with outbound access only, never the host's loopback.
 	NetworkDefault = "default"
 	// NetworkNone is a network namespace with only lo.
-	NetworkNone = "none"
+	NetworkNone = container.NetworkNone
 	// NetworkHost is the builder's own network, loopback services and
 	// all. A Dockerfile may ask for it only when Options.AllowNetworkHost
 	// is set, as BuildKit requires the network.host entitlement.
-	NetworkHost = "host"
+	NetworkHost = container.NetworkHost
 )
 
 // netState is the build's shared sandbox network, started by the first
 // RUN step that needs it.
 type netState struct {
 	once  sync.Once
-	stack *sandboxNet // nil when slirp4netns is missing: steps get no outbound access
+	stack *container.SandboxNet // nil when slirp4netns is missing: steps get no outbound access
 	err   error
 }
 
@@ -75,7 +76,7 @@ func (b *build) checkEntitlements() error {
 // joinSandbox points spec at the build's sandbox network, starting it on
 // first use. Without slirp4netns the step gets an isolated namespace with
 // no outbound access, and the build says so once.
-func (b *build) joinSandbox(ctx context.Context, spec *containerSpec) error {
+func (b *build) joinSandbox(ctx context.Context, spec *container.Spec) error {
 	n := &b.net
 	n.once.Do(func() {
 		slirp, err := exec.LookPath("slirp4netns")
@@ -85,18 +86,16 @@ func (b *build) joinSandbox(ctx context.Context, spec *containerSpec) error {
 		}
 		// Shared by every step of the build: not bound to the one that
 		// happened to start it.
-		n.stack, n.err = startSandboxNet(context.WithoutCancel(ctx), slirp)
+		n.stack, n.err = container.StartSandboxNet(context.WithoutCancel(ctx), slirp)
 	})
 	if n.err != nil {
 		return fmt.Errorf("setting up the RUN network: %w", n.err)
 	}
 	if n.stack == nil {
-		spec.Network = NetworkNone
+		spec.Network = container.NetworkNone
 		return nil
 	}
-	spec.Network = "join"
-	spec.NetNS = n.stack.ns
-	spec.ResolvConf = sandboxResolvConf(spec.ResolvConf)
+	n.stack.Join(spec)
 	return nil
 }
 

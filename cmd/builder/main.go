@@ -14,14 +14,14 @@ import (
 	"syscall"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/executor/container"
 	"github.com/builderdev/builder/snapshot"
 )
 
 func main() {
 	// A RUN container is this binary re-executed; it must take over
 	// before any flag is looked at.
-	if executor.ReexecMain() {
+	if container.ReexecMain() {
 		return
 	}
 	ctx, stop := signalContext()

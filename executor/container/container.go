@@ -1,4 +1,4 @@
-package executor
+package container
 
 import (
 	"bufio"
@@ -19,11 +19,11 @@ import (
 	"github.com/builderdev/builder/snapshot"
 )
 
-// containerSpec is everything the RUN child needs to set up the container
-// and start the command. It crosses the re-exec as JSON.
-type containerSpec struct {
-	// Root is the rootfs overlay. runContainer sets its MountPoints; its
-	// Stub must be set.
+// Spec is everything the child needs to set up the container and start
+// the command. It crosses the re-exec as JSON.
+type Spec struct {
+	// Root is the rootfs overlay, which the child mounts. Run sets its
+	// MountPoints; its Stub must be set.
 	Root snapshot.Mount
 	// Args is the argv to execute (SHELL already prepended for the shell
 	// form); Args[0] is looked up in the container's PATH from Env.
@@ -36,19 +36,29 @@ type containerSpec struct {
 	// "" is root. Names resolve in the rootfs's /etc/passwd and /etc/group;
 	// supplementary groups are set from /etc/group.
 	User string
-	// Hostname for the UTS namespace.
+	// Hostname for the UTS namespace; "" is "builder".
 	Hostname string
-	// Network is "none" (a new network namespace with only lo, up),
-	// "join" (the namespace NetNS, shared by the steps of a build) or
-	// "host" (the builder's own network).
+	// Network is NetworkNone (the default), NetworkHost, or NetworkJoin,
+	// which only [SandboxNet.Join] sets.
 	Network string
-	// NetNS is the network namespace to join when Network is "join".
-	NetNS *os.File `json:"-"`
+	// netNS is the network namespace to join when Network is NetworkJoin.
+	netNS *os.File
 	// ResolvConf and Hosts are the contents bind-mounted (from per-step
 	// copies) on /etc/resolv.conf and /etc/hosts.
 	ResolvConf []byte
 	Hosts      []byte
 }
+
+// Network modes of a container (Spec.Network).
+const (
+	// NetworkNone is a new network namespace with only lo, up.
+	NetworkNone = "none"
+	// NetworkHost is the builder's own network namespace.
+	NetworkHost = "host"
+	// NetworkJoin is a namespace shared by several containers, a
+	// [SandboxNet]'s; set it with [SandboxNet.Join].
+	NetworkJoin = "join"
+)
 
 // reexecName is the argv[0] that marks a process as a RUN child. Nothing
 // else starts this binary with it, and it never reaches flag parsing.
@@ -56,7 +66,7 @@ const reexecName = "builder-run"
 
 // The child's descriptors beyond stdio, in ExtraFiles order.
 const (
-	specFD  = 3 // the containerSpec as JSON, read to EOF
+	specFD  = 3 // the Spec as JSON, read to EOF
 	setupFD = 4 // a setupFailure as JSON; closed by a successful execve
 	netnsFD = 5 // the network namespace to join, for Network "join"
 )
@@ -77,15 +87,15 @@ var runMountPoints = []snapshot.MountPoint{
 	{Path: "/etc/hostname"},
 }
 
-// runContainer runs spec and returns the command's exit code (128+N when
+// Run runs spec and returns the command's exit code (128+N when
 // killed by signal N). output receives each line the command prints on
 // stdout (stream 1) or stderr (stream 2), without the newline; it is never
 // called concurrently, and lines of one stream arrive in order. An error
 // means the container could not be set up or was cancelled through ctx;
 // cancelling kills every process of the container.
-func runContainer(ctx context.Context, spec containerSpec, output func(stream int, line string)) (int, error) {
+func Run(ctx context.Context, spec Spec, output func(stream int, line string)) (int, error) {
 	if spec.Network == "" {
-		spec.Network = "none" // isolated unless asked otherwise
+		spec.Network = NetworkNone // isolated unless asked otherwise
 	}
 	if err := spec.check(); err != nil {
 		return -1, err
@@ -105,8 +115,8 @@ func runContainer(ctx context.Context, spec containerSpec, output func(stream in
 	defer p.closeAll()
 
 	extra := []*os.File{p.specR, p.setupW}
-	if spec.Network == "join" {
-		extra = append(extra, spec.NetNS)
+	if spec.Network == NetworkJoin {
+		extra = append(extra, spec.netNS)
 	}
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
@@ -182,7 +192,7 @@ func waitOrKill(ctx context.Context, cmd *exec.Cmd) (waitErr error, cancelled bo
 
 // check rejects specs the child could only fail on later, with a less
 // helpful message.
-func (s *containerSpec) check() error {
+func (s *Spec) check() error {
 	switch {
 	case s.Root.Stub == "":
 		return errors.New("container spec: no stub directory for the mount points")
@@ -192,9 +202,9 @@ func (s *containerSpec) check() error {
 		return errors.New("container spec: no command")
 	}
 	switch s.Network {
-	case "host", "none":
-	case "join":
-		if s.NetNS == nil {
+	case NetworkHost, NetworkNone:
+	case NetworkJoin:
+		if s.netNS == nil {
 			return errors.New("container spec: no network namespace to join")
 		}
 	default:
@@ -219,7 +229,7 @@ func withMountPoints(have []snapshot.MountPoint) []snapshot.MountPoint {
 
 func cloneFlags(network string) uintptr {
 	flags := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWCGROUP
-	if network == "none" {
+	if network == NetworkNone {
 		flags |= unix.CLONE_NEWNET
 	}
 	return uintptr(flags)
@@ -304,8 +314,8 @@ type setupFailure struct {
 	Errno uintptr `json:",omitempty"`
 }
 
-// SetupError is returned by a RUN whose container could not be set up or
-// whose command could not be started: nothing of the command ran.
+// SetupError is returned by [Run] when the container could not be set up
+// or the command could not be started: nothing of the command ran.
 type SetupError struct {
 	Msg   string
 	Errno syscall.Errno // 0 when the failure was not a system call's
@@ -328,9 +338,11 @@ func decodeSetupFailure(data []byte) error {
 	return &SetupError{Msg: f.Msg, Errno: syscall.Errno(f.Errno)}
 }
 
-// ReexecMain runs the container side of a RUN step when this process was
-// started as one, and then exits; otherwise it returns false at once.
-// Call it first thing in main and in TestMain.
+// ReexecMain runs the container side, the child, when this process was
+// started as one by [Run], and then exits; otherwise it returns false at
+// once. Every program that calls Run (and its TestMain, since
+// /proc/self/exe is then the test binary) must call it first thing in
+// main, before anything looks at the arguments.
 func ReexecMain() bool {
 	if len(os.Args) != 1 || os.Args[0] != reexecName {
 		return false

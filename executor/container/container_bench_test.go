@@ -1,4 +1,4 @@
-package executor
+package container
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func benchmarkRun(b *testing.B, network string) {
 	var netns *os.File
 	if network == "join" {
 		slirp := testutil.RequireTool(b, "slirp4netns")
-		n, err := startSandboxNet(context.Background(), slirp)
+		n, err := StartSandboxNet(context.Background(), slirp)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -55,14 +55,14 @@ func benchmarkRun(b *testing.B, network string) {
 				b.Fatal(err)
 			}
 		}
-		spec := containerSpec{
+		spec := Spec{
 			Root: root, Args: []string{"/bin/sh", "-c", "true"}, Env: []string{defaultPath},
-			Dir: "/", Hostname: runHostname, Network: network, NetNS: netns,
+			Dir: "/", Hostname: defaultHostname, Network: network, netNS: netns,
 			ResolvConf: []byte("nameserver 192.0.2.53\n"), Hosts: []byte(hostsFile),
 		}
-		code, err := runContainer(ctx, spec, func(int, string) {})
+		code, err := Run(ctx, spec, func(int, string) {})
 		if err != nil || code != 0 {
-			b.Fatalf("runContainer: code %d, %v", code, err)
+			b.Fatalf("Run: code %d, %v", code, err)
 		}
 	}
 }
@@ -74,7 +74,7 @@ func BenchmarkSandboxNetStart(b *testing.B) {
 	testutil.RequireRoot(b)
 	slirp := testutil.RequireTool(b, "slirp4netns")
 	for b.Loop() {
-		n, err := startSandboxNet(context.Background(), slirp)
+		n, err := StartSandboxNet(context.Background(), slirp)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package executor
+package container
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // TestContainerHardening checks what root inside a RUN step can and
@@ -152,6 +154,27 @@ func TestContainerNetwork(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestContainerSandboxNet: a spec pointed at a sandbox network with Join
+// is in its namespace, lo and tap0 up, and asks slirp4netns's forwarder
+// for names, keeping the host's search domains.
+func TestContainerSandboxNet(t *testing.T) {
+	f := newFixture(t, "")
+	slirp := testutil.RequireTool(t, "slirp4netns")
+	n, err := StartSandboxNet(context.Background(), slirp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	spec := f.spec(sh(`ip -o link | awk -F': ' '{print $2, ($3 ~ /[<,]UP[,>]/) ? "up" : "down"}' | sort; cat /etc/resolv.conf`)...)
+	spec.ResolvConf = []byte("nameserver 127.0.0.53\nsearch example.test\noptions edns0\n")
+	n.Join(&spec)
+	r := mustRun(t, spec)
+	want := []string{"lo up", "tap0 up", "nameserver 10.0.2.3", "search example.test", "options edns0"}
+	if !slices.Equal(r.stdout, want) {
+		t.Errorf("in the sandbox network: %q, want %q", r.stdout, want)
 	}
 }
 

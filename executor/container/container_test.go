@@ -1,4 +1,4 @@
-package executor
+package container
 
 import (
 	"context"
@@ -65,8 +65,11 @@ func newFixture(t testing.TB, parent string, extra ...string) *fixture {
 	return f
 }
 
-func (f *fixture) spec(args ...string) containerSpec {
-	return containerSpec{
+// hostsFile is an /etc/hosts as the executor gives RUN steps.
+const hostsFile = "127.0.0.1\tlocalhost builder\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+func (f *fixture) spec(args ...string) Spec {
+	return Spec{
 		Root:       snapshot.Mount{Lowers: f.lowers, Upper: f.upper, Work: f.work, Stub: f.stub},
 		Args:       args,
 		Env:        []string{defaultPath},
@@ -90,9 +93,9 @@ func (r runResult) String() string {
 	return fmt.Sprintf("code=%d err=%v\nstdout: %q\nstderr: %q", r.code, r.err, r.stdout, r.stderr)
 }
 
-func run(ctx context.Context, spec containerSpec) runResult {
+func run(ctx context.Context, spec Spec) runResult {
 	var r runResult
-	r.code, r.err = runContainer(ctx, spec, func(stream int, line string) {
+	r.code, r.err = Run(ctx, spec, func(stream int, line string) {
 		switch stream {
 		case 1:
 			r.stdout = append(r.stdout, line)
@@ -106,11 +109,11 @@ func run(ctx context.Context, spec containerSpec) runResult {
 }
 
 // mustRun runs spec and fails the test unless the command exits 0.
-func mustRun(t testing.TB, spec containerSpec) runResult {
+func mustRun(t testing.TB, spec Spec) runResult {
 	t.Helper()
 	r := run(context.Background(), spec)
 	if r.err != nil || r.code != 0 {
-		t.Fatalf("runContainer(%q): %v", spec.Args, r)
+		t.Fatalf("Run(%q): %v", spec.Args, r)
 	}
 	return r
 }
@@ -335,15 +338,15 @@ func TestContainerUser(t *testing.T) {
 func TestContainerSetupErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		edit  func(*containerSpec)
+		edit  func(*Spec)
 		want  string
 		errno syscall.Errno
 	}{
-		{"unknown user", func(s *containerSpec) { s.User = "ghost" }, `resolving user "ghost"`, 0},
-		{"unknown group", func(s *containerSpec) { s.User = "app:ghosts" }, "unable to find group ghosts", 0},
-		{"command not found", func(s *containerSpec) { s.Args = []string{"no-such-cmd", "x"} }, `command "no-such-cmd" not found in PATH`, 0},
-		{"not executable", func(s *containerSpec) { s.Args = []string{"/etc/passwd"} }, "executing /etc/passwd", syscall.EACCES},
-		{"working dir is a file", func(s *containerSpec) { s.Dir = "/etc/passwd/x" }, "creating working directory /etc/passwd/x", syscall.ENOTDIR},
+		{"unknown user", func(s *Spec) { s.User = "ghost" }, `resolving user "ghost"`, 0},
+		{"unknown group", func(s *Spec) { s.User = "app:ghosts" }, "unable to find group ghosts", 0},
+		{"command not found", func(s *Spec) { s.Args = []string{"no-such-cmd", "x"} }, `command "no-such-cmd" not found in PATH`, 0},
+		{"not executable", func(s *Spec) { s.Args = []string{"/etc/passwd"} }, "executing /etc/passwd", syscall.EACCES},
+		{"working dir is a file", func(s *Spec) { s.Dir = "/etc/passwd/x" }, "creating working directory /etc/passwd/x", syscall.ENOTDIR},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, "", appLayer(t))
@@ -368,12 +371,12 @@ func TestContainerSpecRejected(t *testing.T) {
 	f := newFixture(t, "")
 	spec := f.spec("/bin/true")
 	spec.Network = "bridge"
-	if _, err := runContainer(context.Background(), spec, func(int, string) {}); err == nil || !strings.Contains(err.Error(), "bridge") {
+	if _, err := Run(context.Background(), spec, func(int, string) {}); err == nil || !strings.Contains(err.Error(), "bridge") {
 		t.Errorf("network bridge: err = %v, want an unsupported network error", err)
 	}
 	spec = f.spec("/bin/true")
 	spec.Root.Stub = ""
-	if _, err := runContainer(context.Background(), spec, func(int, string) {}); err == nil {
+	if _, err := Run(context.Background(), spec, func(int, string) {}); err == nil {
 		t.Error("no stub: err = nil, want an error")
 	}
 }
@@ -497,7 +500,7 @@ func TestContainerCancel(t *testing.T) {
 	select {
 	case r = <-done:
 	case <-time.After(time.Minute): // a hang guard, not a timing assertion
-		t.Fatal("runContainer did not return after cancel")
+		t.Fatal("Run did not return after cancel")
 	}
 	if !errors.Is(r.err, context.Canceled) {
 		t.Errorf("cancelled run: %v, want context.Canceled", r)

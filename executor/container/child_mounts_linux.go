@@ -1,4 +1,4 @@
-package executor
+package container
 
 import (
 	"errors"
@@ -39,12 +39,16 @@ var maskedPaths = []string{
 // otherwise let root in the container change the host's kernel settings.
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"}
 
+// defaultHostname is the hostname of a Spec without one, as BuildKit's is
+// "buildkitsandbox".
+const defaultHostname = "builder"
+
 const procFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 
 // setupRootfs mounts the container's root and everything on it, then
 // pivots into it. It runs in the child's own mount namespace, so the host
 // never sees any of these mounts and a crash leaves none behind.
-func setupRootfs(spec *containerSpec) error {
+func setupRootfs(spec *Spec) error {
 	// A shared / would propagate every mount below back to the host (and
 	// pivot_root refuses a shared parent).
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -59,7 +63,7 @@ func setupRootfs(spec *containerSpec) error {
 	}
 	hostname := spec.Hostname
 	if hostname == "" {
-		hostname = runHostname
+		hostname = defaultHostname
 	}
 	// The /etc files first: their paths resolve inside the rootfs as the
 	// stub resolved them, before proc, sysfs or the /dev tmpfs cover a
@@ -84,7 +88,7 @@ func setupRootfs(spec *containerSpec) error {
 	if err := unix.Sethostname([]byte(hostname)); err != nil {
 		return fmt.Errorf("setting hostname: %w", err)
 	}
-	if spec.Network == "none" {
+	if spec.Network == NetworkNone {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("bringing lo up: %w", err)
 		}
@@ -230,7 +234,7 @@ func maskPaths(proc, sys string) error {
 // bindEtcFiles writes this step's resolv.conf, hosts and hostname into
 // the stub dir and bind-mounts those copies. Binding the host's own files
 // would let the step write through to the host's resolver configuration.
-func bindEtcFiles(root string, spec *containerSpec, hostname string) error {
+func bindEtcFiles(root string, spec *Spec, hostname string) error {
 	files := []struct {
 		name string
 		data []byte

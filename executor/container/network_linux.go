@@ -1,4 +1,4 @@
-package executor
+package container
 
 import (
 	"bytes"
@@ -38,23 +38,24 @@ const slirpDNS = "10.0.2.3"
 // namespace; it takes a few milliseconds.
 const slirpStartTimeout = 10 * time.Second
 
-// sandboxNet is a network namespace with outbound access through
-// slirp4netns.
-type sandboxNet struct {
+// SandboxNet is a network namespace with outbound access through
+// slirp4netns, which containers join with [SandboxNet.Join].
+type SandboxNet struct {
 	ns     *os.File // the namespace, kept alive by this descriptor
 	cmd    *exec.Cmd
 	exitW  *os.File // slirp4netns exits when this closes, or when we die
 	stderr *boundedBuffer
 }
 
-// startSandboxNet makes a network namespace and attaches slirp4netns (the
-// binary at slirp) to it.
-func startSandboxNet(ctx context.Context, slirp string) (*sandboxNet, error) {
+// StartSandboxNet makes a network namespace and attaches slirp4netns (the
+// binary at slirp) to it. ctx bounds the start only; the network lives
+// until Close.
+func StartSandboxNet(ctx context.Context, slirp string) (*SandboxNet, error) {
 	ns, err := newNetNS()
 	if err != nil {
 		return nil, err
 	}
-	n := &sandboxNet{ns: ns, stderr: &boundedBuffer{max: 4 << 10}}
+	n := &SandboxNet{ns: ns, stderr: &boundedBuffer{max: 4 << 10}}
 	if err := n.startSlirp(ctx, slirp); err != nil {
 		ns.Close()
 		return nil, err
@@ -62,7 +63,7 @@ func startSandboxNet(ctx context.Context, slirp string) (*sandboxNet, error) {
 	return n, nil
 }
 
-func (n *sandboxNet) startSlirp(ctx context.Context, slirp string) error {
+func (n *SandboxNet) startSlirp(ctx context.Context, slirp string) error {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("starting slirp4netns: %w", err)
@@ -123,7 +124,7 @@ func (n *sandboxNet) startSlirp(ctx context.Context, slirp string) error {
 // pipe, which it polls only every 20 ms or so, and reaped in the
 // background: its exit unregisters the tap device, which takes the kernel
 // 20 to 40 ms that no build needs to wait for.
-func (n *sandboxNet) stop() {
+func (n *SandboxNet) stop() {
 	if n.exitW == nil {
 		return
 	}
@@ -133,11 +134,19 @@ func (n *sandboxNet) stop() {
 	n.exitW = nil
 }
 
-// Close stops slirp4netns and drops the namespace; RUN steps still in it
+// Close stops slirp4netns and drops the namespace; containers still in it
 // keep it until they end, without outbound access.
-func (n *sandboxNet) Close() error {
+func (n *SandboxNet) Close() error {
 	n.stop()
 	return n.ns.Close()
+}
+
+// Join points spec at this network: the container enters its namespace,
+// and its resolv.conf names slirp4netns's DNS forwarder.
+func (n *SandboxNet) Join(spec *Spec) {
+	spec.Network = NetworkJoin
+	spec.netNS = n.ns
+	spec.ResolvConf = sandboxResolvConf(spec.ResolvConf)
 }
 
 // newNetNS returns a new network namespace with lo up. The namespace is

@@ -1,4 +1,4 @@
-package executor
+package container
 
 import "golang.org/x/sys/unix"
 

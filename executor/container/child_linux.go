@@ -1,4 +1,4 @@
-package executor
+package container
 
 import (
 	"encoding/json"
@@ -15,6 +15,10 @@ import (
 	"github.com/moby/sys/user"
 	"golang.org/x/sys/unix"
 )
+
+// defaultPath is the PATH a command is looked up in when its environment
+// has none: docker's for a RUN step whose image sets none.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // setupExitCode is the child's exit status when it reports a setup
 // failure; the parent goes by the report, not by this code.
@@ -67,7 +71,7 @@ func startCommand() error {
 	if err != nil {
 		return err
 	}
-	if spec.Network == "join" {
+	if spec.Network == NetworkJoin {
 		// Before anything is mounted: sysfs shows the devices of the
 		// namespace of the thread that mounts it.
 		if err := unix.Setns(netnsFD, unix.CLONE_NEWNET); err != nil {
@@ -155,8 +159,8 @@ func unignoreReservedSignals() {
 	}
 }
 
-func readSpec() (containerSpec, error) {
-	var spec containerSpec
+func readSpec() (Spec, error) {
+	var spec Spec
 	f := os.NewFile(specFD, "spec")
 	defer f.Close()
 	if err := json.NewDecoder(f).Decode(&spec); err != nil {
