@@ -51,8 +51,8 @@ type stageRefs struct {
 // itself is only read.
 func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env []string) (Instruction, []string, error) {
 	escape := b.escape
-	buildArgs := b.opts.BuildArgs
-	globals := b.plan.Args
+	// Read when the step is expanded: by then Parse has the whole scope.
+	scope := &b.plan.scope
 	name := strings.ToUpper(n.Value)
 	return func(env []string) (Instruction, []string, error) {
 		v, err := instructions.ParseInstruction(n)
@@ -62,7 +62,7 @@ func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env [
 			return nil, nil, e
 		}
 		x := &expansion{env: envList(env), used: map[string]bool{}, lex: shell.NewLex(escape), escape: escape,
-			name: name, what: name, buildArgs: buildArgs, globals: globals}
+			name: name, what: name, scope: scope}
 		if err := x.apply(v); err != nil {
 			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
 		}
@@ -89,11 +89,11 @@ type expansion struct {
 	raw    *shell.Lex // for heredoc contents, as BuildKit: '\\', quotes kept
 	escape rune
 
-	name      string // the instruction, for errors: "COPY"
-	what      string // the word being expanded, for errors: "ARG A12"
-	spent     int    // bytes expanded so far, against MaxInstructionSize
-	buildArgs map[string]string
-	globals   []ArgDef
+	name     string // the instruction, for errors: "COPY"
+	what     string // the word being expanded, for errors: "ARG A12"
+	spent    int    // bytes expanded so far, against MaxInstructionSize
+	scope    *argScope
+	resolved []*string // ARG: what each name holds, by applyArg
 }
 
 func (x *expansion) process(lex *shell.Lex, escape rune, word string, limit int) (shell.ProcessWordResult, error) {
@@ -163,30 +163,6 @@ func (x *expansion) apply(v any) error {
 	return nil
 }
 
-func (x *expansion) applyArg(a *instructions.ArgCommand) error {
-	grow := envSize(x.env)
-	for i, kv := range a.Args {
-		x.what = "ARG " + shortKey(kv.Key)
-		value, given := x.buildArgs[kv.Key]
-		switch {
-		case given:
-		case kv.Value == nil:
-			value = x.global(kv.Key)
-		default:
-			val, err := x.word(*kv.Value)
-			if err != nil {
-				return err
-			}
-			a.Args[i].Value = &val
-			value = val
-		}
-		if grow += len(kv.Key) + len(value) + 2; grow > MaxEnvSize {
-			return fmt.Errorf("%s: %w", x.what, errEnvTooLarge)
-		}
-	}
-	return nil
-}
-
 // applyEnv is EnvCommand.Expand (each key, then its value), naming the
 // variable in errors.
 func (x *expansion) applyEnv(c *instructions.EnvCommand) error {
@@ -207,16 +183,6 @@ func (x *expansion) applyEnv(c *instructions.EnvCommand) error {
 		}
 	}
 	return nil
-}
-
-// global is the value an ARG without a default takes from a global ARG.
-func (x *expansion) global(key string) string {
-	for _, a := range x.globals {
-		if a.Key == key && a.Value != nil {
-			return *a.Value
-		}
-	}
-	return ""
 }
 
 // shortKey is a variable or label name as errors show it.
@@ -285,8 +251,8 @@ func convert(v any, n *bkparser.Node, refs stageRefs, x *expansion) (Instruction
 		return &StopSignal{Signal: c.Signal}, nil
 	case *instructions.ArgCommand:
 		a := &Arg{}
-		for _, kv := range c.Args {
-			a.Args = append(a.Args, ArgDef{Key: kv.Key, Value: kv.Value})
+		for i, kv := range c.Args {
+			a.Args = append(a.Args, ArgDef{Key: kv.Key, Value: kv.Value, Resolved: x.resolved[i]})
 		}
 		return a, nil
 	case *instructions.ShellCommand:

@@ -19,9 +19,13 @@
 // Each call works on a fresh copy of the instruction, so a Step may be
 // expanded any number of times, from several goroutines.
 //
-// FROM lines, their --platform and COPY --from see the global ARGs (with
-// build args applied) and the predefined platform ARGs (BUILDPLATFORM,
-// TARGETARCH, …), as in docker.
+// Build args are resolved here, once, and nowhere else (args.go): FROM
+// lines, their --platform and COPY --from see the global ARGs (with build
+// args applied) and the predefined platform ARGs (BUILDPLATFORM, the
+// machine that builds; TARGETARCH, the platform built for; …), as in
+// docker; every ARG of a stage carries the value it gives its name
+// ([ArgDef.Resolved]); [Plan.ProxyEnv] and [Plan.UnusedArgs] say which
+// build args RUN steps see without an ARG and which nothing declares.
 //
 // Errors are [*Error] values that name the place: "Dockerfile:7: unknown
 // instruction: COPPY (did you mean COPY?)". Non-fatal findings (BuildKit's
@@ -38,7 +42,7 @@
 //   - FROM <n> with n the index of an earlier stage starts from that stage;
 //     BuildKit would look for an image named "n".
 //   - COPY --from expands global ARGs; BuildKit refuses variables there.
-//   - COPY --from in an ONBUILD trigger ([ParseTrigger]) names an image,
+//   - COPY --from in an ONBUILD trigger ([Plan.ParseTrigger]) names an image,
 //     never a stage of the building Dockerfile.
 //   - Expansion is bounded, where BuildKit's has no bound at all:
 //     [MaxWordSize] a word, [MaxHeredocSize] a COPY heredoc,

@@ -52,10 +52,10 @@ func TestExpand(t *testing.T) {
 			&Env{Pairs: []KV{{"A", "new"}, {"B", "again"}, {"C", "unset"}}}, []string{"A", "B"}},
 		{"LABEL keys expand", `LABEL "$A.key"=v`, env, Options{}, &Label{Pairs: []KV{{"again.key", "v"}}}, []string{"A"}},
 		{"ARG default expands, key does not", "ARG X=$DIR/x Y", env, Options{},
-			&Arg{Args: []ArgDef{{Key: "X", Value: strp("/srv/x")}, {Key: "Y"}}}, []string{"DIR"}},
+			&Arg{Args: []ArgDef{{Key: "X", Value: strp("/srv/x"), Resolved: strp("/srv/x")}, {Key: "Y"}}}, []string{"DIR"}},
 		{"ARG default replaced by a build arg is not expanded", "ARG X=${NEED:?required}", env,
 			Options{BuildArgs: map[string]string{"X": "given"}},
-			&Arg{Args: []ArgDef{{Key: "X", Value: strp("${NEED:?required}")}}}, nil},
+			&Arg{Args: []ArgDef{{Key: "X", Value: strp("${NEED:?required}"), Resolved: strp("given")}}}, nil},
 		{"RUN is not expanded", "RUN echo $A ${B:-x}", env, Options{},
 			&Run{Args: []string{"echo $A ${B:-x}"}, Shell: true, Network: "default", Security: "sandbox"}, nil},
 		{"RUN exec form is not expanded", `RUN ["echo", "$A"]`, env, Options{},
@@ -112,6 +112,9 @@ func dump(ins Instruction) string {
 		for _, d := range a.Args {
 			if d.Value != nil {
 				s += fmt.Sprintf(" %s=%q", d.Key, *d.Value)
+			}
+			if d.Resolved != nil {
+				s += fmt.Sprintf(" resolved %s=%q", d.Key, *d.Resolved)
 			}
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,8 +15,6 @@ import (
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/buildkit/util/suggest"
-
-	"github.com/builderdev/builder/internal/units"
 )
 
 // maxDockerfileSize bounds what Parse reads; BuildKit's own limit for a
@@ -111,8 +108,8 @@ type planner struct {
 	lex      *shell.Lex // for FROM lines and global ARGs, used while parsing only
 	escape   rune
 	lint     *linter.Linter
-	metaEnv  []string // predefined platform args, then global ARG values
-	metaSize int      // envSize of metaEnv
+	metaSize int             // envSize of plan.scope.meta
+	declared map[string]bool // the names any ARG declares, for Plan.UnusedArgs
 
 	pending []pendingRef   // stage references not resolved yet
 	edgePos map[[2]int]Pos // where each dependency edge was made, for cycle errors
@@ -134,8 +131,9 @@ func (b *planner) pos(n *bkparser.Node) Pos {
 }
 
 func (b *planner) walk(ast *bkparser.Node) error {
-	b.metaEnv = platformArgs(b.opts)
-	b.metaSize = envSize(b.metaEnv)
+	b.plan.scope = argScope{buildArgs: maps.Clone(b.opts.BuildArgs), meta: platformArgs(b.opts)}
+	b.metaSize = envSize(b.plan.scope.meta)
+	b.declared = map[string]bool{}
 	for _, n := range ast.Children {
 		v, err := instructions.ParseInstructionWithLinter(n, b.lint)
 		if err != nil {
@@ -152,6 +150,9 @@ func (b *planner) walk(ast *bkparser.Node) error {
 					return err
 				}
 				continue
+			}
+			for _, kv := range c.Args {
+				b.declared[kv.Key] = true
 			}
 			if err := b.addStep(n, c); err != nil {
 				return err
@@ -170,44 +171,15 @@ func (b *planner) walk(ast *bkparser.Node) error {
 	if len(b.plan.Stages) == 0 {
 		return &Error{Pos: Pos{File: b.plan.File}, Msg: "no build stage in the Dockerfile: it needs a FROM"}
 	}
-	return nil
-}
-
-// addGlobalArgs records ARGs before the first FROM. Their values feed FROM
-// lines: a build arg wins over the default, which is expanded with the
-// earlier global ARGs, as docker does.
-func (b *planner) addGlobalArgs(n *bkparser.Node, c *instructions.ArgCommand) error {
-	for _, kv := range c.Args {
-		what := "ARG " + shortKey(kv.Key)
-		def := ArgDef{Key: kv.Key}
-		if kv.Value != nil {
-			v, err := b.expandMeta(n, *kv.Value, what)
-			if err != nil {
-				return err
-			}
-			def.Value = &v
-		}
-		b.plan.Args = append(b.plan.Args, def)
-		kv := ""
-		if v, ok := b.opts.BuildArgs[def.Key]; ok {
-			kv = def.Key + "=" + v
-		} else if def.Value != nil {
-			kv = def.Key + "=" + *def.Value
-		} else {
-			continue
-		}
-		b.metaEnv = append(b.metaEnv, kv)
-		if b.metaSize += len(kv) + 1; b.metaSize > MaxEnvSize {
-			return &Error{Pos: b.pos(n), Msg: fmt.Sprintf("%s: the global ARGs and build args would be larger than %s", what, units.Limit(int64(MaxEnvSize)))}
-		}
-	}
+	b.plan.ProxyEnv = proxyEnv(b.opts.BuildArgs)
+	b.plan.UnusedArgs = unusedArgs(b.opts.BuildArgs, b.declared)
 	return nil
 }
 
 // expandMeta expands a word with the global ARGs and the predefined
 // platform args: a global ARG default, or a reference to an image.
 func (b *planner) expandMeta(n *bkparser.Node, word, what string) (string, error) {
-	res, err := expandWord(b.lex, b.escape, word, envList(b.metaEnv), MaxWordSize, what)
+	res, err := expandWord(b.lex, b.escape, word, b.plan.scope.meta, MaxWordSize, what)
 	if err != nil {
 		return "", &Error{Pos: b.pos(n), Msg: err.Error()}
 	}
@@ -217,7 +189,7 @@ func (b *planner) expandMeta(n *bkparser.Node, word, what string) (string, error
 // expandFrom is expandMeta for a FROM line, which warns, as docker does,
 // about a variable that no global ARG declares.
 func (b *planner) expandFrom(n *bkparser.Node, word string) (string, error) {
-	res, err := expandWord(b.lex, b.escape, word, envList(b.metaEnv), MaxWordSize, "FROM")
+	res, err := expandWord(b.lex, b.escape, word, b.plan.scope.meta, MaxWordSize, "FROM")
 	if err != nil {
 		return "", &Error{Pos: b.pos(n), Msg: err.Error()}
 	}
@@ -578,33 +550,4 @@ func sourceText(n *bkparser.Node, c instructions.Command) string {
 		return strings.TrimSpace(s.String())
 	}
 	return strings.TrimSpace(n.Original)
-}
-
-// platformArgs are the automatic platform ARGs docker gives FROM lines. A
-// build arg of the same name overrides one, as in BuildKit.
-func platformArgs(o Options) []string {
-	build := o.BuildPlatform
-	if build == "" {
-		build = "linux/" + runtime.GOARCH
-	}
-	target := o.TargetPlatform
-	if target == "" {
-		target = build
-	}
-	var env []string
-	for _, p := range []struct{ prefix, value string }{{"BUILD", build}, {"TARGET", target}} {
-		parts := strings.SplitN(p.value, "/", 3)
-		for len(parts) < 3 {
-			parts = append(parts, "")
-		}
-		env = append(env, p.prefix+"PLATFORM="+p.value, p.prefix+"OS="+parts[0],
-			p.prefix+"ARCH="+parts[1], p.prefix+"VARIANT="+parts[2])
-	}
-	for i, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if v, ok := o.BuildArgs[k]; ok {
-			env[i] = k + "=" + v
-		}
-	}
-	return env
 }

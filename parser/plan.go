@@ -34,13 +34,17 @@ func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 type Options struct {
 	// Filename is the name used in positions; default "Dockerfile".
 	Filename string
-	// BuildArgs are the --build-arg values. They feed FROM lines through the
-	// global ARGs, and ARG instructions inside stages.
+	// BuildArgs are the --build-arg values. Parse resolves them once, into
+	// FROM lines, [ArgDef.Resolved], [Plan.ProxyEnv] and [Plan.UnusedArgs];
+	// the executor reads those and never the build args themselves.
 	BuildArgs map[string]string
 	// Target names the stage to build; empty means the last one.
 	Target string
-	// BuildPlatform and TargetPlatform ("linux/amd64") provide the predefined
-	// args BUILDPLATFORM, TARGETPLATFORM, TARGETOS, TARGETARCH, … to FROM lines.
+	// BuildPlatform, the machine that builds, and TargetPlatform, the one
+	// built for ("linux/amd64"; default linux/<GOARCH> and BuildPlatform),
+	// give the predefined args BUILDPLATFORM, BUILDARCH, …, TARGETPLATFORM,
+	// TARGETARCH, … to FROM lines, and to the ARGs of a stage that
+	// declare them.
 	BuildPlatform  string
 	TargetPlatform string
 }
@@ -55,6 +59,15 @@ type Plan struct {
 	Stages   []*Stage // in file order; Stage.Index is the position here
 	Target   int      // index of the stage to build
 	Warnings []string // non-fatal findings, e.g. deprecated forms, each with its position
+	// ProxyEnv holds the proxy build args (HTTP_PROXY, no_proxy, …) as
+	// "KEY=VALUE", sorted by key: RUN steps see them without an ARG, as in
+	// docker, and cache keys leave them out.
+	ProxyEnv []string
+	// UnusedArgs are the build args no ARG of the file declares (proxy args
+	// and SOURCE_DATE_EPOCH aside), sorted; docker warns about them.
+	UnusedArgs []string
+
+	scope argScope // what ARGs resolve against; see args.go
 }
 
 // Needed returns the indices of the stages the target depends on,
@@ -123,10 +136,17 @@ type Instruction interface{ instruction() }
 // KV is a key and its value (ENV, LABEL).
 type KV struct{ Key, Value string }
 
-// ArgDef is one name of an ARG instruction, with its default if given.
+// ArgDef is one name of an ARG instruction.
 type ArgDef struct {
-	Key   string
+	Key string
+	// Value is the default if given, as the history shows it: expanded,
+	// or as written when a build arg replaces it.
 	Value *string
+	// Resolved is what the name holds from this ARG on, resolved by the
+	// parser: the build arg, else the default, else the global ARG or
+	// predefined platform arg of that name; nil when it is unset. For a
+	// global ARG, it is what FROM lines see.
+	Resolved *string
 }
 
 // Heredoc is an inline file given with <<EOF.

@@ -9,9 +9,22 @@ import (
 )
 
 // ParseTrigger parses one ONBUILD trigger (e.g. "COPY . /app") as a Step,
-// so that triggers recorded in a base image can run in a later build. The
-// step and its errors carry pos, the place of the FROM that runs it.
+// so that triggers recorded in a base image can run in a later build of
+// p. The step and its errors carry pos, the place of the FROM that runs
+// it; an ARG in it resolves with p's build args and global ARGs, as the
+// Dockerfile's own ARGs do.
+func (p *Plan) ParseTrigger(expr string, pos Pos) (Step, error) {
+	return parseTrigger(expr, pos, p.Escape, p.scope)
+}
+
+// ParseTrigger is [Plan.ParseTrigger] without a plan: an ARG in the
+// trigger takes its default and nothing else. It goes once the executor
+// calls the method.
 func ParseTrigger(expr string, pos Pos, escape rune) (Step, error) {
+	return parseTrigger(expr, pos, escape, argScope{})
+}
+
+func parseTrigger(expr string, pos Pos, escape rune, scope argScope) (Step, error) {
 	directive := ""
 	if escape == '`' {
 		directive = "# escape=`\n"
@@ -40,7 +53,7 @@ func ParseTrigger(expr string, pos Pos, escape rune) (Step, error) {
 	case name == "ONBUILD":
 		return Step{}, &Error{Pos: pos, Msg: "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"}
 	}
-	b := &planner{plan: &Plan{File: pos.File}, escape: res.EscapeToken}
+	b := &planner{plan: &Plan{File: pos.File, scope: scope}, escape: res.EscapeToken}
 	step := Step{Pos: pos, Name: name, Text: sourceText(n, c)}
 	var refs stageRefs
 	if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
