@@ -182,29 +182,10 @@ func (b *build) finish(st *imageState) (*Result, error) {
 }
 
 // warnUnusedArgs warns about --build-arg values no ARG declares, as
-// docker does.
+// docker does; the parser found them.
 func (b *build) warnUnusedArgs() {
-	declared := map[string]bool{}
-	for _, a := range b.plan.Args {
-		declared[a.Key] = true
-	}
-	for _, s := range b.plan.Stages {
-		for _, step := range s.Steps {
-			if step.Name != "ARG" {
-				continue
-			}
-			ins, _, err := step.Expand(nil)
-			if a, ok := ins.(*parser.Arg); ok && err == nil {
-				for _, d := range a.Args {
-					declared[d.Key] = true
-				}
-			}
-		}
-	}
-	for k := range b.opts.BuildArgs {
-		if !declared[k] && !predefinedArgs[k] && !specialArgs[k] {
-			b.warn("[Warning] one or more build args were not consumed: %s", k)
-		}
+	for _, k := range b.plan.UnusedArgs {
+		b.warn("[Warning] one or more build args were not consumed: %s", k)
 	}
 }
 

@@ -149,41 +149,48 @@ RUN cat /deps > /copy
 	}
 }
 
+// TestCacheBuildArgs: a build arg reaches the keys of the RUN steps in
+// the scope of an ARG that declares it, and no others; a proxy variable
+// reaches none. Each case builds before and after its change on a
+// Dockerfile of its own (ENV CASE), and its first build must run every
+// step, so no case depends on what another left in the cache.
 func TestCacheBuildArgs(t *testing.T) {
 	e := newEnv(t)
 	ctxDir := t.TempDir()
-	df := `FROM busybox:test
-RUN echo one > /one
+	const steps = `RUN echo one > /one
 ARG USED=1
 RUN echo "$USED" > /used
 ARG LATER
 RUN echo two > /two
 `
-	args := func(kv ...string) *buildOpts {
+	args := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for i := 0; i < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
 		}
-		return &buildOpts{args: m}
-	}
-	if _, steps := e.buildRan(t, ctxDir, df, args("USED", "a")); len(steps) != 3 {
-		t.Fatalf("first build ran %v", steps)
+		return m
 	}
 	cases := []struct {
-		name string
-		o    *buildOpts
-		want []string
+		name          string
+		before, after map[string]string
+		want          []string
 	}{
-		{"same args", args("USED", "a"), nil},
-		{"an arg no ARG declares", args("USED", "a", "NOT_DECLARED", "x"), nil},
-		{"the arg a step uses", args("USED", "b"), []string{`RUN echo "$USED" > /used`, "RUN echo two > /two"}},
-		{"an arg declared after the first steps", args("USED", "b", "LATER", "z"), []string{"RUN echo two > /two"}},
-		{"a proxy variable", args("USED", "b", "LATER", "z", "HTTP_PROXY", "http://proxy:3128"), nil},
+		{"same args", args("USED", "a"), args("USED", "a"), nil},
+		{"an arg no ARG declares", args("USED", "a"), args("USED", "a", "NOT_DECLARED", "x"), nil},
+		{"the arg a step uses", args("USED", "a"), args("USED", "b"), []string{`RUN echo "$USED" > /used`, "RUN echo two > /two"}},
+		{"an arg declared after the first steps", args("USED", "b"), args("USED", "b", "LATER", "z"), []string{"RUN echo two > /two"}},
+		{"a proxy variable", args("USED", "b", "LATER", "z"), args("USED", "b", "LATER", "z", "HTTP_PROXY", "http://proxy:3128"), nil},
 	}
-	for _, c := range cases {
-		if _, steps := e.buildRan(t, ctxDir, df, c.o); !slices.Equal(steps, c.want) {
-			t.Errorf("%s: ran %q, want %q", c.name, steps, c.want)
-		}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			df := fmt.Sprintf("FROM busybox:test\nENV CASE=%d\n%s", i, steps)
+			if _, ran := e.buildRan(t, ctxDir, df, &buildOpts{args: c.before}); len(ran) != 3 {
+				t.Fatalf("first build ran %q, want its three RUN steps", ran)
+			}
+			if _, ran := e.buildRan(t, ctxDir, df, &buildOpts{args: c.after}); !slices.Equal(ran, c.want) {
+				t.Errorf("ran %q, want %q", ran, c.want)
+			}
+		})
 	}
 }
 

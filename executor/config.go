@@ -103,57 +103,13 @@ func applyConfig(st *imageState, ins parser.Instruction) (string, error) {
 	return "", fmt.Errorf("internal: unexpected instruction %T", ins)
 }
 
-// declareArgs brings ARGs into scope. A build arg overrides the default;
-// an ARG without a default inherits a global ARG of the same name.
+// declareArgs brings ARGs into scope with the values the parser resolved
+// (build arg, default, global ARG, predefined platform arg): the rules
+// are in parser/args.go, not here.
 func (b *build) declareArgs(st *imageState, ins *parser.Arg) {
 	for _, a := range ins.Args {
-		value := a.Value
-		if v, ok := b.opts.BuildArgs[a.Key]; ok {
-			value = &v
-		} else if value == nil {
-			value = b.globalArg(a.Key)
-		}
-		if value == nil {
-			value = b.platformArg(a.Key)
-		}
-		st.setArg(a.Key, value)
+		st.setArg(a.Key, a.Resolved)
 	}
-}
-
-// globalArg is the value of an ARG declared before the first FROM.
-func (b *build) globalArg(key string) *string {
-	for _, a := range b.plan.Args {
-		if a.Key != key {
-			continue
-		}
-		if v, ok := b.opts.BuildArgs[key]; ok {
-			return &v
-		}
-		return a.Value
-	}
-	return nil
-}
-
-// platformArg gives the automatic platform ARGs their values.
-func (b *build) platformArg(key string) *string {
-	p := b.opts.Platform
-	var v string
-	switch key {
-	case "TARGETPLATFORM", "BUILDPLATFORM":
-		v = p.OS + "/" + p.Architecture
-		if p.Variant != "" {
-			v += "/" + p.Variant
-		}
-	case "TARGETOS", "BUILDOS":
-		v = p.OS
-	case "TARGETARCH", "BUILDARCH":
-		v = p.Architecture
-	case "TARGETVARIANT", "BUILDVARIANT":
-		v = p.Variant
-	default:
-		return nil
-	}
-	return &v
 }
 
 // argHistory is the history text of an ARG: as written in the Dockerfile,

@@ -30,10 +30,6 @@ var predefinedArgs = map[string]bool{
 	"ALL_PROXY": true, "all_proxy": true,
 }
 
-// specialArgs are build args BuildKit accepts without an ARG that change
-// how the build runs rather than what a step sees.
-var specialArgs = map[string]bool{"SOURCE_DATE_EPOCH": true}
-
 // imageState is an image being built by a stage: its config and layers so
 // far, and the cache keys that identify them.
 type imageState struct {
