@@ -6,6 +6,8 @@
 // values through a [Reporter] and never prints.
 //
 // RUN containers are this same binary, re-executed: programs that use the
-// executor call [ReexecMain] first thing in main (and in TestMain), which
-// runs the container side when the process was started as one.
+// executor call [container.ReexecMain] first thing in main (and in
+// TestMain), which runs the container side when the process was started
+// as one. The container itself, and the isolation it promises, is the
+// package executor/container.
 package executor

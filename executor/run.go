@@ -100,11 +100,6 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 // of Build can match it without importing the runtime.
 type SetupError = container.SetupError
 
-// ReexecMain runs the container side of a RUN step when this process was
-// started as one, and then exits; otherwise it returns false at once.
-// It is [container.ReexecMain], which programs should call instead.
-func ReexecMain() bool { return container.ReexecMain() }
-
 var (
 	resolvOnce sync.Once
 	resolvData []byte

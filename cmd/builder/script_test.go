@@ -12,13 +12,13 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/executor/container"
 )
 
 func TestMain(m *testing.M) {
 	// RUN containers re-execute this test binary; they must take over
 	// before testing or testscript look at the arguments.
-	if executor.ReexecMain() {
+	if container.ReexecMain() {
 		return
 	}
 	testscript.Main(m, map[string]func(){"builder": main})
