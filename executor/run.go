@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/container"
 	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
@@ -44,20 +43,12 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	}
 	env := st.runEnv(b.opts.BuildArgs)
 
-	kb := cache.NewKeyBuilder()
-	kb.AddString("parent", st.fsKey.String())
-	kb.AddString("run", jsonArray(argv))
-	kb.AddString("env", jsonArray(st.keyEnv(b.opts.BuildArgs)))
-	kb.AddString("user", st.cfg.Config.User)
-	kb.AddString("workdir", st.workdir())
-	kb.AddString("network", network)
-	kb.AddString("platform", b.opts.Platform.String())
-	// The history text names every ARG in scope, even unset or hidden by
-	// an ENV, and a hit reuses the recorded text: it must be in the key.
-	kb.AddString("history", runHistory(argv, st))
+	history := runHistory(argv, st)
+	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(b.opts.BuildArgs), user: st.cfg.Config.User,
+		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history})
 
 	command := strings.Join(ins.Args, " ")
-	return b.fsStep(ctx, sc, st, kb, "RUN "+runHistory(argv, st), func(ctx context.Context, a *snapshot.Active) error {
+	return b.fsStep(ctx, sc, st, kb, "RUN "+history, func(ctx context.Context, a *snapshot.Active) error {
 		spec := container.Spec{
 			Root:       a.Mount,
 			Args:       argv,
@@ -124,10 +115,7 @@ func (b *build) stepWorkdir(ctx context.Context, sc *stepCtx, st *imageState, in
 	wd := resolveWorkdir(st.workdir(), ins.Path)
 	st.cfg.Config.WorkingDir = wd
 	user := st.cfg.Config.User
-	kb := cache.NewKeyBuilder()
-	kb.AddString("parent", st.fsKey.String())
-	kb.AddString("workdir", wd)
-	kb.AddString("user", user)
+	kb := keyWorkdir(st.fsKey, wd, user)
 	return b.fsStep(ctx, sc, st, kb, "WORKDIR "+wd, func(ctx context.Context, a *snapshot.Active) error {
 		return withRootfs(a.Mount, filepath.Dir(a.Upper()), func(root string) error {
 			uid, gid := 0, 0
