@@ -115,7 +115,6 @@ func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*exe
 		Reporter:         rep,
 		ContextDir:       ctxDir,
 		Ignore:           ig,
-		BuildArgs:        o.args,
 		NoCache:          o.noCache,
 		NoCacheStages:    o.noCacheFor,
 		Jobs:             o.jobs,

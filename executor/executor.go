@@ -28,8 +28,6 @@ type Options struct {
 	ContextDir string
 	// Ignore holds the context's .dockerignore rules; nil excludes nothing.
 	Ignore *parser.Ignore
-	// BuildArgs are the --build-arg values.
-	BuildArgs map[string]string
 	// Labels are the --label values, added to the final image.
 	Labels map[string]string
 	// Platform is the target platform; default linux/<host arch>.

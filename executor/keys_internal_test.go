@@ -47,7 +47,7 @@ func expandAll(t *testing.T, df string) []parser.Instruction {
 	var out []parser.Instruction
 	for _, s := range plan.Stages {
 		for _, step := range s.Steps {
-			ins, _, err := step.Expand(nil)
+			ins, err := step.Expand(nil)
 			if err != nil {
 				t.Fatalf("%s: %v", step.Pos, err)
 			}

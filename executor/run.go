@@ -41,10 +41,10 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	if len(argv) == 0 {
 		return errors.New("no command given")
 	}
-	env := st.runEnv(b.opts.BuildArgs)
+	env := st.runEnv(b.plan.ProxyEnv)
 
 	history := runHistory(argv, st)
-	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(b.opts.BuildArgs), user: st.cfg.Config.User,
+	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(), user: st.cfg.Config.User,
 		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history})
 
 	command := strings.Join(ins.Args, " ")

@@ -61,7 +61,7 @@ func (b *build) checkEntitlements() error {
 			if step.Name != "RUN" {
 				continue
 			}
-			ins, _, err := step.Expand(nil)
+			ins, err := step.Expand(nil)
 			if r, ok := ins.(*parser.Run); ok && err == nil && r.Network == NetworkHost {
 				lines = append(lines, step.Pos.String())
 			}

@@ -88,7 +88,7 @@ func (b *build) runStage(ctx context.Context, s *parser.Stage) (*imageState, err
 		st.cfg.Config.OnBuild = nil
 		var pre []parser.Step
 		for _, t := range triggers {
-			step, err := parser.ParseTrigger(t, s.Pos, b.plan.Escape)
+			step, err := b.plan.ParseTrigger(t, s.Pos)
 			if err != nil {
 				return nil, fromCtx.fail(fmt.Errorf("ONBUILD trigger %q: %w", t, err))
 			}
@@ -149,7 +149,7 @@ func baseText(s *parser.Stage) string {
 
 // runStep expands one step and dispatches it by kind.
 func (b *build) runStep(ctx context.Context, sc *stepCtx, s *parser.Stage, st *imageState) error {
-	ins, _, err := sc.step.Expand(st.expandEnv())
+	ins, err := sc.step.Expand(st.expandEnv())
 	if err != nil {
 		return err
 	}

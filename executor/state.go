@@ -22,14 +22,6 @@ const maxConfigText = 64 << 20
 // defaultPath is the PATH docker gives a RUN step whose image sets none.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// predefinedArgs are build args docker accepts without an ARG: the proxy
-// variables reach RUN steps but neither the image nor the cache key.
-var predefinedArgs = map[string]bool{
-	"HTTP_PROXY": true, "http_proxy": true, "HTTPS_PROXY": true, "https_proxy": true,
-	"FTP_PROXY": true, "ftp_proxy": true, "NO_PROXY": true, "no_proxy": true,
-	"ALL_PROXY": true, "all_proxy": true,
-}
-
 // imageState is an image being built by a stage: its config and layers so
 // far, and the cache keys that identify them.
 type imageState struct {
@@ -140,17 +132,18 @@ func (s *imageState) checkSize() error {
 }
 
 // runEnv is the environment of a RUN step: ENV, plus the ARGs in scope
-// that ENV does not set, plus proxy build args, plus a default PATH.
-func (s *imageState) runEnv(buildArgs map[string]string) []string {
+// that ENV does not set, plus the proxy build args (parser.Plan.ProxyEnv)
+// that neither sets, plus a default PATH.
+func (s *imageState) runEnv(proxy []string) []string {
 	env := slices.Clone(s.cfg.Config.Env)
 	for _, a := range s.args {
 		if a.value != nil && envValue(env, a.key) == nil {
 			env = append(env, a.key+"="+*a.value)
 		}
 	}
-	for _, k := range sortedKeys(buildArgs) {
-		if predefinedArgs[k] && envValue(env, k) == nil {
-			env = append(env, k+"="+buildArgs[k])
+	for _, kv := range proxy {
+		if k, _, _ := strings.Cut(kv, "="); envValue(env, k) == nil {
+			env = append(env, kv)
 		}
 	}
 	if envValue(env, "PATH") == nil {
@@ -159,19 +152,9 @@ func (s *imageState) runEnv(buildArgs map[string]string) []string {
 	return env
 }
 
-// keyEnv is runEnv without proxy variables, which docker keeps out of the
-// cache key so a proxy change does not rebuild everything.
-func (s *imageState) keyEnv(buildArgs map[string]string) []string {
-	var env []string
-	for _, kv := range s.runEnv(buildArgs) {
-		k, _, _ := strings.Cut(kv, "=")
-		if predefinedArgs[k] && envValue(s.cfg.Config.Env, k) == nil && s.arg(k) == nil {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
+// keyEnv is runEnv without the proxy build args, which docker keeps out
+// of the cache key so a proxy change does not rebuild everything.
+func (s *imageState) keyEnv() []string { return s.runEnv(nil) }
 
 func (s *imageState) arg(key string) *argValue {
 	for i := range s.args {
@@ -224,15 +207,6 @@ func envValue(env []string, key string) *string {
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func cloneConfigFile(c *v1.ConfigFile) *v1.ConfigFile {

@@ -16,7 +16,7 @@ func resolvedArgs(t *testing.T, p *Plan, env []string) []string {
 			if step.Name != "ARG" {
 				continue
 			}
-			ins, _, err := step.Expand(env)
+			ins, err := step.Expand(env)
 			if err != nil {
 				t.Fatalf("%s: %v", step.Pos, err)
 			}
@@ -163,7 +163,7 @@ func TestTriggerArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, _, err := step.Expand(nil)
+	ins, err := step.Expand(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,42 +49,35 @@ type stageRefs struct {
 // afresh, because BuildKit's Expand methods change the command in place
 // and a step may be expanded many times, from several goroutines; the node
 // itself is only read.
-func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env []string) (Instruction, []string, error) {
+func (b *planner) expander(n *bkparser.Node, pos Pos, refs stageRefs) func(env []string) (Instruction, error) {
 	escape := b.escape
 	// Read when the step is expanded: by then Parse has the whole scope.
 	scope := &b.plan.scope
 	name := strings.ToUpper(n.Value)
-	return func(env []string) (Instruction, []string, error) {
+	return func(env []string) (Instruction, error) {
 		v, err := instructions.ParseInstruction(n)
 		if err != nil {
 			e := toError(pos.File, err)
 			e.Pos = pos
-			return nil, nil, e
+			return nil, e
 		}
-		x := &expansion{env: envList(env), used: map[string]bool{}, lex: shell.NewLex(escape), escape: escape,
+		x := &expansion{env: envList(env), lex: shell.NewLex(escape), escape: escape,
 			name: name, what: name, scope: scope}
 		if err := x.apply(v); err != nil {
-			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
+			return nil, &Error{Pos: pos, Msg: err.Error()}
 		}
 		ins, err := convert(v, n, refs, x)
 		if err != nil {
-			return nil, nil, &Error{Pos: pos, Msg: err.Error()}
+			return nil, &Error{Pos: pos, Msg: err.Error()}
 		}
-		names := make([]string, 0, len(x.used))
-		for k := range x.used {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		return ins, names, nil
+		return ins, nil
 	}
 }
 
-// expansion is one Expand call: its environment, the variables it
-// consulted, and its own lexers (a lexer keeps state between words, and
+// expansion is one Expand call: its environment and its own lexers (a lexer keeps state between words, and
 // stages expand in parallel).
 type expansion struct {
 	env    envList
-	used   map[string]bool
 	lex    *shell.Lex // the file's escape token, for words
 	raw    *shell.Lex // for heredoc contents, as BuildKit: '\\', quotes kept
 	escape rune
@@ -98,12 +91,6 @@ type expansion struct {
 
 func (x *expansion) process(lex *shell.Lex, escape rune, word string, limit int) (shell.ProcessWordResult, error) {
 	res, err := expandWord(lex, escape, word, x.env, limit, x.what)
-	for k := range res.Matched {
-		x.used[k] = true
-	}
-	for k := range res.Unmatched {
-		x.used[k] = true
-	}
 	if x.spent += len(res.Result); x.spent > MaxInstructionSize {
 		return res, fmt.Errorf("%s: expanded values are longer than %s together", x.name, units.Limit(int64(MaxInstructionSize)))
 	}

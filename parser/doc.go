@@ -14,9 +14,7 @@
 // ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER and ONBUILD are kept as
 // written; EXPOSE expands and splits into words; a COPY heredoc with an
 // unquoted delimiter expands with quotes kept; an ARG expands only its
-// default, and not when a build arg replaces it. Expand also reports the
-// variables it consulted, set or not, so that a cache key can name them.
-// Each call works on a fresh copy of the instruction, so a Step may be
+// default, and not when a build arg replaces it. Each call works on a fresh copy of the instruction, so a Step may be
 // expanded any number of times, from several goroutines.
 //
 // Build args are resolved here, once, and nowhere else (args.go): FROM

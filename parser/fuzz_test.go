@@ -44,7 +44,7 @@ func FuzzParse(f *testing.F) {
 		env := strings.Split(envText, "\n")
 		for _, s := range p.Stages {
 			for _, step := range s.Steps {
-				if _, _, err := step.Expand(env); err != nil {
+				if _, err := step.Expand(env); err != nil {
 					var e *Error
 					if !errors.As(err, &e) || e.Pos != step.Pos {
 						t.Fatalf("Expand of %q = %T %v, want an *Error at %v", step.Text, err, err, step.Pos)
@@ -153,7 +153,7 @@ func BenchmarkExpand150(b *testing.B) {
 	for b.Loop() {
 		for _, s := range p.Stages {
 			for _, step := range s.Steps {
-				if _, _, err := step.Expand(env); err != nil {
+				if _, err := step.Expand(env); err != nil {
 					b.Fatal(err)
 				}
 			}

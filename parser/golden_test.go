@@ -73,7 +73,6 @@ type (
 		Text     string
 		Type     string      `json:",omitempty"`
 		Expanded Instruction `json:",omitempty"`
-		Used     []string    `json:",omitempty"`
 		Err      string      `json:",omitempty"`
 	}
 )
@@ -94,11 +93,11 @@ func goldenView(p *Plan) goldenPlan {
 		}
 		for _, st := range s.Steps {
 			g := goldenStep{Pos: fmt.Sprintf("%d-%d", st.Pos.Line, st.Pos.EndLine), Name: st.Name, Text: st.Text}
-			ins, used, err := st.Expand(goldenEnv)
+			ins, err := st.Expand(goldenEnv)
 			if err != nil {
 				g.Err = err.Error()
 			} else {
-				g.Type, g.Expanded, g.Used = strings.TrimPrefix(fmt.Sprintf("%T", ins), "*parser."), ins, used
+				g.Type, g.Expanded = strings.TrimPrefix(fmt.Sprintf("%T", ins), "*parser."), ins
 			}
 			gs.Steps = append(gs.Steps, g)
 		}

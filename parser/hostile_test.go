@@ -39,7 +39,7 @@ func expandAll(p *Plan, buildArgs map[string]string) (Instruction, error) {
 	for _, s := range p.Stages {
 		var env []string
 		for _, step := range s.Steps {
-			ins, _, err := step.Expand(env)
+			ins, err := step.Expand(env)
 			if err != nil {
 				return nil, err
 			}

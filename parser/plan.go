@@ -112,18 +112,16 @@ type Step struct {
 	Name string // upper-case instruction name: "RUN", "COPY", …
 	Text string // the instruction as written, continuation lines joined; for messages and history
 
-	expand func(env []string) (Instruction, []string, error)
+	expand func(env []string) (Instruction, error)
 }
 
 // Expand returns the step's instruction with variables replaced using env
 // (a list of "KEY=VALUE"; the last value of a key wins), following the
 // rules of `docker build` for which instructions and which words expand.
-// It also returns the names of the variables the expansion consulted, so
-// that a cache key can include exactly the build args a step uses.
 // An expansion error is an *Error at the step's position.
-func (s Step) Expand(env []string) (Instruction, []string, error) {
+func (s Step) Expand(env []string) (Instruction, error) {
 	if s.expand == nil {
-		return nil, nil, &Error{Pos: s.Pos, Msg: "internal: step has no instruction"}
+		return nil, &Error{Pos: s.Pos, Msg: "internal: step has no instruction"}
 	}
 	return s.expand(env)
 }

@@ -64,7 +64,7 @@ func TestStageReferences(t *testing.T) {
 				return
 			}
 			last := p.Stages[len(p.Stages)-1]
-			ins, _, err := last.Steps[0].Expand(nil)
+			ins, err := last.Steps[0].Expand(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,14 +87,14 @@ func TestLaterStageReferences(t *testing.T) {
 	if want := []int{1, 2, 3}; !slices.Equal(p.Stages[0].Deps, want) {
 		t.Errorf("deps of app = %v, want %v", p.Stages[0].Deps, want)
 	}
-	cp, _, err := p.Stages[0].Steps[0].Expand(nil)
+	cp, err := p.Stages[0].Steps[0].Expand(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := cp.(*Copy).From; got == nil || *got != (CopyFrom{Stage: 1}) {
 		t.Errorf("COPY --from = %+v, want stage 1", got)
 	}
-	run, _, err := p.Stages[0].Steps[1].Expand(nil)
+	run, err := p.Stages[0].Steps[1].Expand(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestRunMountStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, _, err := p.Stages[1].Steps[0].Expand(nil)
+	ins, err := p.Stages[1].Steps[0].Expand(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

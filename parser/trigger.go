@@ -14,19 +14,8 @@ import (
 // it; an ARG in it resolves with p's build args and global ARGs, as the
 // Dockerfile's own ARGs do.
 func (p *Plan) ParseTrigger(expr string, pos Pos) (Step, error) {
-	return parseTrigger(expr, pos, p.Escape, p.scope)
-}
-
-// ParseTrigger is [Plan.ParseTrigger] without a plan: an ARG in the
-// trigger takes its default and nothing else. It goes once the executor
-// calls the method.
-func ParseTrigger(expr string, pos Pos, escape rune) (Step, error) {
-	return parseTrigger(expr, pos, escape, argScope{})
-}
-
-func parseTrigger(expr string, pos Pos, escape rune, scope argScope) (Step, error) {
 	directive := ""
-	if escape == '`' {
+	if p.Escape == '`' {
 		directive = "# escape=`\n"
 	}
 	res, err := bkparser.Parse(strings.NewReader(directive + expr + "\n"))
@@ -53,7 +42,7 @@ func parseTrigger(expr string, pos Pos, escape rune, scope argScope) (Step, erro
 	case name == "ONBUILD":
 		return Step{}, &Error{Pos: pos, Msg: "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"}
 	}
-	b := &planner{plan: &Plan{File: pos.File, scope: scope}, escape: res.EscapeToken}
+	b := &planner{plan: &Plan{File: pos.File, scope: p.scope}, escape: res.EscapeToken}
 	step := Step{Pos: pos, Name: name, Text: sourceText(n, c)}
 	var refs stageRefs
 	if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {

@@ -179,14 +179,13 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	if c.dockerfile != "-" {
 		c.parse.Filename = filepath.Base(c.dockerfile)
 	}
-	if c.exec.BuildArgs, err = env.buildArgs(f.buildArgs); err != nil {
+	if c.parse.BuildArgs, err = env.buildArgs(f.buildArgs); err != nil {
 		return nil, err
 	}
-	c.parse.BuildArgs = c.exec.BuildArgs
 	if c.exec.Labels, err = keyValues("--label", f.labels); err != nil {
 		return nil, err
 	}
-	if c.exec.SourceDateEpoch, err = env.sourceDateEpoch(c.exec.BuildArgs); err != nil {
+	if c.exec.SourceDateEpoch, err = env.sourceDateEpoch(c.parse.BuildArgs); err != nil {
 		return nil, err
 	}
 	if err := c.setPlatform(f.platform); err != nil {
