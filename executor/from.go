@@ -31,10 +31,7 @@ func (b *build) from(ctx context.Context, sc *stepCtx, s *parser.Stage) (*imageS
 		return base.clone(), nil
 	case parser.BaseScratch:
 		st := &imageState{cfg: emptyConfig(platform)}
-		kb := cache.NewKeyBuilder()
-		kb.AddString("from", "scratch")
-		kb.AddString("platform", platform.String())
-		st.fsKey = kb.Sum()
+		st.fsKey = keyScratch(platform).Sum()
 		st.lastKey = st.fsKey
 		return st, nil
 	}
@@ -75,9 +72,7 @@ func (b *build) fromImage(ctx context.Context, ref string, platform v1.Platform,
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", ref, err)
 	}
-	kb := cache.NewKeyBuilder()
-	kb.AddString("from", rec.Manifest.Digest.String())
-	st.fsKey = kb.Sum()
+	st.fsKey = keyImage(rec.Manifest.Digest).Sum()
 	st.lastKey = st.fsKey
 	return st, nil
 }
