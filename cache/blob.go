@@ -110,44 +110,39 @@ func (s *Store) PutBlob(r io.Reader, want v1.Hash) (v1.Hash, int64, error) {
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}
-	defer os.Remove(f.Name())
+	defer f.Cleanup()
+	return writeBlob(f, s.path(blobsDir), r, want)
+}
+
+// writeBlob is the one write-verify-rename of a blob, for the store and
+// for layout exports: it streams r into the pending file f, hashing it,
+// and commits f into dir (a blobs/sha256 directory) under its digest once
+// that is want (any digest when want is zero).
+func writeBlob(f *fsutil.PendingFile, dir string, r io.Reader, want v1.Hash) (v1.Hash, int64, error) {
 	hw := newHashWriter(f)
 	buf := make([]byte, 256<<10)
-	_, err = io.CopyBuffer(hw, r, buf)
-	if err != nil {
-		f.Close()
+	if _, err := io.CopyBuffer(hw, r, buf); err != nil {
+		if want != (v1.Hash{}) {
+			return v1.Hash{}, 0, fmt.Errorf("writing blob %s: %w", want, err)
+		}
 		return v1.Hash{}, 0, fmt.Errorf("writing blob: %w", err)
 	}
 	got := hw.digest()
-	if want != (v1.Hash{}) && got != want {
-		f.Close()
-		return v1.Hash{}, 0, fmt.Errorf("blob digest mismatch: want %s, got %s", want, got)
-	}
-	if err := s.commitBlob(f, got); err != nil {
+	if err := commitBlob(f, dir, got, want); err != nil {
 		return v1.Hash{}, 0, err
 	}
 	return got, hw.n, nil
 }
 
-// commitBlob fsyncs and closes a complete temporary file and renames it
-// into blobs/ under its verified digest.
-func (s *Store) commitBlob(f *os.File, h v1.Hash) error {
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing blob %s: %w", h, err)
+// commitBlob renames the complete pending file f, whose content hashes to
+// got, into dir under that digest, once got is want (any digest when want
+// is zero) and f is on disk; then it fsyncs dir.
+func commitBlob(f *fsutil.PendingFile, dir string, got, want v1.Hash) error {
+	if want != (v1.Hash{}) && got != want {
+		return fmt.Errorf("blob digest mismatch: want %s, got %s", want, got)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing blob %s: %w", h, err)
-	}
-	dst, err := s.blobPath(h)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), dst); err != nil {
-		return fmt.Errorf("storing blob %s: %w", h, err)
-	}
-	if err := fsutil.SyncDir(filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("storing blob %s: %w", h, err)
+	if err := f.Commit(filepath.Join(dir, got.Hex)); err != nil {
+		return fmt.Errorf("storing blob %s: %w", got, err)
 	}
 	return nil
 }

@@ -3,16 +3,13 @@ package cache
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -165,9 +162,6 @@ func (c *checker) checkBlobs(ctx context.Context) error {
 	return nil
 }
 
-// hashBufs saves a megabyte of garbage per blob checked.
-var hashBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
 // hashFile returns the SHA-256 and size of the file at p, stopping when
 // ctx is cancelled (a layer may be gigabytes).
 func hashFile(ctx context.Context, p string) (v1.Hash, int64, error) {
@@ -176,25 +170,11 @@ func hashFile(ctx context.Context, p string) (v1.Hash, int64, error) {
 		return v1.Hash{}, 0, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	bp := hashBufs.Get().(*[]byte)
-	defer hashBufs.Put(bp)
-	buf := *bp
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return v1.Hash{}, 0, err
-		}
-		k, err := f.Read(buf)
-		h.Write(buf[:k])
-		n += int64(k)
-		if err == io.EOF {
-			return sha256Hash(h), n, nil
-		}
-		if err != nil {
-			return v1.Hash{}, 0, err
-		}
+	sum, n, err := fsutil.HashReader(ctx, f)
+	if err != nil {
+		return v1.Hash{}, 0, err
 	}
+	return v1.Hash{Algorithm: "sha256", Hex: sum}, n, nil
 }
 
 // need says why the blob d describes cannot be used, or nil.

@@ -260,7 +260,8 @@ func ExportLayout(dir string, img v1.Image, name string) error {
 }
 
 func writeLayoutBlob(dir string, b blob) error {
-	dst := filepath.Join(dir, blobName(b.desc.Digest))
+	blobs := filepath.Join(dir, blobsDir)
+	dst := filepath.Join(blobs, b.desc.Digest.Hex)
 	if fi, err := os.Stat(dst); err == nil && fi.Size() == b.desc.Size {
 		return nil
 	}
@@ -269,33 +270,11 @@ func writeLayoutBlob(dir string, b blob) error {
 		return fmt.Errorf("opening blob %s: %w", b.desc.Digest, err)
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+b.desc.Digest.Hex[:12]+"-*")
+	f, err := fsutil.CreatePending(blobs, ".tmp-"+b.desc.Digest.Hex[:12]+"-*", 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	hw := newHashWriter(f)
-	if _, err := io.Copy(hw, rc); err != nil {
-		f.Close()
-		return fmt.Errorf("copying blob %s: %w", b.desc.Digest, err)
-	}
-	if got := hw.digest(); got != b.desc.Digest {
-		f.Close()
-		return fmt.Errorf("blob %s hashes to %s", b.desc.Digest, got)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), dst); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(dst))
+	defer f.Cleanup()
+	_, _, err = writeBlob(f, blobs, rc, b.desc.Digest)
+	return err
 }

@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
@@ -55,11 +52,10 @@ func (s *Store) PutLayer(ctx context.Context, r io.Reader, c Compression, progre
 	if err != nil {
 		return Layer{}, err
 	}
-	defer os.Remove(f.Name())
-	out := newHashWriter(&writebackFile{f: f})
+	defer f.Cleanup()
+	out := newHashWriter(&writebackFile{f: f.File})
 	comp, mt, err := newCompressor(out, c)
 	if err != nil {
-		f.Close()
 		return Layer{}, err
 	}
 	diffID, err := copyLayer(ctx, comp, r, progress)
@@ -67,11 +63,10 @@ func (s *Store) PutLayer(ctx context.Context, r io.Reader, c Compression, progre
 		err = fmt.Errorf("compressing layer: %w", cerr)
 	}
 	if err != nil {
-		f.Close()
 		return Layer{}, err
 	}
 	digest := out.digest()
-	if err := s.commitBlob(f, digest); err != nil {
+	if err := commitBlob(f, s.path(blobsDir), digest, v1.Hash{}); err != nil {
 		return Layer{}, err
 	}
 	return Layer{
@@ -193,23 +188,11 @@ func (s *Store) OpenLayer(desc v1.Descriptor) (io.ReadCloser, error) {
 
 // DecompressLayer returns the uncompressed stream of the layer blob r:
 // gzip, zstd or a plain tar, told apart by the first bytes as docker
-// tells them apart (see OpenLayer). Closing it does not close r. Pulls
-// and unpacks both read layers through it, so that the stream a pull
-// hashes against the diff ID is the one an unpack writes.
+// tells them apart (see OpenLayer and [Decompress]). Closing it does not
+// close r. Pulls and unpacks both read layers through it, so that the
+// stream a pull hashes against the diff ID is the one an unpack writes.
 func DecompressLayer(r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return gzip.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(2))
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	}
-	return io.NopCloser(br), nil
+	return Decompress(r, LayerCodecs)
 }
 
 // layerCompression maps the OCI and Docker layer media types to a format.

@@ -22,6 +22,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // testTar builds an uncompressed tar of the given files (name → content).
@@ -104,10 +106,7 @@ func TestPutLayerFormats(t *testing.T) {
 // ordinary gzip stream, as docker, podman and skopeo expect: the system's
 // gzip tool must accept it and give back the tar.
 func TestPutLayerGzipIsStandard(t *testing.T) {
-	gz, err := exec.LookPath("gzip")
-	if err != nil {
-		t.Skip("gzip not installed")
-	}
+	gz := testutil.RequireTool(t, "gzip")
 	s := openTest(t)
 	data := testTar(t, map[string][]byte{"a": bytes.Repeat([]byte("abc\n"), 1<<20), "b": []byte("x")})
 	l, err := s.PutLayer(context.Background(), bytes.NewReader(data), Compression{}, nil)

@@ -135,27 +135,18 @@ func (s *Store) session() (*fsutil.Session, error) {
 	return s.sess, nil
 }
 
-// tempFile creates a file in the session. The caller removes it on error;
-// after a successful rename the removal is a no-op.
-func (s *Store) tempFile(pattern string) (*os.File, error) {
+// tempFile creates a pending file in the session; the caller defers its
+// Cleanup.
+func (s *Store) tempFile(pattern string) (*fsutil.PendingFile, error) {
 	sess, err := s.session()
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(sess.Dir(), pattern)
-	if err != nil {
-		return nil, err
-	}
-	// CreateTemp makes 0600 files; the store's files get the modes of
-	// any OCI layout. What keeps other users out is the 0700 root (see
-	// open), which is also all an older, world-readable store needs to
-	// become private: no walk over its files.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, err
-	}
-	return f, nil
+	// The store's files get the modes of any OCI layout. What keeps other
+	// users out is the 0700 root (see open), which is also all an older,
+	// world-readable store needs to become private: no walk over its
+	// files.
+	return fsutil.CreatePending(sess.Dir(), pattern, 0o644)
 }
 
 // writeSmall writes data to dst through the session: written, fsynced,
@@ -167,24 +158,16 @@ func (s *Store) writeSmall(dst string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer f.Cleanup()
 	if _, err := f.Write(data); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	err = os.Rename(f.Name(), dst)
+	err = f.CommitNoDirSync(dst)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		err = os.Rename(f.Name(), dst)
+		err = f.CommitNoDirSync(dst)
 	}
 	return err
 }

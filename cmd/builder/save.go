@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 var cmdSave = &command{
@@ -66,28 +66,21 @@ func exportImage(a *app, store *cache.Store, rec cache.ImageRecord, typ, dest, n
 }
 
 // writeArchive writes an archive to stdout, or to a file that appears
-// only once it is complete.
+// only once it is complete and on disk: an interrupted save leaves
+// nothing under dest, and neither does a crash just after it.
 func writeArchive(a *app, dest string, write func(io.Writer) error) error {
 	if dest == "-" {
 		return write(a.stdout)
 	}
-	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*")
+	f, err := fsutil.CreatePending(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*", 0o644)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
-	defer os.Remove(f.Name()) // after the rename, this finds nothing
+	defer f.Cleanup()
 	if err := write(f); err != nil {
-		f.Close()
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	if err := os.Rename(f.Name(), dest); err != nil {
+	if err := f.Commit(dest); err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
 	return nil

@@ -1,5 +1,7 @@
 // Package fsutil holds the small file-system helpers that more than one
-// package of the store needs: atomic file replacement, advisory locks, and
+// package needs, each written once: atomic file replacement
+// ([PendingFile], [WriteFileAtomic]), copying and hashing file data
+// ([CopyData], [CopyFile], [HashReader]), advisory locks, and
 // per-process temporary directories that a crashed process leaves behind
 // in a state the next process can recognise and remove.
 package fsutil
@@ -20,32 +22,15 @@ import (
 // the same directory, fsyncs it, renames it over path and fsyncs the
 // directory, so readers see the old or the new content, never a mix.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := CreatePending(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*", perm)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
+	defer f.Cleanup()
 	if _, err := f.Write(data); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return SyncDir(dir)
+	return f.Commit(path)
 }
 
 // SweepAtomicTemps removes the temporary files WriteFileAtomic leaves in

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/testutil"
+)
+
+// TestWriteArchive: a save that fails leaves nothing under the final name
+// (nor a temporary file), and one that succeeds is on disk when it
+// returns: no page of it is dirty (cachestat(2)), so a crash cannot leave
+// a half archive under the final name either.
+func TestWriteArchive(t *testing.T) {
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.TMPFS_MAGIC {
+		testutil.Missing(t, "the temporary directory is on tmpfs, where fsync cannot be observed: set TMPDIR to a disk")
+	}
+	dest := filepath.Join(dir, "app.tar")
+	data := bytes.Repeat([]byte("archive "), 512<<10)
+	a := &app{stdout: io.Discard}
+
+	broken := errors.New("disk on fire")
+	err := writeArchive(a, dest, func(w io.Writer) error {
+		w.Write(data[:len(data)/2])
+		return broken
+	})
+	if !errors.Is(err, broken) {
+		t.Fatalf("writeArchive with a failing writer = %v, want its error", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a failed save left %s behind", ents[0].Name())
+	}
+
+	if err := writeArchive(a, dest, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, _ := io.ReadAll(f); !bytes.Equal(got, data) {
+		t.Errorf("the archive holds %d bytes, want %d", len(got), len(data))
+	}
+	var cs unix.Cachestat_t
+	if err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{}, &cs, 0); err != nil {
+		testutil.Missing(t, "cachestat(2) is not available: "+err.Error())
+	}
+	if cs.Dirty+cs.Writeback != 0 {
+		t.Errorf("%d pages of the saved archive are not on disk when writeArchive returns", cs.Dirty+cs.Writeback)
+	}
+	if fi, _ := f.Stat(); fi.Mode().Perm() != 0o644 {
+		t.Errorf("archive mode %v, want 0644", fi.Mode())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("the save left %d files, want only the archive", len(ents))
+	}
+}
