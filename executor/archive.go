@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/snapshot"
 )
 
@@ -35,7 +32,7 @@ func (c *copier) extractArchive(src srcFile, sum v1.Hash, dest string) (bool, er
 	defer unix.Close(fd)
 	h := sha256.New()
 	raw := io.TeeReader(&fileReader{fd: fd, left: src.fi.Size(), name: src.name}, h)
-	r, err := decompress(bufio.NewReaderSize(raw, 64<<10))
+	r, err := cache.Decompress(raw, cache.ArchiveCodecs)
 	if err != nil {
 		return false, nil // broken compression: copy the file as it is
 	}
@@ -67,33 +64,6 @@ func (c *copier) extractArchive(src srcFile, sum v1.Hash, dest string) (bool, er
 		return true, &changedError{src.name}
 	}
 	return true, nil
-}
-
-// decompress returns a reader of the decompressed stream: gzip, bzip2, xz
-// and zstd are recognised by their magic numbers, anything else is read
-// as it is.
-func decompress(br *bufio.Reader) (io.ReadCloser, error) {
-	magic, _ := br.Peek(6)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return gzip.NewReader(br)
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return io.NopCloser(bzip2.NewReader(br)), nil
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		r, err := xz.NewReader(br)
-		return io.NopCloser(r), err
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		// One goroutine: a Decoder's default is one per core, kept until
-		// Close. The window cap is the one docker's decompressor has (the
-		// library default, written out), so archives made with
-		// `zstd --long=29` unpack, and a hostile frame cannot ask for more.
-		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(512<<20))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
-	}
-	return io.NopCloser(br), nil
 }
 
 // isTarHeader checks a 512-byte block for a tar header: a ustar magic, or

@@ -1,8 +1,11 @@
 package executor
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/internal/testutil"
 )
 
@@ -32,7 +36,9 @@ func copyPath(out *os.File, name, src string, sum v1.Hash) error {
 	if !s.fi.Mode().IsRegular() {
 		return &os.PathError{Op: "open", Path: name, Err: unix.ELOOP}
 	}
-	return copyFile(out, srcFile{tree: t, path: s.ctxRel, name: name, fi: s.fi}, sum)
+	return copyFile(srcFile{tree: t, path: s.ctxRel, name: name, fi: s.fi}, sum, func(r io.Reader, h hash.Hash) (int64, error) {
+		return fsutil.CopyData(out, r, h)
+	})
 }
 
 func sumOf(s string) v1.Hash {
@@ -105,7 +111,7 @@ func TestLinkFromNeverLeavesTheSnapshot(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	d := deferredFile{rel: "sub/secret", fi: fi, mode: 0o644, sum: sumOf("s")}
-	if d.linkFrom(fd, upper, 0, 0, func(uint64) bool { return true }) {
+	if d.linkFrom(context.Background(), fd, upper, 0, 0, func(uint64) bool { return true }) {
 		t.Error("linked a file through a symlink in the previous snapshot")
 	}
 	var st syscall.Stat_t
@@ -116,12 +122,12 @@ func TestLinkFromNeverLeavesTheSnapshot(t *testing.T) {
 	// The same file inside the snapshot is linked; with another hash it
 	// is not.
 	d.rel = "real/f"
-	if !d.linkFrom(fd, upper, 0, 0, func(uint64) bool { return true }) {
+	if !d.linkFrom(context.Background(), fd, upper, 0, 0, func(uint64) bool { return true }) {
 		t.Error("did not link an identical file")
 	}
 	d.rel, d.sum = "real/f", sumOf("other")
 	os.Remove(filepath.Join(upper, "real/f"))
-	if d.linkFrom(fd, upper, 0, 0, func(uint64) bool { return true }) {
+	if d.linkFrom(context.Background(), fd, upper, 0, 0, func(uint64) bool { return true }) {
 		t.Error("linked a file whose content hash differs")
 	}
 }

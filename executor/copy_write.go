@@ -19,6 +19,8 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // copyInto copies the sources into the rootfs mounted at root, whose
@@ -236,7 +238,9 @@ func (c *copier) copyEntry(target string, src srcFile, sum v1.Hash) error {
 		if err := c.removeForReplace(target, existing); err != nil {
 			return err
 		}
-		if err := copyFileData(target, src, sum); err != nil {
+		if err := copyFile(src, sum, func(r io.Reader, h hash.Hash) (int64, error) {
+			return fsutil.CopyFile(target, r, h)
+		}); err != nil {
 			return err
 		}
 	case mode&fs.ModeNamedPipe != 0:
@@ -333,29 +337,19 @@ func (c *copier) finishDeferred(workers int) error {
 		claimed[ino] = true
 		return true
 	}
-	write := func(i int) error {
-		if err := c.ctx.Err(); err != nil {
+	err := forEach(c.ctx, len(c.deferred), workers, func(ctx context.Context, i int) error {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		d := c.deferred[i]
 		if d.dropped || linked(d) {
 			return nil
 		}
-		if prev >= 0 && d.linkFrom(prev, c.upper, c.uid, c.gid, claim) {
+		if prev >= 0 && d.linkFrom(ctx, prev, c.upper, c.uid, c.gid, claim) {
 			return nil
 		}
 		return d.write(c.upper, c.uid, c.gid)
-	}
-	var err error
-	if workers == 1 {
-		for i := range c.deferred {
-			if err = write(i); err != nil {
-				break
-			}
-		}
-	} else {
-		err = parallel(len(c.deferred), write)
-	}
+	})
 	if err != nil {
 		return err
 	}
@@ -383,7 +377,7 @@ func (c *copier) finishDeferred(workers int) error {
 // COPY took that inode. The path resolves beneath prev without following
 // any symlink, so nothing outside the store can be linked. It reports
 // whether it linked.
-func (d deferredFile) linkFrom(prev int, upper string, uid, gid int, claim func(ino uint64) bool) bool {
+func (d deferredFile) linkFrom(ctx context.Context, prev int, upper string, uid, gid int, claim func(ino uint64) bool) bool {
 	if d.sum.Hex == "" {
 		return false
 	}
@@ -405,7 +399,7 @@ func (d deferredFile) linkFrom(prev int, upper string, uid, gid int, claim func(
 		st.Mtim.Nano() != d.fi.ModTime().UnixNano() {
 		return false
 	}
-	if sum, err := hashReader(f); err != nil || sum != d.sum.Hex {
+	if sum, _, err := fsutil.HashReader(ctx, f); err != nil || sum != d.sum.Hex {
 		return false
 	}
 	if !claim(st.Ino) {
@@ -418,11 +412,13 @@ func (d deferredFile) linkFrom(prev int, upper string, uid, gid int, claim func(
 // copies are the ones the cache key was computed from.
 func (d deferredFile) write(upper string, uid, gid int) error {
 	p := filepath.Join(upper, d.rel)
-	out, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	out, err := fsutil.CreateNew(p)
 	if err != nil {
 		return err
 	}
-	if err := copyFile(out, d.src, d.sum); err != nil {
+	if err := copyFile(d.src, d.sum, func(r io.Reader, h hash.Hash) (int64, error) {
+		return fsutil.CopyData(out, r, h)
+	}); err != nil {
 		out.Close()
 		return err
 	}
@@ -441,25 +437,12 @@ func (d deferredFile) write(upper string, uid, gid int) error {
 	return os.Chtimes(p, d.fi.ModTime(), d.fi.ModTime())
 }
 
-// copyFileData creates target with the content of src.
-func copyFileData(target string, src srcFile, sum v1.Hash) error {
-	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := copyFile(out, src, sum); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// copyFile copies the regular file f to out, reading the file the build
-// resolved as far as the size it had then. With a sum, it hashes what it
-// copies and fails if the file changed after its hash went into the cache
-// key: the layer would otherwise be cached under a key that does not
-// describe it.
-func copyFile(out *os.File, f srcFile, sum v1.Hash) error {
+// copyFile copies the regular file f with copy (fsutil.CopyData or
+// fsutil.CopyFile), reading the file the build resolved as far as the
+// size it had then. With a sum, it hashes what it copies and fails if the
+// file changed after its hash went into the cache key: the layer would
+// otherwise be cached under a key that does not describe it.
+func copyFile(f srcFile, sum v1.Hash, copy func(r io.Reader, h hash.Hash) (int64, error)) error {
 	fd, err := f.open()
 	if err != nil {
 		return err
@@ -469,7 +452,7 @@ func copyFile(out *os.File, f srcFile, sum v1.Hash) error {
 		// as an *os.File, the kernel copies it (copy_file_range).
 		in := os.NewFile(uintptr(fd), f.name)
 		defer in.Close()
-		n, err := out.ReadFrom(io.LimitReader(in, f.fi.Size()))
+		n, err := copy(io.LimitReader(in, f.fi.Size()), nil)
 		if err != nil {
 			return fmt.Errorf("copying %s: %w", f.name, err)
 		}
@@ -480,9 +463,7 @@ func copyFile(out *os.File, f srcFile, sum v1.Hash) error {
 	}
 	defer unix.Close(fd)
 	h := sha256.New()
-	buf := copyBufs.Get().(*[256 << 10]byte)
-	defer copyBufs.Put(buf)
-	_, err = io.CopyBuffer(io.MultiWriter(out, h), &fileReader{fd: fd, left: f.fi.Size(), name: f.name}, buf[:])
+	_, err = copy(&fileReader{fd: fd, left: f.fi.Size(), name: f.name}, h)
 	if changed := (*changedError)(nil); errors.As(err, &changed) {
 		return err
 	}
@@ -493,20 +474,6 @@ func copyFile(out *os.File, f srcFile, sum v1.Hash) error {
 		return &changedError{f.name}
 	}
 	return nil
-}
-
-// copyBufs recycles copy buffers: a COPY copies thousands of files, and a
-// fresh buffer for each kept the garbage collector busy.
-var copyBufs = sync.Pool{New: func() any { return new([256 << 10]byte) }}
-
-func hashReader(r io.Reader) (string, error) {
-	var h hash.Hash = sha256.New()
-	buf := copyBufs.Get().(*[256 << 10]byte)
-	defer copyBufs.Put(buf)
-	if _, err := io.CopyBuffer(h, r, buf[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func unixPerm(m os.FileMode) uint32 {

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,12 +14,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/parser"
 )
 
@@ -459,9 +461,11 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 			todo = append(todo, f)
 		}
 	}
-	if err := parallel(len(todo), func(i int) error {
+	// TODO(issue 14): the build's context, once copy.go passes it.
+	ctx := context.Background()
+	if err := forEach(ctx, len(todo), 0, func(ctx context.Context, i int) error {
 		f := todo[i]
-		sum, err := hashFile(f.src)
+		sum, err := hashFile(ctx, f.src)
 		if err != nil {
 			return err
 		}
@@ -516,60 +520,52 @@ func fileStat(fi os.FileInfo) cache.FileStat {
 
 // hashFile hashes the regular file f, read from the file the build
 // resolved, as far as the size it had then.
-func hashFile(f srcFile) (v1.Hash, error) {
+func hashFile(ctx context.Context, f srcFile) (v1.Hash, error) {
 	fd, err := f.open()
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	defer unix.Close(fd)
-	sum, err := hashReader(&fileReader{fd: fd, left: f.fi.Size(), name: f.name})
+	sum, _, err := fsutil.HashReader(ctx, &fileReader{fd: fd, left: f.fi.Size(), name: f.name})
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	return v1.Hash{Algorithm: "sha256", Hex: sum}, nil
 }
 
-// parallel calls fn(0..n-1) on up to one worker per CPU and returns the
-// first error.
-func parallel(n int, fn func(i int) error) error {
-	workers := min(runtime.NumCPU(), n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			if err := fn(i); err != nil {
+// forEach calls fn for 0 to n-1 in an errgroup under ctx, on up to limit
+// goroutines (0: one per CPU): the first error, or the end of ctx, stops
+// what has not started, and fn gets the group's context to stop what it
+// is doing. With a limit of 1, fn runs in order on the calling goroutine,
+// and so on its OS thread (COPY --from's mounts exist only there).
+func forEach(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) error) error {
+	if limit <= 0 {
+		limit = runtime.NumCPU()
+	}
+	if limit == 1 || n <= 1 {
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(ctx, i); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  int
-	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				stop := first != nil
-				mu.Unlock()
-				if i >= n || stop {
-					return
-				}
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	stopped := false
+	for i := range n {
+		if gctx.Err() != nil {
+			stopped = true
+			break
+		}
+		g.Go(func() error { return fn(gctx, i) })
 	}
-	wg.Wait()
-	return first
+	err := g.Wait()
+	if err == nil && stopped {
+		err = ctx.Err()
+	}
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -115,13 +114,12 @@ func (s *Store) merge(ctx context.Context, lowers []string, id ID, chain []ID) e
 // treeCopier copies a directory tree keeping everything a layer can
 // hold: types, modes, owners, xattrs, hardlinks, device numbers, times.
 type treeCopier struct {
-	ctx   context.Context
 	xr    xattrReader
 	links map[fileKey]string
 }
 
 func copyTree(ctx context.Context, src, dst string) error {
-	c := &treeCopier{ctx: ctx, links: map[fileKey]string{}}
+	c := &treeCopier{links: map[fileKey]string{}}
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {
 		return err
@@ -129,29 +127,29 @@ func copyTree(ctx context.Context, src, dst string) error {
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return err
 	}
-	if err := c.copyDir(src, dst); err != nil {
+	if err := c.copyDir(ctx, src, dst); err != nil {
 		return err
 	}
 	return c.attrs(src, dst, &st)
 }
 
-func (c *treeCopier) copyDir(src, dst string) error {
+func (c *treeCopier) copyDir(ctx context.Context, src, dst string) error {
 	names, err := readNames(src)
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		if err := c.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := c.copyEntry(filepath.Join(src, name), filepath.Join(dst, name)); err != nil {
+		if err := c.copyEntry(ctx, filepath.Join(src, name), filepath.Join(dst, name)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *treeCopier) copyEntry(src, dst string) error {
+func (c *treeCopier) copyEntry(ctx context.Context, src, dst string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {
 		return err
@@ -168,7 +166,7 @@ func (c *treeCopier) copyEntry(src, dst string) error {
 	switch typ {
 	case unix.S_IFDIR:
 		if err = os.Mkdir(dst, 0o700); err == nil {
-			err = c.copyDir(src, dst)
+			err = c.copyDir(ctx, src, dst)
 		}
 	case unix.S_IFREG:
 		err = copyFileData(src, dst)
@@ -213,20 +211,14 @@ func (c *treeCopier) attrs(src, dst string, st *unix.Stat_t) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
+// copyFileData copies the regular file src to dst, a new file. Both are
+// *os.File, so the kernel copies (copy_file_range).
 func copyFileData(src, dst string) error {
 	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	// *os.File to *os.File: io.Copy uses copy_file_range.
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	_, err = fsutil.CopyFile(dst, in, nil)
+	return err
 }

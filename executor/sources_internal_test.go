@@ -1,0 +1,88 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+)
+
+// TestForEach: every index once, in order on one goroutine with a limit
+// of 1; the first error or the end of the context stops what has not
+// started, and the error says which.
+func TestForEach(t *testing.T) {
+	const n = 200
+	boom := errors.New("boom")
+	for _, c := range []struct {
+		name      string
+		limit     int
+		failAt    int  // -1: never
+		cancelAt  int  // -1: never; the parent context is cancelled at this index
+		cancelled bool // the context is cancelled before forEach starts
+		want      error
+	}{
+		{"per CPU", 0, -1, -1, false, nil},
+		{"one", 1, -1, -1, false, nil},
+		{"three", 3, -1, -1, false, nil},
+		{"error, one", 1, 5, -1, false, boom},
+		{"error, three", 3, 5, -1, false, boom},
+		{"cancelled midway, one", 1, -1, 10, false, context.Canceled},
+		{"cancelled midway, three", 3, -1, 10, false, context.Canceled},
+		{"cancelled before, one", 1, -1, -1, true, context.Canceled},
+		{"cancelled before, three", 3, -1, -1, true, context.Canceled},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if c.cancelled {
+				cancel()
+			}
+			var mu sync.Mutex
+			var order []int
+			err := forEach(ctx, n, c.limit, func(ctx context.Context, i int) error {
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+				if i == c.cancelAt {
+					cancel()
+				}
+				if i == c.failAt {
+					return boom
+				}
+				return nil
+			})
+			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+				t.Fatalf("forEach = %v, want %v", err, c.want)
+			}
+			if c.want == nil {
+				if len(order) != n {
+					t.Fatalf("fn ran %d times, want %d", len(order), n)
+				}
+				seen := map[int]bool{}
+				for k, i := range order {
+					if seen[i] {
+						t.Fatalf("fn(%d) ran twice", i)
+					}
+					seen[i] = true
+					if c.limit == 1 && i != k {
+						t.Fatalf("with a limit of 1, call %d was fn(%d)", k, i)
+					}
+				}
+				return
+			}
+			// Stopped at index stop: besides the calls up to it, only those
+			// already running (limit-1) and the one waiting for a worker
+			// may have run.
+			stop, most := max(c.failAt, c.cancelAt), 0
+			if !c.cancelled {
+				most = stop + 1
+				if c.limit > 1 {
+					most += c.limit
+				}
+			}
+			if len(order) > most {
+				t.Errorf("fn ran %d times for a stop at %d with a limit of %d, want at most %d", len(order), stop, c.limit, most)
+			}
+		})
+	}
+}
