@@ -20,9 +20,10 @@
 // inside are those of any OCI layout.
 //
 // Everything is written under tmp/ first, verified, fsynced and renamed
-// into place: a crash leaves nothing half-written, only a session
-// directory that the next [Open] recognises as dead (its flock is free)
-// and removes.
+// into place (one fsutil.PendingFile per file; blobs through one
+// write-verify-rename, also used by [ExportLayout]): a crash leaves nothing
+// half-written, only a session directory that the next [Open] recognises
+// as dead (its flock is free) and removes.
 //
 // Tags are index.json descriptors annotated with
 // org.opencontainers.image.ref.name = the familiar name ("app:latest",
@@ -47,6 +48,11 @@
 // whose output is hashed (the digest) and written to the session while
 // the kernel is asked to start writing it to disk, so that the final fsync
 // is short.
+//
+// [Decompress] is the module's one reader of compressed streams: it tells
+// the compression by the first bytes, from the set its caller allows.
+// Layers, pulled or unpacked, allow gzip and zstd ([LayerCodecs]); the
+// local archives ADD unpacks allow bzip2 and xz too ([ArchiveCodecs]).
 //
 // # Checking
 //
