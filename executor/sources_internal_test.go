@@ -37,17 +37,22 @@ func TestForEach(t *testing.T) {
 			if c.cancelled {
 				cancel()
 			}
+			stop := max(c.failAt, c.cancelAt) // -1: none
 			var mu sync.Mutex
 			var order []int
 			err := forEach(ctx, n, c.limit, func(ctx context.Context, i int) error {
 				mu.Lock()
 				order = append(order, i)
 				mu.Unlock()
-				if i == c.cancelAt {
+				switch {
+				case i == c.cancelAt:
 					cancel()
-				}
-				if i == c.failAt {
+				case i == c.failAt:
 					return boom
+				case stop >= 0 && i > stop && c.limit != 1:
+					// Hold the worker until the stop is seen, so that the
+					// bound below holds however the workers are scheduled.
+					<-ctx.Done()
 				}
 				return nil
 			})
@@ -73,7 +78,7 @@ func TestForEach(t *testing.T) {
 			// Stopped at index stop: besides the calls up to it, only those
 			// already running (limit-1) and the one waiting for a worker
 			// may have run.
-			stop, most := max(c.failAt, c.cancelAt), 0
+			most := 0
 			if !c.cancelled {
 				most = stop + 1
 				if c.limit > 1 {
