@@ -69,14 +69,14 @@ func readContext(b *testing.B, bd *build, o copyOpts, dst string) {
 			b.Fatal(err)
 		}
 	}
-	if err := bd.hashSources(sha256.New(), srcs); err != nil {
+	if err := bd.hashSources(context.Background(), sha256.New(), srcs); err != nil {
 		b.Fatal(err)
 	}
 	c, err := copyInto(context.Background(), dst, dst, o, srcs)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := c.finishDeferred(0); err != nil {
+	if err := c.finishDeferred(context.Background(), 0); err != nil {
 		b.Fatal(err)
 	}
 }

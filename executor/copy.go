@@ -98,7 +98,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 		}
 	}
 	h := sha256.New()
-	if err := b.hashSources(h, srcs); err != nil {
+	if err := b.hashSources(ctx, h, srcs); err != nil {
 		return err
 	}
 	addCopySources(kb, hex.EncodeToString(h.Sum(nil)))
@@ -118,7 +118,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 		// The mount is gone: new files go straight into the upper dir,
 		// several at a time.
 		c.reuse = reuse
-		return c.finishDeferred(0)
+		return c.finishDeferred(ctx, 0)
 	})
 	if err == nil {
 		b.recordCopy(prevKey, st)
@@ -165,7 +165,7 @@ func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpt
 		// The sources are mounted on this thread only: write here, one
 		// at a time, once the destination is unmounted.
 		unmount()
-		return c.finishDeferred(1)
+		return c.finishDeferred(ctx, 1)
 	})
 }
 

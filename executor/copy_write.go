@@ -38,13 +38,13 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 			return nil, err
 		}
 	}
-	c := &copier{ctx: ctx, root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod, maxArchive: o.maxArchive,
+	c := &copier{root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod, maxArchive: o.maxArchive,
 		inUpper: map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
 	for _, s := range srcs {
 		if err := s.walk(o.ignore); err != nil {
 			return nil, err
 		}
-		if err := c.copySource(o, s); err != nil {
+		if err := c.copySource(ctx, o, s); err != nil {
 			return nil, err
 		}
 	}
@@ -52,7 +52,6 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 }
 
 type copier struct {
-	ctx         context.Context
 	root, upper string
 	uid, gid    int
 	chmod       *os.FileMode
@@ -96,7 +95,7 @@ type dirTime struct {
 	mt  time.Time
 }
 
-func (c *copier) copySource(o copyOpts, s *source) error {
+func (c *copier) copySource(ctx context.Context, o copyOpts, s *source) error {
 	destIsDir := strings.HasSuffix(o.dest, "/")
 	dest := path.Clean(o.dest)
 	if s.fi.IsDir() {
@@ -114,7 +113,7 @@ func (c *copier) copySource(o copyOpts, s *source) error {
 			// BuildKit does, so the layer does not depend on the clock.
 			c.dirs = append(c.dirs, dirTime{rel: c.rel(dir), mt: s.fi.ModTime()})
 		}
-		return c.copyEntries(dir, s)
+		return c.copyEntries(ctx, dir, s)
 	}
 	if o.add && o.unpack && s.fi.Mode().IsRegular() {
 		if ok, err := c.extractArchive(s.file(), s.sum, dest); ok || err != nil {
@@ -147,11 +146,11 @@ func (c *copier) copySource(o copyOpts, s *source) error {
 // entry's parent is the target of its parent entry, which copyEntry made a
 // real directory, so no path is resolved twice and no symlink in the image
 // is followed.
-func (c *copier) copyEntries(dir string, s *source) error {
+func (c *copier) copyEntries(ctx context.Context, dir string, s *source) error {
 	targets := map[string]string{".": dir}
 	for i := range s.entries {
 		e := &s.entries[i]
-		if err := c.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		parent, ok := targets[path.Dir(e.rel)]
@@ -303,8 +302,8 @@ func (c *copier) ensureInUpper(dir string) error {
 
 // finishDeferred writes the recorded files into the upper dir, with up to
 // workers at once (0: one per CPU), then sets directory times, which the
-// writes would otherwise change.
-func (c *copier) finishDeferred(workers int) error {
+// writes would otherwise change. The end of ctx stops the writes.
+func (c *copier) finishDeferred(ctx context.Context, workers int) error {
 	prev := -1
 	if c.reuse != "" {
 		if fd, err := unix.Open(c.reuse, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
@@ -337,7 +336,7 @@ func (c *copier) finishDeferred(workers int) error {
 		claimed[ino] = true
 		return true
 	}
-	err := forEach(c.ctx, len(c.deferred), workers, func(ctx context.Context, i int) error {
+	err := forEach(ctx, len(c.deferred), workers, func(ctx context.Context, i int) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

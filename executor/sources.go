@@ -430,8 +430,9 @@ func (b *build) contextHashes() (*cache.ContextHashes, error) {
 // hashSources writes into h a digest of everything the sources select:
 // path, type, mode, owner, link target and content of each file, and which
 // files are hardlinks of an earlier one; not its times. File contents are hashed in parallel and remembered between
-// builds, so an unchanged context costs one lstat per file.
-func (b *build) hashSources(h hash.Hash, srcs []*source) error {
+// builds, so an unchanged context costs one lstat per file. The end of
+// ctx stops the hashing.
+func (b *build) hashSources(ctx context.Context, h hash.Hash, srcs []*source) error {
 	ch, err := b.contextHashes()
 	if err != nil {
 		return fmt.Errorf("loading context hashes: %w", err)
@@ -461,8 +462,6 @@ func (b *build) hashSources(h hash.Hash, srcs []*source) error {
 			todo = append(todo, f)
 		}
 	}
-	// TODO(issue 14): the build's context, once copy.go passes it.
-	ctx := context.Background()
 	if err := forEach(ctx, len(todo), 0, func(ctx context.Context, i int) error {
 		f := todo[i]
 		sum, err := hashFile(ctx, f.src)

@@ -2,9 +2,16 @@ package executor
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/builderdev/builder/cache"
 )
 
 // TestForEach: every index once, in order on one goroutine with a limit
@@ -89,5 +96,73 @@ func TestForEach(t *testing.T) {
 				t.Errorf("fn ran %d times for a stop at %d with a limit of %d, want at most %d", len(order), stop, c.limit, most)
 			}
 		})
+	}
+}
+
+// cancelledCopy makes a context of n files and selects and walks it as
+// COPY . /app does.
+func cancelledCopy(t *testing.T, n int) (*build, []*source) {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range n {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), []byte(strings.Repeat("x", i)), 0o644)
+	}
+	store, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	tree, err := openTree(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tree.Close() })
+	srcs, err := selectSources(tree, []string{"."}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srcs {
+		if err := s.walk(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &build{opts: Options{Store: store, ContextDir: dir}}, srcs
+}
+
+// TestCopyStopsWhenCancelled: hashing the sources and writing the files
+// stop at the end of the build's context, with its error, and do nothing
+// once it has ended.
+func TestCopyStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b, srcs := cancelledCopy(t, 100)
+	if err := b.hashSources(ctx, sha256.New(), srcs); !errors.Is(err, context.Canceled) {
+		t.Errorf("hashSources on a cancelled context = %v, want context.Canceled", err)
+	}
+	for _, e := range srcs[0].entries {
+		if e.sum.Hex != "" {
+			t.Fatalf("hashSources on a cancelled context hashed %s", e.rel)
+		}
+	}
+
+	b, srcs = cancelledCopy(t, 100)
+	if err := b.hashSources(context.Background(), sha256.New(), srcs); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{0, 1} {
+		dst := t.TempDir()
+		c, err := copyInto(context.Background(), dst, dst, copyOpts{dest: "/app", inCtx: true, patterns: []string{"."}}, srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.finishDeferred(ctx, workers); !errors.Is(err, context.Canceled) {
+			t.Errorf("finishDeferred(%d workers) on a cancelled context = %v, want context.Canceled", workers, err)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(dst, "app")); len(ents) != 0 {
+			t.Errorf("finishDeferred(%d workers) on a cancelled context wrote %d files", workers, len(ents))
+		}
+		if _, err := copyInto(ctx, dst, dst, copyOpts{dest: "/app2", inCtx: true, patterns: []string{"."}}, srcs); !errors.Is(err, context.Canceled) {
+			t.Errorf("copyInto on a cancelled context = %v, want context.Canceled", err)
+		}
 	}
 }
