@@ -1,7 +1,6 @@
 package executor_test
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,41 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/internal/testutil"
-	"github.com/builderdev/builder/parser"
-	"github.com/builderdev/builder/snapshot"
 )
 
 // benchEnv is env for benchmarks: a store with busybox:test.
-type benchEnv struct {
-	store *cache.Store
-	snaps *snapshot.Store
-}
+type benchEnv struct{ *env }
 
-func newBenchEnv(b *testing.B) *benchEnv {
-	b.Helper()
-	testutil.RequireRoot(b)
-	root := b.TempDir()
-	store, err := cache.Open(root)
-	if err != nil {
-		b.Fatal(err)
-	}
-	snaps, err := snapshot.Open(root)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { snaps.Close(); store.Close() })
-	e := &benchEnv{store: store, snaps: snaps}
-	ctxDir := b.TempDir()
-	copyFile(b, testutil.BusyboxTar(b), filepath.Join(ctxDir, "busybox.tar"))
-	res := e.build(b, ctxDir, "FROM scratch\nADD busybox.tar /\nCMD [\"sh\"]\n", false)
-	if err := store.Tag("busybox:test", res.Image.Manifest); err != nil {
-		b.Fatal(err)
-	}
-	return e
-}
+func newBenchEnv(b *testing.B) *benchEnv { return &benchEnv{newEnv(b)} }
 
 func copyFile(tb testing.TB, src, dst string) {
 	tb.Helper()
@@ -64,21 +35,10 @@ func copyFile(tb testing.TB, src, dst string) {
 	}
 }
 
-// build parses and builds, as `builder build` does after flag parsing;
-// ran counts the steps that were not cached.
+// build builds df as `builder build` does after flag parsing.
 func (e *benchEnv) build(b *testing.B, ctxDir, df string, noCache bool) *executor.Result {
 	b.Helper()
-	plan, err := parser.Parse(strings.NewReader(df), parser.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	res, err := executor.Build(context.Background(), plan, executor.Options{
-		Store:      e.store,
-		Snapshots:  e.snaps,
-		Resolver:   executor.NewResolver(e.store, nil, executor.PullNever),
-		ContextDir: ctxDir,
-		NoCache:    noCache,
-	})
+	res, err := e.env.build(b, ctxDir, df, &buildOpts{noCache: noCache})
 	if err != nil {
 		b.Fatal(err)
 	}

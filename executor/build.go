@@ -16,23 +16,29 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/snapshot"
 )
 
-// Build runs plan's target stage and what it needs, and stores the image.
-// A failing step gives a *StepError.
+// Build runs plan's target stage and what it needs, and stores the image,
+// holding the store's build lock throughout. A failing step gives a
+// *StepError. The image is not tagged: a build that is to be tagged or
+// exported goes through a Request, so that those happen under the same
+// lock (a prune could otherwise remove the image in between).
 func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	if !opts.LockHeld {
-		release, err := opts.Store.BuildLock(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("waiting for the store: %w", err)
-		}
-		defer release()
-	}
+	var res *Result
+	err := opts.Store.Build(ctx, func() (err error) {
+		res, err = build1(ctx, plan, opts)
+		return err
+	})
+	return res, err
+}
 
-	b := &build{plan: plan, opts: opts, started: time.Now()}
+// build1 is Build with the lock held and the options checked.
+func build1(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
+	b := &build{plan: plan, opts: opts, started: time.Now(), cache: opts.Store.Cache(), snaps: opts.Store.Snapshots()}
 	b.stages = make([]*stageRun, len(plan.Stages))
 	for _, i := range plan.Needed() {
 		b.stages[i] = &stageRun{done: make(chan struct{})}
@@ -51,8 +57,8 @@ func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error
 }
 
 func (o *Options) check() error {
-	if o.Store == nil || o.Snapshots == nil {
-		return errors.New("executor: Options.Store and Options.Snapshots are required")
+	if o.Store == nil {
+		return errors.New("executor: Options.Store is required")
 	}
 	if o.Reporter == nil {
 		o.Reporter = Discard
@@ -75,6 +81,8 @@ func (o *Options) check() error {
 type build struct {
 	plan    *parser.Plan
 	opts    Options
+	cache   *cache.Store // opts.Store's halves
+	snaps   *snapshot.Store
 	started time.Time
 	stages  []*stageRun // nil for stages the target does not need
 	nextID  atomic.Int64
@@ -169,7 +177,7 @@ func (b *build) finish(st *imageState) (*Result, error) {
 	for i, l := range st.layers {
 		descs[i] = l.Descriptor
 	}
-	rec, err := b.opts.Store.PutImage(cfg, descs)
+	rec, err := b.cache.PutImage(cfg, descs)
 	if err != nil {
 		return nil, fmt.Errorf("writing image: %w", err)
 	}

@@ -28,8 +28,9 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/internal/testutil"
-	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/store"
 )
 
 var update = flag.Bool("update", false, "rewrite want.json and want.files of the Dockerfile cases")
@@ -37,34 +38,27 @@ var update = flag.Bool("update", false, "rewrite want.json and want.files of the
 // env is a store with a busybox base image tagged "busybox:test".
 type env struct {
 	root  string
-	store *cache.Store
+	st    *store.Store
+	store *cache.Store // st's halves, which most tests look into
 	snaps *snapshot.Store
 	base  string // busybox rootfs dir, to diff results against
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	testutil.RequireRoot(t)
 	root := t.TempDir()
-	store, err := cache.Open(root)
+	st, err := store.Open(root, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snaps, err := snapshot.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snaps.Close(); store.Close() })
-	e := &env{root: root, store: store, snaps: snaps, base: testutil.BusyboxRootfs(t)}
+	t.Cleanup(func() { st.Close() })
+	e := &env{root: root, st: st, store: st.Cache(), snaps: st.Snapshots(), base: testutil.BusyboxRootfs(t)}
 
 	ctxDir := t.TempDir()
 	writeTar(t, filepath.Join(ctxDir, "rootfs.tar"), e.base)
-	res, err := e.build(t, ctxDir, "FROM scratch\nADD rootfs.tar /\nCMD [\"sh\"]\n", nil)
-	if err != nil {
+	if _, err := e.build(t, ctxDir, "FROM scratch\nADD rootfs.tar /\nCMD [\"sh\"]\n", &buildOpts{tags: []string{"busybox:test"}}); err != nil {
 		t.Fatalf("building the busybox base: %v", err)
-	}
-	if err := store.Tag("busybox:test", res.Image.Manifest); err != nil {
-		t.Fatal(err)
 	}
 	return e
 }
@@ -80,24 +74,17 @@ type buildOpts struct {
 	compression string
 	network     string // Options.Network
 	allowHost   bool   // Options.AllowNetworkHost
+	platform    v1.Platform
+	tags        []string
+	verifyCache bool
 }
 
-func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*executor.Result, error) {
+// build builds dockerfile (the text) on the context ctxDir through a
+// Request, as the command line does: the ignore file, the lock, the tags.
+func (e *env) build(t testing.TB, ctxDir, dockerfile string, o *buildOpts) (*executor.Result, error) {
 	t.Helper()
 	if o == nil {
 		o = &buildOpts{}
-	}
-	plan, err := parser.Parse(strings.NewReader(dockerfile), parser.Options{BuildArgs: o.args, Target: o.target})
-	if err != nil {
-		return nil, err
-	}
-	var ig *parser.Ignore
-	if f, err := os.Open(filepath.Join(ctxDir, ".dockerignore")); err == nil {
-		ig, err = parser.ParseIgnore(f)
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
 	}
 	rep := executor.Discard
 	if o.events != nil {
@@ -108,21 +95,31 @@ func (e *env) build(t *testing.T, ctxDir, dockerfile string, o *buildOpts) (*exe
 			<-mu
 		})
 	}
-	return executor.Build(context.Background(), plan, executor.Options{
-		Store:            e.store,
-		Snapshots:        e.snaps,
-		Resolver:         executor.NewResolver(e.store, nil, executor.PullNever),
-		Reporter:         rep,
-		ContextDir:       ctxDir,
-		Ignore:           ig,
-		NoCache:          o.noCache,
-		NoCacheStages:    o.noCacheFor,
-		Jobs:             o.jobs,
-		SourceDateEpoch:  o.epoch,
-		Compression:      cache.Compression{Format: o.compression},
-		Network:          o.network,
-		AllowNetworkHost: o.allowHost,
+	prep, err := executor.Prepare(executor.Request{
+		ContextDir: ctxDir,
+		Dockerfile: "-",
+		Stdin:      strings.NewReader(dockerfile),
+		BuildArgs:  o.args,
+		Target:     o.target,
+		Tags:       o.tags,
+		Options: executor.Options{
+			Resolver:         registry.NewResolver(e.store, nil, registry.PullNever),
+			Reporter:         rep,
+			Platform:         o.platform,
+			NoCache:          o.noCache,
+			NoCacheStages:    o.noCacheFor,
+			Jobs:             o.jobs,
+			SourceDateEpoch:  o.epoch,
+			Compression:      cache.Compression{Format: o.compression},
+			Network:          o.network,
+			AllowNetworkHost: o.allowHost,
+			VerifyCache:      o.verifyCache,
+		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	return prep.Run(context.Background(), e.st)
 }
 
 // TestDockerfiles builds every case under testdata/dockerfiles and checks
@@ -405,7 +402,7 @@ func xattrs(p string) string {
 
 // writeTar writes dir as a tar with numeric owners 0:0 and sorted
 // entries, as a base image layer.
-func writeTar(t *testing.T, path, dir string) {
+func writeTar(t testing.TB, path, dir string) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {

@@ -20,8 +20,8 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/internal/testutil"
-	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/store"
 )
 
 // ran returns the names of the steps that ran (not cached) in a build.
@@ -269,15 +269,12 @@ func TestConcurrentBuilds(t *testing.T) {
 func (e *env) reopen(t *testing.T) *env {
 	t.Helper()
 	e2 := *e
-	var err error
-	if e2.store, err = cache.Open(e.root); err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := snapshot.Open(e.root)
+	st, err := store.Open(e.root, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2.snaps = snaps
+	t.Cleanup(func() { st.Close() })
+	e2.st, e2.store, e2.snaps = st, st.Cache(), st.Snapshots()
 	return &e2
 }
 
@@ -300,7 +297,7 @@ func TestPruneKeepsTagged(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, opts := range []cache.PruneOptions{{KeepStorage: 1}, {All: true}} {
-		rep, err := executor.Prune(context.Background(), e.store, e.snaps, opts)
+		rep, err := e.st.Prune(context.Background(), opts)
 		if err != nil {
 			t.Fatalf("prune %+v: %v", opts, err)
 		}
@@ -423,15 +420,7 @@ func TestCacheCompression(t *testing.T) {
 // for --platform; without a registry the build says why it stops.
 func TestFromPlatformMismatch(t *testing.T) {
 	e := newEnv(t)
-	plan, err := parser.Parse(strings.NewReader("FROM busybox:test\nRUN true\n"), parser.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = executor.Build(context.Background(), plan, executor.Options{
-		Store: e.store, Snapshots: e.snaps, ContextDir: t.TempDir(),
-		Resolver: executor.NewResolver(e.store, nil, executor.PullNever),
-		Platform: v1.Platform{OS: "linux", Architecture: "s390x"},
-	})
+	_, err := e.build(t, t.TempDir(), "FROM busybox:test\nRUN true\n", &buildOpts{platform: v1.Platform{OS: "linux", Architecture: "s390x"}})
 	if err == nil || !strings.Contains(err.Error(), "not linux/s390x") {
 		t.Errorf("build for linux/s390x on a local %s base: %v, want a platform error", runtime.GOARCH, err)
 	}
@@ -448,13 +437,7 @@ func TestCacheVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events []executor.Event
-	plan, _ := parser.Parse(strings.NewReader(df), parser.Options{})
-	_, err := executor.Build(context.Background(), plan, executor.Options{
-		Store: e.store, Snapshots: e.snaps, ContextDir: ctxDir, SourceDateEpoch: &epoch, VerifyCache: true,
-		Resolver: executor.NewResolver(e.store, nil, executor.PullNever),
-		Reporter: executor.ReporterFunc(func(ev executor.Event) { events = append(events, ev) }),
-	})
-	if err != nil {
+	if _, err := e.build(t, ctxDir, df, &buildOpts{epoch: &epoch, verifyCache: true, events: &events}); err != nil {
 		t.Fatal(err)
 	}
 	var warned []string

@@ -42,7 +42,7 @@ func BenchmarkReadContext20k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		bd := &build{opts: Options{Store: store, ContextDir: ctxDir}}
+		bd := &build{opts: Options{ContextDir: ctxDir}, cache: store}
 		dst := b.TempDir()
 		b.StartTimer()
 		readContext(b, bd, o, dst)

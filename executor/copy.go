@@ -35,7 +35,7 @@ type copyOpts struct {
 func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) {
 	o := copyOpts{add: ins.Add, chown: ins.Chown, patterns: ins.Sources, unpack: ins.Add,
 		inCtx: ins.From == nil, ignore: b.opts.Ignore, dest: ins.Dest,
-		maxArchive: b.opts.Snapshots.MaxLayerSize()}
+		maxArchive: b.snaps.MaxLayerSize()}
 	if ins.Unpack != nil {
 		o.unpack = *ins.Unpack
 	}
@@ -129,7 +129,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 // copyFromImage runs COPY --from: the source chain and the target are
 // mounted side by side on one private thread.
 func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpts, ins *parser.Copy, from *imageState) error {
-	view, release, err := b.opts.Snapshots.View(ctx, from.chain())
+	view, release, err := b.snaps.View(ctx, from.chain())
 	if err != nil {
 		return err
 	}
@@ -177,15 +177,15 @@ func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpt
 // them is safe; the copier checks owner, mode, time and content first.
 func (b *build) previousCopy(sc *stepCtx, ins *parser.Copy, o copyOpts) (cache.Key, string) {
 	key := keyPreviousCopy(b.opts.ContextDir, sc.stage, ins, o.dest).Sum()
-	e, err := b.opts.Store.LookupStep(key)
+	e, err := b.cache.LookupStep(key)
 	if err != nil || e.Layer == nil {
 		return key, ""
 	}
 	id := snapshot.ID(e.Layer.DiffID.Hex)
-	if !b.opts.Snapshots.Exists(id) {
+	if !b.snaps.Exists(id) {
 		return key, ""
 	}
-	return key, b.opts.Snapshots.Dir(id)
+	return key, b.snaps.Dir(id)
 }
 
 // recordCopy remembers the layer this COPY step ended with.
@@ -196,7 +196,7 @@ func (b *build) recordCopy(key cache.Key, st *imageState) {
 	}
 	l := st.layers[len(st.layers)-1]
 	// Best effort: losing it only costs the next COPY its shortcut.
-	b.opts.Store.RecordStep(key, cache.Entry{Layer: &l})
+	b.cache.RecordStep(key, cache.Entry{Layer: &l})
 }
 
 // copyName is "COPY" or "ADD".

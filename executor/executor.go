@@ -8,21 +8,29 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/parser"
-	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/store"
 )
 
 // Resolver finds the image a FROM (or COPY --from=<image>) names, making
-// sure its blobs are in the store.
+// sure its blobs are in the store. registry.NewResolver is the one
+// programs use: the local store first, else a pull.
 type Resolver interface {
 	Resolve(ctx context.Context, ref string, platform v1.Platform) (cache.ImageRecord, error)
 }
 
+// ProgressResolver is a Resolver that can report the bytes it downloads;
+// FROM shows them as the step's progress.
+type ProgressResolver interface {
+	ResolveWithProgress(ctx context.Context, ref string, platform v1.Platform, progress func(label string, current, total int64)) (cache.ImageRecord, error)
+}
+
 // Options configure a build.
 type Options struct {
-	Store     *cache.Store
-	Snapshots *snapshot.Store
-	Resolver  Resolver
-	Reporter  Reporter // default Discard
+	// Store is the local store the build reads and writes; Build holds
+	// its build lock throughout.
+	Store    *store.Store
+	Resolver Resolver
+	Reporter Reporter // default Discard
 
 	// ContextDir is the build context directory.
 	ContextDir string
@@ -55,10 +63,6 @@ type Options struct {
 	// the layer they make differs from the cached one: a cache key that
 	// misses an input shows up here (BUILDER_CACHE_VERIFY=1).
 	VerifyCache bool
-	// LockHeld says the caller holds Store.BuildLock already, for as long
-	// as it uses the result (tagging, exporting): Build then does not take
-	// it, so a prune cannot run between the build and the tag.
-	LockHeld bool
 }
 
 // Result is a built image, complete in the store and not yet tagged.

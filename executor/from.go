@@ -79,7 +79,7 @@ func (b *build) fromImage(ctx context.Context, ref string, platform v1.Platform,
 
 // imageState loads a stored image's config and layers.
 func (b *build) imageState(rec cache.ImageRecord) (*imageState, error) {
-	img, err := b.opts.Store.Image(rec.Manifest.Digest)
+	img, err := b.cache.Image(rec.Manifest.Digest)
 	if err != nil {
 		return nil, err
 	}

@@ -21,9 +21,8 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/internal/testutil"
-	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/store"
 )
 
 // builderBinary builds cmd/builder into the test's temp dir, for tests
@@ -97,27 +96,18 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // new builder process would, with FROM allowed to pull through tr.
 func buildPulling(t *testing.T, root, ctxDir, dockerfile string, tr http.RoundTripper) (*executor.Result, error) {
 	t.Helper()
-	store, err := cache.Open(root)
+	st, err := store.Open(root, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	snaps, err := snapshot.Open(root)
+	defer st.Close()
+	client := registry.New(st.Cache(), registry.Options{Transport: tr})
+	prep, err := executor.Prepare(executor.Request{ContextDir: ctxDir, Dockerfile: "-", Stdin: strings.NewReader(dockerfile),
+		Options: executor.Options{Resolver: registry.NewResolver(st.Cache(), client, registry.PullMissing)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer snaps.Close()
-	plan, err := parser.Parse(strings.NewReader(dockerfile), parser.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := registry.New(store, registry.Options{Transport: tr})
-	return executor.Build(context.Background(), plan, executor.Options{
-		Store:      store,
-		Snapshots:  snaps,
-		Resolver:   executor.NewResolver(store, client, executor.PullMissing),
-		ContextDir: ctxDir,
-	})
+	return prep.Run(context.Background(), st)
 }
 
 // TestFromRegistry pulls a base pushed to a real distribution registry

@@ -1,16 +1,12 @@
 package executor_test
 
 import (
-	"context"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/parser"
 )
 
 // TestPlatformArgsCrossBuild builds for another platform than this
@@ -55,17 +51,9 @@ ENV ARCHS="build $BUILDARCH target $TARGETARCH"
 	}
 	for _, tt := range tests {
 		t.Run("target "+tt.target, func(t *testing.T) {
-			// As the CLI fills them for --platform: the parser learns both
-			// platforms, the executor the target.
-			plan, err := parser.Parse(strings.NewReader(df), parser.Options{Target: tt.target,
-				BuildPlatform: host.String(), TargetPlatform: target.String()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := executor.Build(context.Background(), plan, executor.Options{
-				Store: e.store, Snapshots: e.snaps, ContextDir: t.TempDir(), Platform: target,
-				Resolver: executor.NewResolver(e.store, nil, executor.PullNever),
-			})
+			// As for --platform: the request gives the parser both
+			// platforms and the executor the target, from one value.
+			res, err := e.build(t, t.TempDir(), df, &buildOpts{target: tt.target, platform: target})
 			if err != nil {
 				t.Fatal(err)
 			}

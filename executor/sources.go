@@ -422,7 +422,7 @@ func (w *walker) sub(fd int, name, erel string, fi os.FileInfo, info parser.Matc
 // them once.
 func (b *build) contextHashes() (*cache.ContextHashes, error) {
 	b.ctxOnce.Do(func() {
-		b.ctxHashes, b.ctxErr = b.opts.Store.ContextHashes(b.opts.ContextDir)
+		b.ctxHashes, b.ctxErr = b.cache.ContextHashes(b.opts.ContextDir)
 	})
 	return b.ctxHashes, b.ctxErr
 }

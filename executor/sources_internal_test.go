@@ -126,7 +126,7 @@ func cancelledCopy(t *testing.T, n int) (*build, []*source) {
 			t.Fatal(err)
 		}
 	}
-	return &build{opts: Options{Store: store, ContextDir: dir}}, srcs
+	return &build{opts: Options{ContextDir: dir}, cache: store}, srcs
 }
 
 // TestCopyStopsWhenCancelled: hashing the sources and writing the files

@@ -187,7 +187,7 @@ func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, cr
 		h = e.History
 	} else {
 		h = b.history(createdBy, true)
-		if err := b.opts.Store.RecordStep(key, cache.Entry{Config: st.cfg.Config, History: h}); err != nil {
+		if err := b.cache.RecordStep(key, cache.Entry{Config: st.cfg.Config, History: h}); err != nil {
 			return fmt.Errorf("recording cache entry: %w", err)
 		}
 	}
@@ -216,7 +216,7 @@ func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cac
 	if err := b.ensureChain(ctx, sc, st); err != nil {
 		return err
 	}
-	a, err := b.opts.Snapshots.Prepare(ctx, st.chain())
+	a, err := b.snaps.Prepare(ctx, st.chain())
 	if err != nil {
 		return fmt.Errorf("preparing snapshot: %w", err)
 	}
@@ -232,7 +232,7 @@ func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cac
 		b.verifyHit(sc, cached, layer)
 	}
 	h := b.history(createdBy, layer == nil)
-	if err := b.opts.Store.RecordStep(key, cache.Entry{Layer: layer, Config: st.cfg.Config, History: h}); err != nil {
+	if err := b.cache.RecordStep(key, cache.Entry{Layer: layer, Config: st.cfg.Config, History: h}); err != nil {
 		return fmt.Errorf("recording cache entry: %w", err)
 	}
 	b.apply(st, key, layer, h)
@@ -268,7 +268,7 @@ func (b *build) lookup(sc *stepCtx, key cache.Key) (cache.Entry, error) {
 	if b.opts.NoCache || slices.ContainsFunc(b.opts.NoCacheStages, func(n string) bool { return strings.EqualFold(n, sc.stage) }) {
 		return cache.Entry{}, cache.ErrNotFound
 	}
-	return b.opts.Store.LookupStep(key)
+	return b.cache.LookupStep(key)
 }
 
 func (b *build) history(createdBy string, empty bool) v1.History {
@@ -294,14 +294,14 @@ func (b *build) debugKey(sc *stepCtx, kb *cache.KeyBuilder) {
 func (b *build) ensureChain(ctx context.Context, sc *stepCtx, st *imageState) error {
 	for _, l := range st.layers {
 		id := snapshot.ID(l.DiffID.Hex)
-		if b.opts.Snapshots.Exists(id) {
+		if b.snaps.Exists(id) {
 			continue
 		}
-		rc, err := b.opts.Store.OpenLayer(l.Descriptor)
+		rc, err := b.cache.OpenLayer(l.Descriptor)
 		if err != nil {
 			return fmt.Errorf("opening layer %s: %w", l.Descriptor.Digest, err)
 		}
-		err = b.opts.Snapshots.Unpack(ctx, id, rc)
+		err = b.snaps.Unpack(ctx, id, rc)
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("unpacking layer %s: %w", l.Descriptor.Digest, err)
@@ -326,7 +326,7 @@ func (b *build) commitUpper(ctx context.Context, sc *stepCtx, a *snapshot.Active
 		pw.CloseWithError(snapshot.WriteLayer(pw, a.Upper(), wopts))
 	}()
 	last := time.Now()
-	layer, err := b.opts.Store.PutLayer(ctx, pr, b.opts.Compression, func(n int64) {
+	layer, err := b.cache.PutLayer(ctx, pr, b.opts.Compression, func(n int64) {
 		if time.Since(last) > 100*time.Millisecond {
 			last = time.Now()
 			sc.report(Event{Kind: StepProgress, Label: "layer", Current: n})

@@ -161,7 +161,16 @@ func (c *Client) PullWithProgress(ctx context.Context, ref string, progress func
 }
 
 // PullPlatform is PullWithProgress for a given platform (FROM --platform).
+//
+// The pull holds the store's build lock (shared), so a prune cannot
+// remove the blobs it has written before the tag names them; a build
+// that pulls holds it already, which is no obstacle.
 func (c *Client) PullPlatform(ctx context.Context, ref string, platform v1.Platform, progress func(Progress)) (cache.ImageRecord, error) {
+	release, err := c.store.BuildLock(ctx)
+	if err != nil {
+		return cache.ImageRecord{}, fmt.Errorf("waiting for the store: %w", err)
+	}
+	defer release()
 	rec, err := c.pull(ctx, ref, platform, progress)
 	if err != nil {
 		return cache.ImageRecord{}, fmt.Errorf("pulling %s: %w", ref, explain(err))

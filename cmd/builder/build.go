@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/registry"
 )
 
@@ -56,129 +52,54 @@ builder build --allow network.host -t app .   # the Dockerfile has RUN --network
 }
 
 func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
-	var tags []string
-	for _, t := range cfg.tags {
-		name, err := cache.NormalizeName(t)
-		if err != nil {
-			return usagef("invalid tag %q: %v", t, err)
+	req := cfg.req
+	req.Stdin = a.stdin
+	for i, o := range req.Outputs {
+		if o.Dest == "-" {
+			req.Outputs[i].Writer = a.stdout
 		}
-		tags = append(tags, name)
 	}
-	if fi, err := os.Stat(cfg.contextDir); err != nil {
-		return fmt.Errorf("build context: %w", err)
-	} else if !fi.IsDir() {
-		return fmt.Errorf("build context %s is not a directory", cfg.contextDir)
-	}
-	plan, err := readPlan(a.stdin, cfg)
+	prep, err := executor.Prepare(req)
 	if err != nil {
 		return err
 	}
-	ignore, err := readIgnore(cfg)
+	st, err := a.open()
 	if err != nil {
 		return err
 	}
-	store, snaps, err := a.stores()
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	defer snaps.Close()
-	// Held until the image is tagged and exported, so that a prune cannot
-	// remove the new image in between.
-	release, err := store.BuildLock(ctx)
-	if err != nil {
-		return fmt.Errorf("waiting for the store: %w", err)
-	}
-	defer release()
+	defer st.Close()
 
-	r := newRenderer(cfg.progress, a.stderr, a.env, len(plan.Stages) > 1)
-	for _, w := range plan.Warnings {
+	r := newRenderer(cfg.progress, a.stderr, a.env, len(prep.Plan.Stages) > 1)
+	for _, w := range prep.Plan.Warnings {
 		r.Report(executor.Event{Kind: executor.BuildWarning, Line: "[Warning] " + w, Time: time.Now()})
 	}
-	platform := cfg.exec.Platform
-	client := registry.New(store, registry.Options{Platform: &platform, MaxLayerSize: snaps.MaxLayerSize()})
-	opts := cfg.exec
-	opts.Store, opts.Snapshots = store, snaps
-	opts.Resolver = executor.NewResolver(store, client, cfg.pull)
-	opts.Reporter = r
-	opts.ContextDir = cfg.contextDir
-	opts.Ignore = ignore
-	opts.LockHeld = true
-	res, err := executor.Build(ctx, plan, opts)
+	platform := req.Options.Platform
+	client := registry.New(st.Cache(), registry.Options{Platform: &platform, MaxLayerSize: st.Snapshots().MaxLayerSize()})
+	prep.Options().Resolver = registry.NewResolver(st.Cache(), client, cfg.pull)
+	prep.Options().Reporter = r
+	res, err := prep.Run(ctx, st)
 	r.Close()
 	if err != nil {
 		return err
 	}
-
-	return deliver(a, store, cfg, tags, res.Image)
+	return deliver(a, cfg, res.Image)
 }
 
-// deliver does what the command line asks with a built image: tags,
-// --output, --iidfile, and the image ID on stdout.
-func deliver(a *app, store *cache.Store, cfg *buildConfig, tags []string, img cache.ImageRecord) error {
-	for _, t := range tags {
-		if err := store.Tag(t, img.Manifest); err != nil {
-			return fmt.Errorf("tagging %s: %w", t, err)
-		}
-	}
-	if o := cfg.output; o != nil {
-		name := o.Name
-		if name == "" && len(tags) > 0 {
-			name = tags[0]
-		}
-		if err := exportImage(a, store, img, o.Type, o.Dest, name); err != nil {
-			return err
-		}
-	}
+// deliver does what is left once the image is built, tagged and
+// exported: --iidfile, and the image ID on stdout.
+func deliver(a *app, cfg *buildConfig, img cache.ImageRecord) error {
 	id := img.ID.String()
 	if cfg.iidfile != "" {
-		if err := os.WriteFile(cfg.iidfile, []byte(id), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(cfg.iidfile, []byte(id), 0o644); err != nil {
 			return fmt.Errorf("writing --iidfile: %w", err)
 		}
 	}
-	// With --output to stdout, stdout is the archive.
-	if cfg.output == nil || cfg.output.Dest != "-" {
-		fmt.Fprintln(a.stdout, id)
+	// With an output to stdout, stdout is the archive.
+	for _, o := range cfg.req.Outputs {
+		if o.Dest == "-" {
+			return nil
+		}
 	}
+	fmt.Fprintln(a.stdout, id)
 	return nil
-}
-
-// readPlan reads and parses the Dockerfile, from stdin for -f -.
-func readPlan(stdin io.Reader, cfg *buildConfig) (*parser.Plan, error) {
-	r := stdin
-	if cfg.dockerfile != "-" {
-		f, err := os.Open(cfg.dockerfile)
-		if err != nil {
-			return nil, fmt.Errorf("reading the Dockerfile: %w", err)
-		}
-		defer f.Close()
-		r = f
-	}
-	return parser.Parse(r, cfg.parse)
-}
-
-// readIgnore reads the ignore file: <Dockerfile>.dockerignore beside the
-// Dockerfile if there is one, else CONTEXT/.dockerignore, else none.
-func readIgnore(cfg *buildConfig) (*parser.Ignore, error) {
-	var candidates []string
-	if cfg.dockerfile != "-" {
-		candidates = append(candidates, cfg.dockerfile+".dockerignore")
-	}
-	candidates = append(candidates, filepath.Join(cfg.contextDir, ".dockerignore"))
-	for _, p := range candidates {
-		f, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading ignore file: %w", err)
-		}
-		defer f.Close()
-		ig, err := parser.ParseIgnore(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-		return ig, nil
-	}
-	return nil, nil
 }

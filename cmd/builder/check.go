@@ -6,8 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/store"
 )
 
 var cmdCheck = &command{
@@ -54,77 +53,40 @@ func runCheck(ctx context.Context, a *app, repair bool) error {
 	if err != nil {
 		return err
 	}
-	// OpenForCheck leaves dead sessions for Check to report; snapshot.Open
-	// detaches stale mounts and only then removes dead sessions (a
-	// session is never removed while something is mounted inside it),
-	// and its Check reports both.
-	store, err := cache.OpenForCheck(root)
-	if err != nil {
-		return fmt.Errorf("opening store %s: %w", root, err)
-	}
-	defer store.Close()
-	snaps, err := snapshot.Open(root)
-	if err != nil {
-		return fmt.Errorf("opening snapshots in %s: %w", root, err)
-	}
-	defer snaps.Close()
-	// A check shares the build lock, so that it runs beside builds but
-	// never sees a prune half done; a repair holds it alone, so that
-	// nothing a build has written and not yet tagged is judged.
-	lock := store.BuildLock
-	if repair {
-		lock = store.ExclusiveLock
-	}
-	release, err := lock(ctx)
+	maxLayer, err := a.env.maxLayerSize()
 	if err != nil {
 		return err
 	}
-	defer release()
-
-	// Snapshots first: their repair detaches stale mounts, which must be
-	// gone before the store's repair removes the sessions they are in.
-	var lines []finding
-	sf, err := snaps.Check(ctx, repair)
-	for _, f := range sf {
-		lines = append(lines, finding{f.Subject, f.Problem, f.Repaired})
-	}
-	if err != nil {
-		printFindings(a, lines)
-		return fmt.Errorf("checking snapshots: %w", err)
-	}
-	cf, err := store.Check(ctx, repair)
-	for _, f := range cf {
-		lines = append(lines, finding{f.Subject, f.Problem, f.Repaired})
-	}
-	printFindings(a, lines)
+	// OpenForCheck leaves dead sessions for Check to report.
+	st, err := store.OpenForCheck(root, store.Options{MaxLayerSize: maxLayer})
 	if err != nil {
 		return err
 	}
-	return summarize(a, root, lines, repair)
+	defer st.Close()
+	found, err := st.Check(ctx, repair)
+	printFindings(a, found)
+	if err != nil {
+		return err
+	}
+	return summarize(a, st.Root(), found, repair)
 }
 
-// finding is what cache and snapshot findings have in common.
-type finding struct {
-	subject, problem string
-	repaired         bool
-}
-
-func printFindings(a *app, lines []finding) {
+func printFindings(a *app, lines []store.Finding) {
 	for _, f := range lines {
 		suffix := ""
-		if f.repaired {
+		if f.Repaired {
 			suffix = " (removed)"
 		}
-		fmt.Fprintf(a.stdout, "%s: %s%s\n", f.subject, f.problem, suffix)
+		fmt.Fprintf(a.stdout, "%s: %s%s\n", f.Subject, f.Problem, suffix)
 	}
 }
 
 // summarize writes the summary line and decides the exit status: the
 // store is sound when every problem found has been removed.
-func summarize(a *app, root string, lines []finding, repair bool) error {
+func summarize(a *app, root string, lines []store.Finding, repair bool) error {
 	left := 0
 	for _, f := range lines {
-		if !f.repaired {
+		if !f.Repaired {
 			left++
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/snapshot"
 )
 
@@ -28,13 +27,12 @@ prune --all" would free. With -v it also lists every image and snapshot.`,
 			if err := exactArgs(args, 0, ""); err != nil {
 				return err
 			}
-			store, snaps, err := a.stores()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			defer snaps.Close()
-			u, err := executor.Usage(store, snaps)
+			defer st.Close()
+			u, err := st.Usage()
 			if err != nil {
 				return fmt.Errorf("measuring the store: %w", err)
 			}
@@ -50,7 +48,7 @@ prune --all" would free. With -v it also lists every image and snapshot.`,
 			if !o.verbose {
 				return nil
 			}
-			return duVerbose(a, store, snaps)
+			return duVerbose(a, st.Cache(), st.Snapshots())
 		}
 	},
 }

@@ -26,11 +26,12 @@ is an image of its own; the others show <missing>.`,
 			if err := exactArgs(args, 1, "IMAGE"); err != nil {
 				return err
 			}
-			store, err := a.store()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer st.Close()
+			store := st.Cache()
 			rec, err := store.Lookup(args[0])
 			if err != nil {
 				return err // it names the image

@@ -22,11 +22,12 @@ and config).`,
 			if err := exactArgs(args, 0, ""); err != nil {
 				return err
 			}
-			store, err := a.store()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer st.Close()
+			store := st.Cache()
 			recs, err := store.Images()
 			if err != nil {
 				return fmt.Errorf("listing images: %w", err)

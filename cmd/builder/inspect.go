@@ -28,11 +28,12 @@ ID prefix.`,
 			if len(args) == 0 {
 				return usagef("missing IMAGE")
 			}
-			store, err := a.store()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer st.Close()
+			store := st.Cache()
 			all, err := store.Images()
 			if err != nil {
 				return fmt.Errorf("listing images: %w", err)

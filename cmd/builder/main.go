@@ -13,9 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/container"
-	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/store"
 )
 
 func main() {
@@ -61,39 +60,15 @@ func signalContext() (context.Context, func()) {
 	}
 }
 
-// stores opens the local store and its snapshots.
-func (a *app) stores() (*cache.Store, *snapshot.Store, error) {
-	root, err := a.env.storeRoot()
-	if err != nil {
-		return nil, nil, err
-	}
-	maxLayer, err := a.env.maxLayerSize()
-	if err != nil {
-		return nil, nil, err
-	}
-	// Snapshots first: opening them detaches stale mounts, which must be
-	// gone before cache.Open removes the dead sessions they sit in.
-	snaps, err := snapshot.OpenOptions(root, snapshot.Options{MaxLayerSize: maxLayer})
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening snapshots in %s: %w", root, err)
-	}
-	store, err := cache.Open(root)
-	if err != nil {
-		snaps.Close()
-		return nil, nil, fmt.Errorf("opening store %s: %w", root, err)
-	}
-	return store, snaps, nil
-}
-
-// store opens only the local store, for commands that need no snapshots.
-func (a *app) store() (*cache.Store, error) {
+// open opens the local store, its cache and snapshots together.
+func (a *app) open() (*store.Store, error) {
 	root, err := a.env.storeRoot()
 	if err != nil {
 		return nil, err
 	}
-	store, err := cache.Open(root)
+	maxLayer, err := a.env.maxLayerSize()
 	if err != nil {
-		return nil, fmt.Errorf("opening store %s: %w", root, err)
+		return nil, err
 	}
-	return store, nil
+	return store.Open(root, store.Options{MaxLayerSize: maxLayer})
 }

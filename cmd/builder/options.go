@@ -21,7 +21,6 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/registry"
 )
 
@@ -140,19 +139,14 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	return f
 }
 
-// buildConfig is a build command line turned into library options.
+// buildConfig is a build command line turned into a build request.
 type buildConfig struct {
-	contextDir string // absolute
-	dockerfile string // its path, or "-" for stdin
-	tags       []string
-	parse      parser.Options
-	// exec holds what the flags decide; the build command adds the
-	// store, snapshots, resolver, reporter, ignore rules and context.
-	exec     executor.Options
-	pull     executor.PullPolicy
+	// req is what the flags decide; the build command adds the resolver,
+	// the reporter and where "-" outputs go.
+	req      executor.Request
+	pull     registry.PullPolicy
 	iidfile  string
-	output   *outputSpec // nil: no export
-	progress string      // "plain", "tty" or "quiet"
+	progress string // "plain", "tty" or "quiet"
 }
 
 // buildConfig checks a build command line. Every error is a usage error.
@@ -170,55 +164,58 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	if err != nil {
 		return nil, err
 	}
-	c := &buildConfig{contextDir: ctxDir, tags: f.tags, iidfile: f.iidfile}
-	c.dockerfile = f.file
-	if c.dockerfile == "" {
-		c.dockerfile = filepath.Join(ctxDir, "Dockerfile")
+	c := &buildConfig{iidfile: f.iidfile}
+	r := &c.req
+	r.ContextDir, r.Dockerfile, r.Target = ctxDir, f.file, f.target
+	for _, t := range f.tags {
+		name, err := cache.NormalizeName(t)
+		if err != nil {
+			return nil, usagef("invalid tag %q: %v", t, err)
+		}
+		r.Tags = append(r.Tags, name)
 	}
-	c.parse.Filename = "Dockerfile"
-	if c.dockerfile != "-" {
-		c.parse.Filename = filepath.Base(c.dockerfile)
-	}
-	if c.parse.BuildArgs, err = env.buildArgs(f.buildArgs); err != nil {
+	if r.BuildArgs, err = env.buildArgs(f.buildArgs); err != nil {
 		return nil, err
 	}
-	if c.exec.Labels, err = keyValues("--label", f.labels); err != nil {
+	o := &r.Options
+	if o.Labels, err = keyValues("--label", f.labels); err != nil {
 		return nil, err
 	}
-	if c.exec.SourceDateEpoch, err = env.sourceDateEpoch(c.parse.BuildArgs); err != nil {
+	if o.SourceDateEpoch, err = env.sourceDateEpoch(r.BuildArgs); err != nil {
 		return nil, err
 	}
-	if err := c.setPlatform(f.platform); err != nil {
+	if o.Platform, err = parsePlatform(f.platform); err != nil {
 		return nil, err
 	}
-	c.parse.Target = f.target
-	c.exec.NoCache, c.exec.NoCacheStages = f.noCache, f.noCacheFilter
+	o.NoCache, o.NoCacheStages = f.noCache, f.noCacheFilter
 	if f.jobs < 0 {
 		return nil, usagef("invalid --jobs %d (use 0 for no limit, or a positive number)", f.jobs)
 	}
-	c.exec.Jobs = f.jobs
+	o.Jobs = f.jobs
 	if err := c.setNetwork(f.network, f.allow); err != nil {
 		return nil, err
 	}
 	if f.pull {
-		c.pull = executor.PullAlways
+		c.pull = registry.PullAlways
 	}
 	switch f.compression {
 	case "gzip", "zstd", "none":
-		c.exec.Compression = cache.Compression{Format: f.compression}
+		o.Compression = cache.Compression{Format: f.compression}
 	default:
 		return nil, usagef("invalid --compression %q (use gzip, zstd or none)", f.compression)
 	}
 	if f.output != "" {
-		if c.output, err = parseOutput(f.output); err != nil {
+		out, err := parseOutput(f.output)
+		if err != nil {
 			return nil, err
 		}
+		r.Outputs = append(r.Outputs, *out)
 	}
 	if c.progress, err = env.progressMode(f.progress, f.quiet); err != nil {
 		return nil, err
 	}
-	c.exec.DebugKeys, _ = strconv.ParseBool(env.getenv("BUILDER_DEBUG_KEYS"))
-	c.exec.VerifyCache, _ = strconv.ParseBool(env.getenv("BUILDER_CACHE_VERIFY"))
+	o.DebugKeys, _ = strconv.ParseBool(env.getenv("BUILDER_DEBUG_KEYS"))
+	o.VerifyCache, _ = strconv.ParseBool(env.getenv("BUILDER_CACHE_VERIFY"))
 	return c, nil
 }
 
@@ -226,16 +223,16 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 func (c *buildConfig) setNetwork(network string, allow []string) error {
 	switch network {
 	case "default", "":
-		c.exec.Network = executor.NetworkDefault
+		c.req.Options.Network = executor.NetworkDefault
 	case "none", "host":
-		c.exec.Network = network
+		c.req.Options.Network = network
 	default:
 		return usagef("invalid --network %q (use default, none or host)", network)
 	}
 	for _, a := range allow {
 		switch a {
 		case "network.host":
-			c.exec.AllowNetworkHost = true
+			c.req.Options.AllowNetworkHost = true
 		case "security.insecure":
 			return usagef("--allow security.insecure is not supported: RUN --security=insecure would give a step the host's privileges")
 		default:
@@ -299,36 +296,25 @@ func (env *environment) sourceDateEpoch(buildArgs map[string]string) (*time.Time
 	return &t, nil
 }
 
-func (c *buildConfig) setPlatform(s string) error {
-	host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	c.parse.BuildPlatform = host.String()
-	c.exec.Platform = host
+// parsePlatform reads --platform; "" is the host's.
+func parsePlatform(s string) (v1.Platform, error) {
 	if s == "" {
-		c.parse.TargetPlatform = host.String()
-		return nil
+		return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, nil
 	}
 	if strings.Contains(s, ",") {
-		return usagef("invalid --platform %q: building for several platforms at once is not supported", s)
+		return v1.Platform{}, usagef("invalid --platform %q: building for several platforms at once is not supported", s)
 	}
 	p, err := v1.ParsePlatform(s)
 	if err != nil || p.OS == "" || p.Architecture == "" {
-		return usagef("invalid --platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", s)
+		return v1.Platform{}, usagef("invalid --platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", s)
 	}
-	c.exec.Platform = *p
-	c.parse.TargetPlatform = p.String()
-	return nil
+	return *p, nil
 }
 
-// outputSpec is a checked --output.
-type outputSpec struct {
-	Type string // "oci", "docker" or "oci-layout"
-	Dest string // a file, "-" for stdout, or a directory for oci-layout
-	Name string // recorded in the archive; default the first -t
-}
-
-// parseOutput reads --output's CSV form, type=T,dest=PATH[,name=NAME].
-func parseOutput(s string) (*outputSpec, error) {
-	o := &outputSpec{}
+// parseOutput reads --output's CSV form, type=T,dest=PATH[,name=NAME];
+// dest=- is stdout, which the build command fills in.
+func parseOutput(s string) (*executor.Output, error) {
+	o := &executor.Output{}
 	for _, field := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/pflag"
-
-	"github.com/builderdev/builder/executor"
 )
 
 var cmdPrune = &command{
@@ -35,13 +33,12 @@ builder prune --all`,
 			if err != nil {
 				return err
 			}
-			store, snaps, err := a.stores()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			defer snaps.Close()
-			rep, err := executor.Prune(ctx, store, snaps, opts)
+			defer st.Close()
+			rep, err := st.Prune(ctx, opts)
 			if err != nil {
 				return fmt.Errorf("pruning: %w", err)
 			}

@@ -36,17 +36,12 @@ goes to stdout.`,
 				return err
 			}
 			mode, _ := env.progressMode("auto", false)
-			store, err := a.store()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			// A prune must not remove blobs the pull wrote before it tags.
-			release, err := store.BuildLock(ctx)
-			if err != nil {
-				return fmt.Errorf("waiting for the store: %w", err)
-			}
-			defer release()
+			defer st.Close()
+			store := st.Cache()
 			r := newRenderer(mode, a.stderr, env, false)
 			ref := args[0]
 			start := time.Now()

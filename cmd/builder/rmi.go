@@ -24,11 +24,12 @@ prefix), it removes every name of that image. The blobs stay until
 			if len(args) == 0 {
 				return usagef("missing IMAGE")
 			}
-			store, err := a.store()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer st.Close()
+			store := st.Cache()
 			failed := false
 			for _, arg := range args {
 				names, err := removeNames(store, arg)

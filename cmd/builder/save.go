@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"path/filepath"
 
 	"github.com/spf13/pflag"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/internal/fsutil"
+	"github.com/builderdev/builder/executor"
 )
 
 var cmdSave = &command{
@@ -33,11 +30,12 @@ builder save --format oci app:1.0 -o app.oci.tar`,
 			if err != nil {
 				return err
 			}
-			store, err := a.store()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer st.Close()
+			store := st.Cache()
 			rec, err := store.Lookup(args[0])
 			if err != nil {
 				return err // it names the image
@@ -50,38 +48,9 @@ builder save --format oci app:1.0 -o app.oci.tar`,
 // exportImage writes a stored image as typ ("oci", "docker" or
 // "oci-layout") to dest: a file, "-" for stdout, or a layout directory.
 func exportImage(a *app, store *cache.Store, rec cache.ImageRecord, typ, dest, name string) error {
-	img, err := store.Image(rec.Manifest.Digest)
-	if err != nil {
-		return fmt.Errorf("opening image %s: %w", rec.ID, err)
-	}
-	if typ == "oci-layout" {
-		if err := cache.ExportLayout(dest, img, name); err != nil {
-			return fmt.Errorf("exporting to %s: %w", dest, err)
-		}
-		return nil
-	}
-	return writeArchive(a, dest, func(w io.Writer) error {
-		return cache.Export(w, img, name, cache.Format(typ))
-	})
-}
-
-// writeArchive writes an archive to stdout, or to a file that appears
-// only once it is complete and on disk: an interrupted save leaves
-// nothing under dest, and neither does a crash just after it.
-func writeArchive(a *app, dest string, write func(io.Writer) error) error {
+	o := executor.Output{Type: typ, Dest: dest, Name: name}
 	if dest == "-" {
-		return write(a.stdout)
+		o.Writer = a.stdout
 	}
-	f, err := fsutil.CreatePending(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*", 0o644)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	defer f.Cleanup()
-	if err := write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	if err := f.Commit(dest); err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	return nil
+	return executor.Export(store, rec, o)
 }

@@ -26,11 +26,12 @@ ID prefix), replacing any image that had that name before.`,
 			if err != nil {
 				return usagef("invalid name %q: %v", args[1], err)
 			}
-			store, err := a.store()
+			st, err := a.open()
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer st.Close()
+			store := st.Cache()
 			rec, err := store.Lookup(args[0])
 			if err != nil {
 				return err // it names the image

@@ -9,6 +9,7 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,12 +23,22 @@ import (
 // the same directory, fsyncs it, renames it over path and fsyncs the
 // directory, so readers see the old or the new content, never a mix.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return WriteAtomic(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic is WriteFileAtomic for content that write streams: the
+// file at path appears only once write returned nil and the data is on
+// disk; on an error nothing is left, under path or beside it.
+func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
 	f, err := CreatePending(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*", perm)
 	if err != nil {
 		return err
 	}
 	defer f.Cleanup()
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		return err
 	}
 	return f.Commit(path)

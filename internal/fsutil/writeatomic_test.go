@@ -1,4 +1,4 @@
-package main
+package fsutil
 
 import (
 	"bytes"
@@ -13,11 +13,11 @@ import (
 	"github.com/builderdev/builder/internal/testutil"
 )
 
-// TestWriteArchive: a save that fails leaves nothing under the final name
+// TestWriteAtomic: a write that fails leaves nothing under the final name
 // (nor a temporary file), and one that succeeds is on disk when it
 // returns: no page of it is dirty (cachestat(2)), so a crash cannot leave
 // a half archive under the final name either.
-func TestWriteArchive(t *testing.T) {
+func TestWriteAtomic(t *testing.T) {
 	dir := t.TempDir()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
@@ -28,21 +28,20 @@ func TestWriteArchive(t *testing.T) {
 	}
 	dest := filepath.Join(dir, "app.tar")
 	data := bytes.Repeat([]byte("archive "), 512<<10)
-	a := &app{stdout: io.Discard}
 
 	broken := errors.New("disk on fire")
-	err := writeArchive(a, dest, func(w io.Writer) error {
+	err := WriteAtomic(dest, 0o644, func(w io.Writer) error {
 		w.Write(data[:len(data)/2])
 		return broken
 	})
 	if !errors.Is(err, broken) {
-		t.Fatalf("writeArchive with a failing writer = %v, want its error", err)
+		t.Fatalf("WriteAtomic with a failing writer = %v, want its error", err)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Fatalf("a failed save left %s behind", ents[0].Name())
+		t.Fatalf("a failed write left %s behind", ents[0].Name())
 	}
 
-	if err := writeArchive(a, dest, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	if err := WriteAtomic(dest, 0o644, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(dest)
@@ -58,12 +57,12 @@ func TestWriteArchive(t *testing.T) {
 		testutil.Missing(t, "cachestat(2) is not available: "+err.Error())
 	}
 	if cs.Dirty+cs.Writeback != 0 {
-		t.Errorf("%d pages of the saved archive are not on disk when writeArchive returns", cs.Dirty+cs.Writeback)
+		t.Errorf("%d pages of the saved archive are not on disk when WriteAtomic returns", cs.Dirty+cs.Writeback)
 	}
 	if fi, _ := f.Stat(); fi.Mode().Perm() != 0o644 {
 		t.Errorf("archive mode %v, want 0644", fi.Mode())
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
-		t.Errorf("the save left %d files, want only the archive", len(ents))
+		t.Errorf("the write left %d files, want only the file", len(ents))
 	}
 }
