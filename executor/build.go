@@ -19,25 +19,10 @@ import (
 	"github.com/builderdev/builder/snapshot"
 )
 
-// Build runs plan's target stage and what it needs, and stores the image,
-// holding the store's build lock throughout. A failing step gives a
-// *StepError. The image is not tagged: a build that is to be tagged or
-// exported goes through a Request, so that those happen under the same
-// lock (a prune could otherwise remove the image in between).
-func Build(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
-	if err := opts.check(); err != nil {
-		return nil, err
-	}
-	var res *Result
-	err := opts.Store.Build(ctx, func() (err error) {
-		res, err = build1(ctx, plan, opts)
-		return err
-	})
-	return res, err
-}
-
-// build1 is Build with the lock held and the options checked.
-func build1(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
+// buildPlan runs plan's target stage and what it needs, and stores the
+// image; the caller holds the store's build lock and checked opts. A
+// failing step gives a *StepError.
+func buildPlan(ctx context.Context, plan *parser.Plan, opts Options) (*Result, error) {
 	b := &build{plan: plan, opts: opts, started: time.Now(), cache: opts.Store.Cache(), snaps: opts.Store.Snapshots()}
 	b.stages = make([]*stageRun, len(plan.Stages))
 	for _, i := range plan.Needed() {

@@ -65,7 +65,8 @@ type Options struct {
 	VerifyCache bool
 }
 
-// Result is a built image, complete in the store and not yet tagged.
+// Result is a built image, complete in the store, tagged and exported as
+// the request asked.
 type Result struct {
 	Image  cache.ImageRecord
 	Config *v1.ConfigFile

@@ -167,7 +167,7 @@ func (p *Prepared) Run(ctx context.Context, st *store.Store) (*Result, error) {
 	var res *Result
 	err := st.Build(ctx, func() error {
 		var err error
-		if res, err = build1(ctx, p.Plan, opts); err != nil {
+		if res, err = buildPlan(ctx, p.Plan, opts); err != nil {
 			return err
 		}
 		return p.deliver(st.Cache(), res.Image)
