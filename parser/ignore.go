@@ -90,7 +90,21 @@ func (ig *Ignore) MayIncludeBelow(rel string) bool {
 	}
 	dir := strings.Split(rel, "/")
 	for _, ex := range ig.exceptions {
-		if couldMatchBelow(ex, dir) {
+		if hasRegexpMeta(ex) || couldMatchBelow(ex, dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasRegexpMeta reports whether an exception holds "|", "{" or "}".
+// patternmatcher v0.6 means to escape them but its escape table loses every
+// byte above 63, so they reach the regexp engine: "!*0|b" re-includes every
+// path ending in "b". docker and BuildKit match the same way, so Match keeps
+// that meaning and a walk must descend rather than guess.
+func hasRegexpMeta(pattern []string) bool {
+	for _, c := range pattern {
+		if strings.ContainsAny(c, "|{}") {
 			return true
 		}
 	}

@@ -252,6 +252,8 @@ func TestMayIncludeBelowSound(t *testing.T) {
 		"a\n!a/[k]eep/x.log\n",
 		"/a\n!./a/keep\n",
 		"a**\n!a**/keep\n",
+		"a/a\n!*0|b",    // patternmatcher leaves "|" to the regexp: alternation
+		"a\n!a/k{1}eep", // and "{}" too: repetition
 	} {
 		checkMayIncludeBelow(t, rules)
 	}
