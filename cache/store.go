@@ -38,6 +38,7 @@ const (
 	stepsDir      = "steps"
 	contextsDir   = "contexts"
 	imagesDir     = "images"
+	sourcesDir    = "sources"
 	tmpDir        = "tmp"
 )
 
@@ -70,7 +71,7 @@ func open(root string) (*Store, error) {
 	if err := fsutil.MkdirPrivate(root); err != nil {
 		return nil, fmt.Errorf("creating store %s: %w", root, err)
 	}
-	for _, d := range []string{blobsDir, stepsDir, contextsDir, imagesDir, tmpDir} {
+	for _, d := range []string{blobsDir, stepsDir, contextsDir, imagesDir, sourcesDir, tmpDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return nil, fmt.Errorf("creating store %s: %w", root, err)
 		}

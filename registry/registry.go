@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -43,8 +44,12 @@ type Options struct {
 	// Keychain supplies credentials; default authn.DefaultKeychain
 	// (~/.docker/config.json, DOCKER_CONFIG, credential helpers).
 	Keychain authn.Keychain
-	// Transport is the HTTP transport; default http.DefaultTransport.
+	// Transport is the HTTP transport; default http.DefaultTransport
+	// with ResponseTimeout.
 	Transport http.RoundTripper
+	// ResponseTimeout bounds the wait for response headers when
+	// Transport is nil; 0 means DefaultResponseTimeout.
+	ResponseTimeout time.Duration
 	// Progress, if set, receives download progress. It must not block.
 	Progress func(Progress)
 	// MaxLayerSize caps the uncompressed size of one layer: 0 means
@@ -64,7 +69,10 @@ func New(store *cache.Store, opts Options) *Client {
 		opts.Keychain = authn.DefaultKeychain
 	}
 	if opts.Transport == nil {
-		opts.Transport = http.DefaultTransport
+		if opts.ResponseTimeout == 0 {
+			opts.ResponseTimeout = DefaultResponseTimeout
+		}
+		opts.Transport = newTransport(opts.ResponseTimeout)
 	}
 	if opts.Platform == nil {
 		opts.Platform = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
@@ -100,6 +108,12 @@ func ParseReference(ref string, insecure []string) (name.Reference, error) {
 // and neither do we (see httpsOnly).
 func PlainHTTP(host string, insecure []string) bool {
 	return isLoopback(host) || contains(insecure, host)
+}
+
+// transport is what every request goes through: HTTPS unless plain
+// HTTP is allowed, and Retry-After honoured.
+func (c *Client) transport() http.RoundTripper {
+	return httpsOnly{retryAfter{next: c.opts.Transport, sleep: sleepCtx}, c.opts.Insecure}
 }
 
 // httpsOnly upgrades every plain-HTTP request to a host that PlainHTTP
@@ -186,7 +200,7 @@ func (c *Client) pull(ctx context.Context, ref string, platform v1.Platform, pro
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(c.opts.Keychain),
-		remote.WithTransport(manifestLimit{httpsOnly{c.opts.Transport, c.opts.Insecure}}),
+		remote.WithTransport(manifestLimit{c.transport()}),
 		remote.WithPlatform(platform),
 	}
 	desc, err := remote.Get(r, opts...)
@@ -221,6 +235,14 @@ func (c *Client) pull(ctx context.Context, ref string, platform v1.Platform, pro
 		return cache.ImageRecord{}, fmt.Errorf("storing manifest: %w", err)
 	}
 	md := v1.Descriptor{MediaType: mt, Digest: digest, Size: int64(len(raw))}
+	if m, err := img.Manifest(); err == nil {
+		blobs := []v1.Hash{m.Config.Digest}
+		for _, l := range m.Layers {
+			blobs = append(blobs, l.Digest)
+		}
+		// A hint for pushes to mount from; failing to write it loses nothing.
+		_ = c.store.AddBlobSource(r.Context().Name(), blobs...)
+	}
 	if _, isDigest := r.(name.Digest); !isDigest {
 		if err := c.store.Tag(ref, md); err != nil {
 			return cache.ImageRecord{}, fmt.Errorf("tagging: %w", err)
