@@ -74,13 +74,18 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		r.Report(executor.Event{Kind: executor.BuildWarning, Line: "[Warning] " + w, Time: time.Now()})
 	}
 	platform := req.Options.Platform
-	client := registry.New(st.Cache(), registry.Options{Platform: &platform, MaxLayerSize: st.Snapshots().MaxLayerSize()})
+	client := registry.New(st.Cache(), registry.Options{Platform: &platform, MaxLayerSize: st.Snapshots().MaxLayerSize(), Insecure: cfg.insecure})
 	prep.Options().Resolver = registry.NewResolver(st.Cache(), client, cfg.pull)
 	prep.Options().Reporter = r
 	res, err := prep.Run(ctx, st)
 	r.Close()
 	if err != nil {
 		return err
+	}
+	for _, dest := range cfg.pushes {
+		if _, err := pushImage(ctx, a, st, res.Image, dest, registry.Options{Insecure: cfg.insecure}, cfg.progress); err != nil {
+			return err
+		}
 	}
 	return deliver(a, cfg, res.Image)
 }

@@ -110,10 +110,10 @@ func registerCheckFlags(fs *pflag.FlagSet) *checkFlags {
 
 type buildFlags struct {
 	tags, buildArgs, labels, noCacheFilter  []string
-	file, target, platform, iidfile, output string
+	file, target, platform, iidfile         string
 	progress, compression, network          string
-	allow                                   []string
-	noCache, pull, quiet                    bool
+	allow, outputs, insecure                []string
+	noCache, pull, quiet, push              bool
 	jobs                                    int
 }
 
@@ -129,7 +129,9 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run every step of `STAGE`, ignoring the cache (repeatable)")
 	fs.BoolVar(&f.pull, "pull", false, "always check the registry for newer base images")
 	fs.StringVar(&f.iidfile, "iidfile", "", "write the image ID to `FILE`")
-	fs.StringVarP(&f.output, "output", "o", "", "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout) or type=oci-layout,dest=DIR")
+	fs.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout), type=oci-layout,dest=DIR or type=registry,name=REF (repeatable)")
+	fs.BoolVar(&f.push, "push", false, "push the image to every -t name once it is built")
+	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
 	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd or none")
@@ -147,6 +149,10 @@ type buildConfig struct {
 	pull     registry.PullPolicy
 	iidfile  string
 	progress string // "plain", "tty" or "quiet"
+	// pushes are where the image goes once built: the tags with --push,
+	// and every -o type=registry name.
+	pushes   []string
+	insecure []string
 }
 
 // buildConfig checks a build command line. Every error is a usage error.
@@ -204,13 +210,24 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	default:
 		return nil, usagef("invalid --compression %q (use gzip, zstd or none)", f.compression)
 	}
-	if f.output != "" {
-		out, err := parseOutput(f.output)
+	if f.push {
+		if len(r.Tags) == 0 {
+			return nil, usagef("--push needs a name to push to: give one with -t NAME")
+		}
+		c.pushes = append(c.pushes, r.Tags...)
+	}
+	for _, spec := range f.outputs {
+		out, err := parseOutput(spec)
 		if err != nil {
 			return nil, err
 		}
+		if out.Type == "registry" {
+			c.pushes = append(c.pushes, out.Name)
+			continue
+		}
 		r.Outputs = append(r.Outputs, *out)
 	}
+	c.insecure = env.insecureRegistries(f.insecure)
 	if c.progress, err = env.progressMode(f.progress, f.quiet); err != nil {
 		return nil, err
 	}
@@ -334,10 +351,18 @@ func parseOutput(s string) (*executor.Output, error) {
 	}
 	switch o.Type {
 	case "oci", "docker", "oci-layout":
+	case "registry":
+		if o.Name == "" || o.Dest != "" {
+			return nil, usagef("invalid --output %q: type=registry takes name=REF and no dest", s)
+		}
+		if _, err := registry.ParseReference(o.Name, nil); err != nil {
+			return nil, usagef("invalid --output %q: %v", s, err)
+		}
+		return o, nil
 	case "":
-		return nil, usagef("invalid --output %q: missing type= (oci, docker or oci-layout)", s)
+		return nil, usagef("invalid --output %q: missing type= (oci, docker, oci-layout or registry)", s)
 	default:
-		return nil, usagef("--output type=%s is not supported (use type=oci, type=docker or type=oci-layout)", o.Type)
+		return nil, usagef("--output type=%s is not supported (use type=oci, type=docker, type=oci-layout or type=registry)", o.Type)
 	}
 	if o.Dest == "" {
 		return nil, usagef("invalid --output %q: missing dest=PATH", s)
@@ -444,18 +469,22 @@ func (f *pruneFlags) options() (cache.PruneOptions, error) {
 	return o, nil
 }
 
-type pullFlags struct{ platform string }
+type pullFlags struct {
+	platform string
+	insecure []string
+}
 
 func registerPullFlags(fs *pflag.FlagSet) *pullFlags {
 	f := &pullFlags{}
 	fs.StringVar(&f.platform, "platform", "", "the `PLATFORM` to pull from a multi-platform image (default the host's)")
+	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
 	return f
 }
 
 // options returns the registry options of a pull; nil Platform means the
 // host's.
-func (f *pullFlags) options() (registry.Options, error) {
-	var o registry.Options
+func (f *pullFlags) options(env *environment) (registry.Options, error) {
+	o := registry.Options{Insecure: env.insecureRegistries(f.insecure)}
 	if f.platform != "" {
 		p, err := v1.ParsePlatform(f.platform)
 		if err != nil || p.OS == "" || p.Architecture == "" {

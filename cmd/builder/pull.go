@@ -28,7 +28,7 @@ goes to stdout.`,
 			if err := exactArgs(args, 1, "REF"); err != nil {
 				return err
 			}
-			opts, err := f.options()
+			opts, err := f.options(env)
 			if err != nil {
 				return err
 			}

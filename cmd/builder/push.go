@@ -2,24 +2,155 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/internal/fsutil"
+	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/store"
 )
 
 var cmdPush = &command{
 	Name:  "push",
-	Args:  "IMAGE",
-	Short: "Push an image to a registry (not implemented yet)",
+	Args:  "[flags] IMAGE [DEST]",
+	Short: "Push an image to a registry",
 	Long: `
-Push is not implemented yet. Until it is, save the image and copy it with
-skopeo.`,
+Push uploads an image of the local store to DEST, or to the registry its
+name IMAGE points at. Only the layers the registry lacks are sent; a layer
+that another repository of the same registry holds is mounted from there,
+not sent. Transient errors (5xx, 429, resets, stalls) are retried, and a
+push run again after an interruption sends only what is still missing.
+
+Credentials come from the docker configuration (~/.docker/config.json or
+$DOCKER_CONFIG) and its credential helpers. Registries on loopback
+addresses are reached over plain HTTP; others only with
+--insecure-registry or BUILDER_INSECURE_REGISTRIES. One line on stderr
+says what moved; the manifest digest goes to stdout.`,
 	Example: `
-builder save --format oci app:1.0 -o app.tar
-skopeo copy oci-archive:app.tar docker://registry.example.com/app:1.0`,
+builder push registry.example.com/app:1.0
+builder push app:1.0 127.0.0.1:5000/app:1.0 --digestfile app.digest`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
+		f := registerPushFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {
-			return errors.New("push is not implemented yet; use 'builder save --format oci IMAGE -o FILE' and 'skopeo copy oci-archive:FILE docker://REF'")
+			if len(args) < 1 || len(args) > 2 {
+				return usagef("push needs IMAGE and at most one DEST")
+			}
+			dest := args[len(args)-1]
+			opts, err := f.options(env)
+			if err != nil {
+				return err
+			}
+			st, err := a.open()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			rec, err := st.Cache().Lookup(args[0])
+			if err != nil {
+				return err // it names the image
+			}
+			mode, _ := env.progressMode("auto", false)
+			rep, err := pushImage(ctx, a, st, rec, dest, opts, mode)
+			if err != nil {
+				return err
+			}
+			if f.digestfile != "" {
+				if err := writeDigestFile(f.digestfile, rep); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintln(a.stdout, rep.Manifest.Digest)
+			return nil
 		}
 	},
+}
+
+type pushFlags struct {
+	digestfile string
+	insecure   []string
+}
+
+func registerPushFlags(fs *pflag.FlagSet) *pushFlags {
+	f := &pushFlags{}
+	fs.StringVar(&f.digestfile, "digestfile", "", "write the pushed manifest's digest to `FILE`")
+	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
+	return f
+}
+
+func (f *pushFlags) options(env *environment) (registry.Options, error) {
+	return registry.Options{Insecure: env.insecureRegistries(f.insecure)}, nil
+}
+
+// insecureRegistries is the --insecure-registry flags and the
+// comma-separated BUILDER_INSECURE_REGISTRIES.
+func (env *environment) insecureRegistries(flags []string) []string {
+	out := append([]string(nil), flags...)
+	for _, h := range strings.Split(env.getenv("BUILDER_INSECURE_REGISTRIES"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// pushImage pushes rec to dest under the store's build lock (so that a
+// prune cannot take the blobs of an untagged image half way), shows
+// each layer's upload, and ends with one line saying what moved.
+func pushImage(ctx context.Context, a *app, st *store.Store, rec cache.ImageRecord, dest string,
+	opts registry.Options, mode string) (registry.PushReport, error) {
+	var rep registry.PushReport
+	r := newRenderer(mode, a.stderr, a.env, false)
+	start := time.Now()
+	r.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "push " + dest, Time: start})
+	err := st.Build(ctx, func() error {
+		img, err := st.Cache().Image(rec.Manifest.Digest)
+		if err != nil {
+			return err
+		}
+		rep, err = registry.New(st.Cache(), opts).Push(ctx, img, dest, func(p registry.PushProgress) {
+			r.Report(executor.Event{Kind: executor.StepProgress, ID: 1, Label: p.Digest.String(),
+				Current: p.Complete, Total: p.Total, Time: time.Now()})
+		})
+		return err
+	})
+	if err != nil {
+		r.Report(executor.Event{Kind: executor.StepFailed, ID: 1, Err: err, Time: time.Now()})
+	} else {
+		r.Report(executor.Event{Kind: executor.StepDone, ID: 1, Duration: time.Since(start), Time: time.Now()})
+	}
+	r.Close()
+	if err != nil {
+		return rep, err
+	}
+	if mode != "quiet" {
+		fmt.Fprintln(a.stderr, pushSummary(rep))
+	}
+	return rep, nil
+}
+
+// pushSummary is the one line a push ends with.
+func pushSummary(rep registry.PushReport) string {
+	layers := "layers"
+	if rep.Uploaded == 1 {
+		layers = "layer"
+	}
+	s := fmt.Sprintf("pushed %s: %d %s uploaded (%s), %d already present", rep.Ref, rep.Uploaded, layers,
+		humanSize(rep.Bytes), rep.Present)
+	if rep.Mounted > 0 {
+		s += fmt.Sprintf(", %d mounted", rep.Mounted)
+	}
+	return s + "; manifest " + rep.Manifest.Digest.String()
+}
+
+// writeDigestFile writes the manifest digest, as podman's --digestfile.
+func writeDigestFile(path string, rep registry.PushReport) error {
+	if err := fsutil.WriteFileAtomic(path, []byte(rep.Manifest.Digest.String()), 0o644); err != nil {
+		return fmt.Errorf("writing --digestfile: %w", err)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/builderdev/builder/executor/container"
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -36,6 +37,9 @@ func TestMain(m *testing.M) {
 //	exitcode N CMD... runs CMD and checks its exit status is N
 //	envfile NAME FILE sets $NAME to the content of FILE, trimmed (an
 //	                  image ID from --iidfile, say)
+//	registry NAME     starts the CNCF distribution registry on loopback
+//	                  for the rest of the script and sets $NAME to its
+//	                  host:port
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
@@ -72,6 +76,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitCode,
 			"envfile":  cmdEnvFile,
+			"registry": cmdRegistry,
 		},
 	})
 }
@@ -104,4 +109,24 @@ func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: envfile NAME FILE")
 	}
 	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+}
+
+func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: registry NAME")
+	}
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		ts.Fatalf("registry: docker-registry is not installed (make deps installs it)")
+	}
+	dir := ts.MkAbs("registry-" + args[0])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		ts.Fatalf("registry: %v", err)
+	}
+	addr, stop, err := testutil.RunRegistry(bin, dir)
+	if err != nil {
+		ts.Fatalf("registry: %v", err)
+	}
+	ts.Defer(stop)
+	ts.Setenv(args[0], addr)
 }

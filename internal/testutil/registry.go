@@ -49,25 +49,33 @@ const registryStartTimeout = 20 * time.Second
 func StartRegistry(t testing.TB) string {
 	t.Helper()
 	bin := RequireTool(t, "docker-registry")
-	dir := t.TempDir()
+	addr, stop, err := RunRegistry(bin, t.TempDir())
+	if err != nil {
+		t.Fatalf("starting docker-registry: %v", err)
+	}
+	t.Cleanup(stop)
+	return addr
+}
+
+// RunRegistry starts the registry program bin on a free loopback port
+// with its files under dir, waits until /v2/ answers, and returns its
+// "127.0.0.1:PORT" and how to stop it. It is StartRegistry for callers
+// without a testing.TB (script tests).
+func RunRegistry(bin, dir string) (addr string, stop func(), err error) {
 	// The port is picked by binding :0 and released before the registry
 	// binds it, so another process may take it in between: retry then.
-	var lastErr error
 	for range 3 {
-		addr, err := freePort()
+		addr, err = freePort()
 		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
+			return "", nil, fmt.Errorf("finding a free port: %w", err)
 		}
 		storage := filepath.Join(dir, "storage-"+addr[len("127.0.0.1:"):])
-		stop, err := runRegistry(bin, dir, storage, addr)
+		stop, err = runRegistry(bin, dir, storage, addr)
 		if err == nil {
-			t.Cleanup(stop)
-			return addr
+			return addr, stop, nil
 		}
-		lastErr = err
 	}
-	t.Fatalf("starting docker-registry: %v", lastErr)
-	return ""
+	return "", nil, err
 }
 
 func freePort() (string, error) {
