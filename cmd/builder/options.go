@@ -109,12 +109,12 @@ func registerCheckFlags(fs *pflag.FlagSet) *checkFlags {
 // --- build ---
 
 type buildFlags struct {
-	tags, buildArgs, labels, noCacheFilter  []string
-	file, target, platform, iidfile         string
-	progress, compression, network          string
-	allow, outputs, insecure                []string
-	noCache, pull, quiet, push              bool
-	jobs                                    int
+	tags, buildArgs, labels, noCacheFilter []string
+	file, target, platform, iidfile        string
+	progress, compression, network         string
+	allow, outputs, insecure               []string
+	noCache, pull, quiet, push             bool
+	jobs                                   int
 }
 
 func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
