@@ -417,7 +417,7 @@ func explain(err error) error {
 	}
 	switch te.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w (%s refused the credentials; log in with `docker login %s` or set DOCKER_CONFIG)", err, host, host)
+		return fmt.Errorf("%s refused access (HTTP %d): log in with `builder login %s`, or give credentials in DOCKER_CONFIG or REGISTRY_AUTH_FILE", host, te.StatusCode, host)
 	case http.StatusNotFound:
 		if te.Request != nil && strings.Contains(te.Request.URL.Path, "/manifests/") {
 			return fmt.Errorf("image not found in the registry: %w", err)

@@ -37,9 +37,10 @@ func TestMain(m *testing.M) {
 //	exitcode N CMD... runs CMD and checks its exit status is N
 //	envfile NAME FILE sets $NAME to the content of FILE, trimmed (an
 //	                  image ID from --iidfile, say)
-//	registry NAME     starts the CNCF distribution registry on loopback
-//	                  for the rest of the script and sets $NAME to its
-//	                  host:port
+//	registry [-auth USER:PASSWORD] NAME
+//	                  starts the CNCF distribution registry on loopback
+//	                  for the rest of the script (with -auth, behind
+//	                  htpasswd) and sets $NAME to its host:port
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
@@ -112,8 +113,16 @@ func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
+	var user, password string
+	if len(args) == 3 && args[0] == "-auth" {
+		var ok bool
+		if user, password, ok = strings.Cut(args[1], ":"); !ok {
+			ts.Fatalf("usage: registry [-auth USER:PASSWORD] NAME")
+		}
+		args = args[2:]
+	}
 	if neg || len(args) != 1 {
-		ts.Fatalf("usage: registry NAME")
+		ts.Fatalf("usage: registry [-auth USER:PASSWORD] NAME")
 	}
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -123,7 +132,13 @@ func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		ts.Fatalf("registry: %v", err)
 	}
-	addr, stop, err := testutil.RunRegistry(bin, dir)
+	var extra string
+	if user != "" {
+		if extra, err = testutil.HtpasswdConfig(dir, user, password); err != nil {
+			ts.Fatalf("registry: %v", err)
+		}
+	}
+	addr, stop, err := testutil.RunRegistryConfig(bin, dir, extra)
 	if err != nil {
 		ts.Fatalf("registry: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // registryConfig is a minimal configuration of the CNCF distribution
@@ -62,6 +63,12 @@ func StartRegistry(t testing.TB) string {
 // "127.0.0.1:PORT" and how to stop it. It is StartRegistry for callers
 // without a testing.TB (script tests).
 func RunRegistry(bin, dir string) (addr string, stop func(), err error) {
+	return RunRegistryConfig(bin, dir, "")
+}
+
+// RunRegistryConfig is RunRegistry with extra lines of configuration,
+// such as HtpasswdConfig.
+func RunRegistryConfig(bin, dir, extra string) (addr string, stop func(), err error) {
 	// The port is picked by binding :0 and released before the registry
 	// binds it, so another process may take it in between: retry then.
 	for range 3 {
@@ -70,7 +77,7 @@ func RunRegistry(bin, dir string) (addr string, stop func(), err error) {
 			return "", nil, fmt.Errorf("finding a free port: %w", err)
 		}
 		storage := filepath.Join(dir, "storage-"+addr[len("127.0.0.1:"):])
-		stop, err = runRegistry(bin, dir, storage, addr)
+		stop, err = runRegistry(bin, dir, storage, addr, extra)
 		if err == nil {
 			return addr, stop, nil
 		}
@@ -89,9 +96,9 @@ func freePort() (string, error) {
 
 // runRegistry starts one registry process and waits for it to answer. It
 // returns a function that stops it.
-func runRegistry(bin, dir, storage, addr string) (func(), error) {
+func runRegistry(bin, dir, storage, addr, extra string) (func(), error) {
 	config := filepath.Join(dir, "config-"+addr[len("127.0.0.1:"):]+".yml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, registryConfig, storage, addr), 0o644); err != nil {
+	if err := os.WriteFile(config, append(fmt.Appendf(nil, registryConfig, storage, addr), extra...), 0o644); err != nil {
 		return nil, err
 	}
 	var logs syncBuffer
@@ -141,7 +148,7 @@ func waitForRegistry(addr string, exited <-chan error) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 		}
@@ -202,4 +209,18 @@ func ParseReference(ref string) (name.Reference, error) {
 		return name.ParseReference(ref, name.Insecure)
 	}
 	return r, nil
+}
+
+// HtpasswdConfig writes an htpasswd file for user and password under dir
+// and returns the registry configuration that requires them.
+func HtpasswdConfig(dir, user, password string) (string, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(path, fmt.Appendf(nil, "%s:%s\n", user, hash), 0o644); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", path), nil
 }
