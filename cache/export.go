@@ -20,12 +20,13 @@ import (
 	"github.com/builderdev/builder/internal/fsutil"
 )
 
-// Format of an exported image archive.
+// Format is the kind of an image's manifest (its media types), and of
+// an exported archive.
 type Format string
 
 const (
-	FormatOCI    Format = "oci"    // an OCI image layout in a tar (oci-archive)
-	FormatDocker Format = "docker" // a `docker load` / `podman load` tar
+	FormatOCI    Format = "oci"    // OCI media types; an OCI image layout in a tar (oci-archive)
+	FormatDocker Format = "docker" // Docker media types; a `docker load` / `podman load` tar
 )
 
 // blob is one blob of an image to export, opened only when it is copied.

@@ -26,10 +26,15 @@ type ImageRecord struct {
 // PutImage writes cfg and a manifest listing layers, and returns the
 // untagged record. The image is complete once PutImage returns.
 //
-// Layers pulled with Docker media types are listed under their OCI
-// equivalents (the bytes are the same), so that the manifest is a plain
-// OCI manifest that strict readers accept.
-func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor) (ImageRecord, error) {
+// The stored manifest is always OCI, so that the store stays an OCI
+// layout that skopeo and umoci read (both refuse Docker manifests in a
+// layout). format is how the image leaves the machine: FormatDocker (what
+// docker build makes; podman keeps HEALTHCHECK only from a Docker config)
+// is noted in the manifest's annotations, and [Store.ImageAs] turns the
+// image into Docker media types for a push. Layers of a base pulled with
+// Docker media types are listed under their OCI equivalents (the bytes
+// are the same), so that no manifest mixes the two.
+func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor, format Format) (ImageRecord, error) {
 	if n := len(cfg.RootFS.DiffIDs); n != len(layers) {
 		return ImageRecord{}, fmt.Errorf("writing image: config lists %d diff IDs for %d layers", n, len(layers))
 	}
@@ -38,11 +43,24 @@ func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor) (ImageRecor
 		MediaType:     types.OCIManifestSchema1,
 		Layers:        make([]v1.Descriptor, len(layers)),
 	}
+	switch format {
+	case FormatOCI:
+	case FormatDocker:
+		m.Annotations = map[string]string{annFormat: string(FormatDocker)}
+	default:
+		return ImageRecord{}, fmt.Errorf("unknown image format %q (want docker or oci)", format)
+	}
 	for i, l := range layers {
 		if !s.HasBlob(l.Digest) {
 			return ImageRecord{}, fmt.Errorf("writing image: layer %s: %w", l.Digest, ErrNotFound)
 		}
-		m.Layers[i] = v1.Descriptor{MediaType: ociLayerType(l.MediaType), Digest: l.Digest, Size: l.Size, URLs: l.URLs, Annotations: l.Annotations}
+		if format == FormatDocker {
+			if _, err := dockerLayerType(l.MediaType); err != nil {
+				return ImageRecord{}, fmt.Errorf("writing image: layer %s: %w", l.Digest, err)
+			}
+		}
+		mt, _ := ociLayerType(l.MediaType)
+		m.Layers[i] = v1.Descriptor{MediaType: mt, Digest: l.Digest, Size: l.Size, URLs: l.URLs, Annotations: l.Annotations}
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
@@ -68,16 +86,68 @@ func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor) (ImageRecor
 	return rec, nil
 }
 
-func ociLayerType(mt types.MediaType) types.MediaType {
+// annFormat in a stored manifest says the image leaves the machine in
+// Docker media types.
+const annFormat = "dev.builder.format"
+
+// ImageAs opens a stored image as it leaves the machine: a manifest
+// built with FormatDocker comes back as a Docker schema 2 manifest with
+// a Docker config and Docker layer types, every other one as stored. The
+// blobs are the same, so only the manifest (and its digest) differs.
+func (s *Store) ImageAs(manifest v1.Hash) (v1.Image, error) {
+	m, raw, err := s.manifestInfo(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("opening image %s: %w", manifest, err)
+	}
+	if m.MediaType != types.OCIManifestSchema1 || m.Annotations[annFormat] != string(FormatDocker) {
+		return partial.CompressedToImage(&storeImage{s: s, manifest: raw, m: m})
+	}
+	d := *m
+	d.MediaType = types.DockerManifestSchema2
+	d.Annotations = nil // Docker manifests have none
+	d.Config.MediaType = types.DockerConfigJSON
+	d.Layers = make([]v1.Descriptor, len(m.Layers))
+	for i, l := range m.Layers {
+		mt, err := dockerLayerType(l.MediaType)
+		if err != nil {
+			return nil, fmt.Errorf("opening image %s: layer %s: %w", manifest, l.Digest, err)
+		}
+		d.Layers[i] = v1.Descriptor{MediaType: mt, Digest: l.Digest, Size: l.Size, URLs: l.URLs}
+	}
+	raw, err = json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(&storeImage{s: s, manifest: raw, m: &d})
+}
+
+// ociLayerType and dockerLayerType give a layer the media type of the
+// manifest's format: one manifest never mixes Docker and OCI types, which
+// strict registries and readers refuse.
+func ociLayerType(mt types.MediaType) (types.MediaType, error) {
 	switch mt {
 	case "", types.DockerLayer:
-		return types.OCILayer
+		return types.OCILayer, nil
 	case types.DockerUncompressedLayer:
-		return types.OCIUncompressedLayer
+		return types.OCIUncompressedLayer, nil
 	case types.DockerForeignLayer:
-		return types.OCIRestrictedLayer
+		return types.OCIRestrictedLayer, nil
 	}
-	return mt
+	return mt, nil
+}
+
+func dockerLayerType(mt types.MediaType) (types.MediaType, error) {
+	switch mt {
+	case "", types.OCILayer, types.DockerLayer:
+		return types.DockerLayer, nil
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+		return types.DockerUncompressedLayer, nil
+	case types.OCIRestrictedLayer, types.DockerForeignLayer:
+		return types.DockerForeignLayer, nil
+	case types.OCILayerZStd:
+		return "", errors.New("a zstd layer has no Docker media type: build with --format oci")
+	}
+	return "", fmt.Errorf("layer media type %q has no Docker equivalent: build with --format oci", mt)
 }
 
 // recordImage remembers which manifest an image ID belongs to, in

@@ -30,7 +30,7 @@ func putTestImage(t testing.TB, s *Store, files map[string][]byte, cmd string) I
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{l.DiffID}},
 		History:      []v1.History{{CreatedBy: cmd}},
 	}
-	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor})
+	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor}, FormatOCI)
 	if err != nil {
 		t.Fatalf("PutImage: %v", err)
 	}
@@ -116,10 +116,10 @@ func TestPutImageChecks(t *testing.T) {
 	s := openTest(t)
 	missing := v1.Descriptor{MediaType: types.OCILayer, Digest: sha256Of([]byte("nope")), Size: 4}
 	cfg := &v1.ConfigFile{RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{sha256Of(nil)}}}
-	if _, err := s.PutImage(cfg, []v1.Descriptor{missing}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.PutImage(cfg, []v1.Descriptor{missing}, FormatOCI); !errors.Is(err, ErrNotFound) {
 		t.Errorf("PutImage with a missing layer: %v, want ErrNotFound", err)
 	}
-	if _, err := s.PutImage(cfg, nil); err == nil {
+	if _, err := s.PutImage(cfg, nil, FormatOCI); err == nil {
 		t.Error("PutImage with 1 diff ID and no layers succeeded")
 	}
 }
@@ -168,3 +168,64 @@ func TestImageDockerManifest(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestImageFormats: the stored manifest is OCI in both formats (so the
+// store stays a layout skopeo reads); a Docker-format image leaves as a
+// Docker schema 2 manifest with no OCI type left in it, the same config
+// and blobs; a zstd layer cannot be Docker.
+func TestImageFormats(t *testing.T) {
+	s := openTest(t)
+	l, err := s.PutLayer(context.Background(), bytes.NewReader(testTar(t, map[string][]byte{"f": []byte("x")})), Compression{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{l.DiffID}},
+		Config: v1.Config{Healthcheck: &v1.HealthConfig{Test: []string{"CMD", "true"}}}}
+	// A base layer pulled with a Docker type is listed under the OCI one.
+	pulled := l.Descriptor
+	pulled.MediaType = types.DockerLayer
+	for _, tc := range []struct {
+		format           Format
+		manifest, config types.MediaType
+		layer            types.MediaType
+		annotated        bool
+	}{
+		{FormatOCI, types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer, false},
+		{FormatDocker, types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer, true},
+	} {
+		rec, err := s.PutImage(cfg, []v1.Descriptor{pulled}, tc.format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := s.Image(rec.Manifest.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm, _ := stored.Manifest()
+		if sm.MediaType != types.OCIManifestSchema1 || sm.Layers[0].MediaType != types.OCILayer {
+			t.Errorf("%s: stored manifest %s with layer %s, want OCI", tc.format, sm.MediaType, sm.Layers[0].MediaType)
+		}
+		if got := sm.Annotations[annFormat] != ""; got != tc.annotated {
+			t.Errorf("%s: format annotation present = %v", tc.format, got)
+		}
+		out, err := s.ImageAs(rec.Manifest.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate.Image(out); err != nil {
+			t.Errorf("%s: %v", tc.format, err)
+		}
+		m, _ := out.Manifest()
+		if m.MediaType != tc.manifest || m.Config.MediaType != tc.config || m.Layers[0].MediaType != tc.layer || len(m.Annotations) != 0 && tc.annotated {
+			t.Errorf("%s: leaves as %s / %s / %s %v", tc.format, m.MediaType, m.Config.MediaType, m.Layers[0].MediaType, m.Annotations)
+		}
+		if id, _ := out.ConfigName(); id != rec.ID {
+			t.Errorf("%s: image ID %s, want %s", tc.format, id, rec.ID)
+		}
+	}
+	zl := l.Descriptor
+	zl.MediaType = types.OCILayerZStd
+	if _, err := s.PutImage(cfg, []v1.Descriptor{zl}, FormatDocker); err == nil || !strings.Contains(err.Error(), "--format oci") {
+		t.Errorf("a zstd layer in Docker format: %v, want an error that says --format oci", err)
+	}
+}

@@ -246,7 +246,7 @@ func BenchmarkNoopRebuild(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		rec, err := s.PutImage(cfg, m.Layers)
+		rec, err := s.PutImage(cfg, m.Layers, FormatOCI)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -162,7 +162,11 @@ func (b *build) finish(st *imageState) (*Result, error) {
 	for i, l := range st.layers {
 		descs[i] = l.Descriptor
 	}
-	rec, err := b.cache.PutImage(cfg, descs)
+	format := b.opts.Format
+	if format == "" {
+		format = cache.FormatDocker
+	}
+	rec, err := b.cache.PutImage(cfg, descs, format)
 	if err != nil {
 		return nil, fmt.Errorf("writing image: %w", err)
 	}

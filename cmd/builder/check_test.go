@@ -38,7 +38,7 @@ func putImage(t *testing.T, root, name string) {
 		RootFS:  v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{l.DiffID}},
 		History: []v1.History{{CreatedBy: "COPY hello /"}},
 	}
-	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor})
+	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor}, cache.FormatOCI)
 	if err != nil {
 		t.Fatal(err)
 	}

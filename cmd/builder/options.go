@@ -111,7 +111,7 @@ func registerCheckFlags(fs *pflag.FlagSet) *checkFlags {
 type buildFlags struct {
 	tags, buildArgs, labels, noCacheFilter []string
 	file, target, platform, iidfile        string
-	progress, compression, network         string
+	progress, compression, network, format string
 	allow, outputs, insecure               []string
 	noCache, pull, quiet, push             bool
 	jobs                                   int
@@ -134,7 +134,8 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
 	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
-	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd or none")
+	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd (implies --format oci) or none")
+	fs.StringVar(&f.format, "format", "", "the image's media types, `FORMAT`: docker (default, as docker build) or oci")
 	fs.IntVar(&f.jobs, "jobs", 0, "run at most `N` stages at once (default 0: every stage whose dependencies are done)")
 	fs.StringVar(&f.network, "network", "default", "the network of RUN steps, `MODE`: default (isolated, outbound only), none or host")
 	fs.StringArrayVar(&f.allow, "allow", nil, "grant an `ENTITLEMENT` the Dockerfile asks for: network.host lets RUN --network=host use the host's network (repeatable)")
@@ -209,6 +210,23 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 		o.Compression = cache.Compression{Format: f.compression}
 	default:
 		return nil, usagef("invalid --compression %q (use gzip, zstd or none)", f.compression)
+	}
+	switch f.format {
+	case "":
+		// zstd has no Docker media type; BuildKit turns to OCI for it too.
+		o.Format = cache.FormatDocker
+		if f.compression == "zstd" {
+			o.Format = cache.FormatOCI
+		}
+	case "docker":
+		if f.compression == "zstd" {
+			return nil, usagef("--compression zstd needs --format oci: Docker media types have no zstd layer")
+		}
+		o.Format = cache.FormatDocker
+	case "oci":
+		o.Format = cache.FormatOCI
+	default:
+		return nil, usagef("invalid --format %q (use docker or oci)", f.format)
 	}
 	if f.push {
 		if len(r.Tags) == 0 {

@@ -108,7 +108,7 @@ func pushImage(ctx context.Context, a *app, st *store.Store, rec cache.ImageReco
 	start := time.Now()
 	r.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "push " + dest, Time: start})
 	err := st.Build(ctx, func() error {
-		img, err := st.Cache().Image(rec.Manifest.Digest)
+		img, err := st.Cache().ImageAs(rec.Manifest.Digest)
 		if err != nil {
 			return err
 		}
