@@ -165,6 +165,9 @@ func (b *build) finish(st *imageState) (*Result, error) {
 	format := b.opts.Format
 	if format == "" {
 		format = cache.FormatDocker
+		if b.opts.Compression.Format == "zstd" {
+			format = cache.FormatOCI // Docker media types have no zstd layer
+		}
 	}
 	rec, err := b.cache.PutImage(cfg, descs, format)
 	if err != nil {

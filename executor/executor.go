@@ -47,8 +47,9 @@ type Options struct {
 	// the image's created time, for reproducible digests.
 	SourceDateEpoch *time.Time
 	Compression     cache.Compression
-	// Format is the image's media types: cache.FormatDocker (the default,
-	// as docker build) or cache.FormatOCI.
+	// Format is the image's media types when it leaves the machine:
+	// cache.FormatDocker (the default, as docker build, unless layers are
+	// zstd) or cache.FormatOCI.
 	Format cache.Format
 	// Jobs bounds how many stages run at once; 0 means no bound, as in
 	// BuildKit: stages mostly wait (on RUN commands, pulls, disks), so
