@@ -248,8 +248,12 @@ func (c *checker) judge(h v1.Hash, depth int) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("config %s lists %d diff IDs for %d layers", m.Config.Digest, len(cf.RootFS.DiffIDs), len(m.Layers))
 	}
 	// Every layer, foreign ones (with URLs) too: the store opens layers
-	// from blobs/ only, so an image missing one cannot be built upon.
+	// from blobs/ only, so an image missing one cannot be built upon,
+	// unless a registry is known to hold it.
 	for _, l := range m.Layers {
+		if _, ok := c.blobs[l.Digest]; !ok && c.s.remoteBlob(l.Digest) {
+			continue // a --cache-from layer a registry holds: fetched on use
+		}
 		if err := c.need("layer", l); err != nil {
 			return v1.Hash{}, err
 		}

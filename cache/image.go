@@ -51,7 +51,7 @@ func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor, format Form
 		return ImageRecord{}, fmt.Errorf("unknown image format %q (want docker or oci)", format)
 	}
 	for i, l := range layers {
-		if !s.HasBlob(l.Digest) {
+		if !s.HasBlob(l.Digest) && !s.remoteBlob(l.Digest) {
 			return ImageRecord{}, fmt.Errorf("writing image: layer %s: %w", l.Digest, ErrNotFound)
 		}
 		if format == FormatDocker {

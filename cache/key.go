@@ -77,3 +77,14 @@ func showValue(v []byte) string {
 	}
 	return strconv.Quote(string(v))
 }
+
+// ParseKey reads a key as String writes it.
+func ParseKey(s string) (Key, error) {
+	var k Key
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(k) {
+		return k, fmt.Errorf("malformed cache key %q", s)
+	}
+	copy(k[:], b)
+	return k, nil
+}

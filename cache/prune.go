@@ -105,7 +105,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		rep.Reclaimed += size
 	}
 	s.pruneRecords()
-	s.pruneSources()
+	s.pruneSources(tagged)
 	s.pruneContexts(opts, time.Now())
 	if opts.Live != nil {
 		if err := opts.Live(liveDiffs); err != nil {

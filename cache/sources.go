@@ -69,11 +69,18 @@ func (s *Store) AddBlobSource(repo string, blobs ...v1.Hash) error {
 	return nil
 }
 
+// remoteBlob reports whether blob h, absent from the store, is known to
+// a registry. A build on a --cache-from hit lists such a layer in its
+// image without downloading it: a push mounts it from there, and a step
+// or an export that needs its bytes fetches it first.
+func (s *Store) remoteBlob(h v1.Hash) bool { return len(s.BlobSources(h)) > 0 }
+
 // pruneSources forgets the sources of blobs the store no longer holds.
-func (s *Store) pruneSources() {
+// Those of the layers a tagged image lists without holding them stay.
+func (s *Store) pruneSources(tagged *refs) {
 	ents, _ := os.ReadDir(filepath.Join(s.root, sourcesDir))
 	for _, e := range ents {
-		if !s.HasBlob(v1.Hash{Algorithm: "sha256", Hex: e.Name()}) {
+		if h := (v1.Hash{Algorithm: "sha256", Hex: e.Name()}); !s.HasBlob(h) && !tagged.blobs[h] {
 			os.Remove(filepath.Join(s.root, sourcesDir, e.Name()))
 		}
 	}

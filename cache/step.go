@@ -18,6 +18,13 @@ type Entry struct {
 	History v1.History // the step's history entry
 }
 
+// Step is one step of a build as the cache knows it: its key and what it
+// produced.
+type Step struct {
+	Key   Key
+	Entry Entry
+}
+
 // entryVersion is written into each entry file; a file of another
 // version is ignored like a missing one.
 const entryVersion = 1

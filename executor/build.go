@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -178,7 +179,24 @@ func (b *build) finish(st *imageState) (*Result, error) {
 			b.warn("could not save build-context hashes: %v", err)
 		}
 	}
-	return &Result{Image: rec, Config: cfg}, nil
+	res := &Result{Image: rec, Config: cfg, Steps: st.steps}
+	seen := map[cache.Key]bool{}
+	for _, s := range st.steps {
+		seen[s.Key] = true
+	}
+	res.AllSteps = slices.Clone(st.steps)
+	for _, run := range b.stages {
+		if run == nil || run.state == nil {
+			continue
+		}
+		for _, s := range run.state.steps {
+			if !seen[s.Key] {
+				seen[s.Key] = true
+				res.AllSteps = append(res.AllSteps, s)
+			}
+		}
+	}
+	return res, nil
 }
 
 // warnUnusedArgs warns about --build-arg values no ARG declares, as

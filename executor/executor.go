@@ -47,6 +47,11 @@ type Options struct {
 	// the image's created time, for reproducible digests.
 	SourceDateEpoch *time.Time
 	Compression     cache.Compression
+	// CacheImports are step-cache entries from elsewhere (--cache-from),
+	// consulted when the store has none. Their layers may be absent from
+	// the store: FetchLayer brings one when a step must run on it.
+	CacheImports map[cache.Key]cache.Entry
+	FetchLayer   func(ctx context.Context, l cache.Layer) error
 	// Format is the image's media types when it leaves the machine:
 	// cache.FormatDocker (the default, as docker build, unless layers are
 	// zstd) or cache.FormatOCI.
@@ -74,4 +79,8 @@ type Options struct {
 type Result struct {
 	Image  cache.ImageRecord
 	Config *v1.ConfigFile
+	// Steps are the target image's cached steps, those of the stages it
+	// is built FROM included (a min cache export); AllSteps adds every
+	// other stage's (a max export).
+	Steps, AllSteps []cache.Step
 }

@@ -193,6 +193,7 @@ func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, cr
 	}
 	st.cfg.History = append(st.cfg.History, h)
 	st.lastKey = key
+	st.steps = append(st.steps, cache.Step{Key: key, Entry: cache.Entry{Config: st.cfg.Config, History: h}})
 	return nil
 }
 
@@ -261,14 +262,24 @@ func (b *build) apply(st *imageState, key cache.Key, layer *cache.Layer, h v1.Hi
 	h.EmptyLayer = layer == nil
 	st.cfg.History = append(st.cfg.History, h)
 	st.fsKey, st.lastKey = key, key
+	st.steps = append(st.steps, cache.Step{Key: key, Entry: cache.Entry{Layer: layer, Config: st.cfg.Config, History: h}})
 }
 
-// lookup consults the step cache unless the build or stage disables it.
+// lookup consults the step cache unless the build or stage disables it:
+// the store first, then the entries imported with --cache-from. An
+// imported hit is not recorded in the store: its layer may exist only in
+// a registry until a step needs it (see ensureChain).
 func (b *build) lookup(sc *stepCtx, key cache.Key) (cache.Entry, error) {
 	if b.opts.NoCache || slices.ContainsFunc(b.opts.NoCacheStages, func(n string) bool { return strings.EqualFold(n, sc.stage) }) {
 		return cache.Entry{}, cache.ErrNotFound
 	}
-	return b.cache.LookupStep(key)
+	e, err := b.cache.LookupStep(key)
+	if errors.Is(err, cache.ErrNotFound) {
+		if imp, ok := b.opts.CacheImports[key]; ok {
+			return imp, nil
+		}
+	}
+	return e, err
 }
 
 func (b *build) history(createdBy string, empty bool) v1.History {
@@ -298,6 +309,13 @@ func (b *build) ensureChain(ctx context.Context, sc *stepCtx, st *imageState) er
 			continue
 		}
 		rc, err := b.cache.OpenLayer(l.Descriptor)
+		if errors.Is(err, cache.ErrNotFound) && b.opts.FetchLayer != nil {
+			// A layer known only to a registry (a --cache-from hit): fetched
+			// now that a step has to run on it.
+			if err = b.opts.FetchLayer(ctx, l); err == nil {
+				rc, err = b.cache.OpenLayer(l.Descriptor)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("opening layer %s: %w", l.Descriptor.Digest, err)
 		}

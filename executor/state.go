@@ -40,6 +40,9 @@ type imageState struct {
 	// declared without one.
 	args   []argValue
 	cmdSet bool // CMD was set in this stage (ENTRYPOINT then keeps it)
+	// steps are the cached steps that made this state, a FROM stage's
+	// included, for a cache export.
+	steps []cache.Step
 }
 
 type argValue struct {
@@ -52,6 +55,7 @@ func (s *imageState) clone() *imageState {
 	c := *s
 	c.cfg = *cloneConfigFile(&s.cfg)
 	c.layers = slices.Clone(s.layers)
+	c.steps = slices.Clone(s.steps)
 	c.args = nil
 	c.cmdSet = false
 	return &c

@@ -17,6 +17,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/builderdev/builder/cache"
 )
 
 // pushJobs bounds parallel blob uploads, as docker's default of 5
@@ -106,7 +108,7 @@ func (c *Client) push(ctx context.Context, img v1.Image, ref string, progress fu
 		if err != nil {
 			return rep, err
 		}
-		cl := &countedLayer{Layer: l, digest: digest, report: func(n int64) {
+		cl := &countedLayer{Layer: l, c: c, ctx: ctx, digest: digest, report: func(n int64) {
 			if progress != nil {
 				progress(PushProgress{Ref: rep.Ref, Digest: digest, Complete: n, Total: size})
 			}
@@ -193,6 +195,8 @@ func (p *pushImage) Layers() ([]v1.Layer, error) { return p.layers, nil }
 // open (a retry opens again) starts the progress over.
 type countedLayer struct {
 	v1.Layer
+	c      *Client
+	ctx    context.Context // the push's
 	digest v1.Hash
 	report func(int64)
 	opens  atomic.Int32
@@ -201,6 +205,14 @@ type countedLayer struct {
 
 func (l *countedLayer) Compressed() (io.ReadCloser, error) {
 	rc, err := l.Layer.Compressed()
+	if errors.Is(err, cache.ErrNotFound) {
+		// A --cache-from layer the store lists but never needed, pushed
+		// where it cannot be mounted from: its bytes are fetched now.
+		err = l.fetch()
+		if err == nil {
+			rc, err = l.Layer.Compressed()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -249,4 +261,20 @@ func (o *pushObserver) wasMounted(h v1.Hash) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.mounted[h.String()]
+}
+
+func (l *countedLayer) fetch() error {
+	diffID, err := l.Layer.DiffID()
+	if err != nil {
+		return err
+	}
+	size, err := l.Layer.Size()
+	if err != nil {
+		return err
+	}
+	mt, err := l.Layer.MediaType()
+	if err != nil {
+		return err
+	}
+	return l.c.FetchLayer(l.ctx, cache.Layer{Descriptor: v1.Descriptor{MediaType: mt, Digest: l.digest, Size: size}, DiffID: diffID})
 }

@@ -77,17 +77,66 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	client := registry.New(st.Cache(), registry.Options{Platform: &platform, MaxLayerSize: st.Snapshots().MaxLayerSize(), Insecure: cfg.insecure})
 	prep.Options().Resolver = registry.NewResolver(st.Cache(), client, cfg.pull)
 	prep.Options().Reporter = r
+	prep.Options().CacheImports = importCaches(ctx, client, cfg.cacheFrom, r)
+	prep.Options().FetchLayer = client.FetchLayer
 	res, err := prep.Run(ctx, st)
 	r.Close()
 	if err != nil {
 		return err
 	}
+	var jobs []pushJob
 	for _, dest := range cfg.pushes {
-		if _, err := pushImage(ctx, a, st, res.Image, dest, registry.Options{Insecure: cfg.insecure}, cfg.progress); err != nil {
+		jobs = append(jobs, imagePush(client, st, res.Image, dest))
+	}
+	for _, cs := range cfg.cacheTo {
+		steps := res.Steps
+		if cs.max {
+			steps = res.AllSteps
+		}
+		if cs.typ == "local" {
+			if err := client.ExportCacheDir(ctx, cs.ref, steps); err != nil {
+				return err
+			}
+			continue
+		}
+		jobs = append(jobs, pushJob{name: "export cache to " + cs.ref,
+			run: func(ctx context.Context, progress func(registry.PushProgress)) (registry.PushReport, error) {
+				return client.PushCache(ctx, cs.ref, steps, progress)
+			}})
+	}
+	if len(jobs) > 0 {
+		if _, err := pushAll(ctx, a, st, cfg.progress, jobs); err != nil {
 			return err
 		}
 	}
 	return deliver(a, cfg, res.Image)
+}
+
+// importCaches reads every --cache-from, the first one's entry winning
+// for a key. A cache that cannot be read is one warning, never an error:
+// the build then runs the steps it would have taken from there.
+func importCaches(ctx context.Context, client *registry.Client, specs []cacheSpec, r executor.Reporter) map[cache.Key]cache.Entry {
+	out := map[cache.Key]cache.Entry{}
+	for _, cs := range specs {
+		var entries map[cache.Key]cache.Entry
+		var err error
+		if cs.typ == "local" {
+			entries, err = client.ImportCacheDir(cs.ref)
+		} else {
+			entries, err = client.ImportCache(ctx, cs.ref)
+		}
+		if err != nil {
+			r.Report(executor.Event{Kind: executor.BuildWarning, Time: time.Now(),
+				Line: fmt.Sprintf("[Warning] --cache-from %s not used: %v", cs.spec, err)})
+			continue
+		}
+		for k, e := range entries {
+			if _, ok := out[k]; !ok {
+				out[k] = e
+			}
+		}
+	}
+	return out
 }
 
 // deliver does what is left once the image is built, tagged and

@@ -113,6 +113,7 @@ type buildFlags struct {
 	file, target, platform, iidfile        string
 	progress, compression, network, format string
 	allow, outputs, insecure               []string
+	cacheTo, cacheFrom                     []string
 	noCache, pull, quiet, push             bool
 	jobs                                   int
 }
@@ -131,6 +132,8 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringVar(&f.iidfile, "iidfile", "", "write the image ID to `FILE`")
 	fs.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout), type=oci-layout,dest=DIR or type=registry,name=REF (repeatable)")
 	fs.BoolVar(&f.push, "push", false, "push the image to every -t name once it is built")
+	fs.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache to `SPEC`: type=registry,ref=REF or type=local,dest=DIR, with mode=min (the image's steps, default) or mode=max (every stage's)")
+	fs.StringArrayVar(&f.cacheFrom, "cache-from", nil, "use the build cache at `SPEC`: type=registry,ref=REF (or just REF) or type=local,src=DIR (repeatable)")
 	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
 	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
@@ -152,8 +155,18 @@ type buildConfig struct {
 	progress string // "plain", "tty" or "quiet"
 	// pushes are where the image goes once built: the tags with --push,
 	// and every -o type=registry name.
-	pushes   []string
-	insecure []string
+	pushes    []string
+	insecure  []string
+	cacheTo   []cacheSpec
+	cacheFrom []cacheSpec
+}
+
+// cacheSpec is one --cache-to or --cache-from.
+type cacheSpec struct {
+	typ  string // "registry" or "local"
+	ref  string // the registry ref, or the directory
+	max  bool   // mode=max: every stage's steps
+	spec string // as given, for messages
 }
 
 // buildConfig checks a build command line. Every error is a usage error.
@@ -246,6 +259,23 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 		r.Outputs = append(r.Outputs, *out)
 	}
 	c.insecure = env.insecureRegistries(f.insecure)
+	for _, spec := range f.cacheTo {
+		cs, err := parseCacheSpec("--cache-to", spec, "dest")
+		if err != nil {
+			return nil, err
+		}
+		c.cacheTo = append(c.cacheTo, cs)
+	}
+	for _, spec := range f.cacheFrom {
+		cs, err := parseCacheSpec("--cache-from", spec, "src")
+		if err != nil {
+			return nil, err
+		}
+		if cs.max {
+			return nil, usagef("invalid --cache-from %q: mode is for --cache-to", spec)
+		}
+		c.cacheFrom = append(c.cacheFrom, cs)
+	}
 	if c.progress, err = env.progressMode(f.progress, f.quiet); err != nil {
 		return nil, err
 	}
@@ -389,6 +419,51 @@ func parseOutput(s string) (*executor.Output, error) {
 		return nil, usagef("invalid --output %q: an oci-layout is a directory and cannot go to stdout", s)
 	}
 	return o, nil
+}
+
+// parseCacheSpec reads a --cache-to or --cache-from value in buildx's
+// syntax; dirKey is the key of a local directory (dest or src). A bare
+// value is a registry ref, as docker reads it.
+func parseCacheSpec(flag, spec, dirKey string) (cacheSpec, error) {
+	cs := cacheSpec{spec: spec}
+	if !strings.Contains(spec, "=") {
+		cs.typ, cs.ref = "registry", spec
+	} else {
+		for _, field := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(field, "=")
+			switch k = strings.TrimSpace(k); {
+			case k == "type":
+				cs.typ = v
+			case k == "ref" || k == dirKey:
+				cs.ref = v
+			case k == "mode":
+				switch v {
+				case "min":
+				case "max":
+					cs.max = true
+				default:
+					return cs, usagef("invalid %s %q: mode=%s (use min or max)", flag, spec, v)
+				}
+			default:
+				return cs, usagef("invalid %s %q: unknown key %q (use type, ref or %s, and mode)", flag, spec, k, dirKey)
+			}
+		}
+	}
+	switch cs.typ {
+	case "registry":
+		if _, err := registry.ParseReference(cs.ref, nil); err != nil {
+			return cs, usagef("invalid %s %q: ref=%q: %v", flag, spec, cs.ref, err)
+		}
+	case "local":
+		if cs.ref == "" {
+			return cs, usagef("invalid %s %q: type=local needs %s=DIR", flag, spec, dirKey)
+		}
+	case "":
+		return cs, usagef("invalid %s %q: missing type= (registry or local)", flag, spec)
+	default:
+		return cs, usagef("%s type=%s is not supported (use type=registry or type=local)", flag, cs.typ)
+	}
+	return cs, nil
 }
 
 // progressMode picks the renderer: under CI=true always plain lines, on a

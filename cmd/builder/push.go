@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
@@ -98,39 +99,72 @@ func (env *environment) insecureRegistries(flags []string) []string {
 	return out
 }
 
-// pushImage pushes rec to dest under the store's build lock (so that a
-// prune cannot take the blobs of an untagged image half way), shows
-// each layer's upload, and ends with one line saying what moved.
+// pushImage pushes rec to dest (see pushAll).
 func pushImage(ctx context.Context, a *app, st *store.Store, rec cache.ImageRecord, dest string,
 	opts registry.Options, mode string) (registry.PushReport, error) {
-	var rep registry.PushReport
-	r := newRenderer(mode, a.stderr, a.env, false)
-	start := time.Now()
-	r.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "push " + dest, Time: start})
-	err := st.Build(ctx, func() error {
+	client := registry.New(st.Cache(), opts)
+	reps, err := pushAll(ctx, a, st, mode, []pushJob{imagePush(client, st, rec, dest)})
+	if err != nil {
+		return registry.PushReport{}, err
+	}
+	return reps[0], nil
+}
+
+// pushJob is one upload: an image to a tag, or a build cache to a ref.
+type pushJob struct {
+	name string // what the display calls it: "push REF"
+	run  func(ctx context.Context, progress func(registry.PushProgress)) (registry.PushReport, error)
+}
+
+func imagePush(client *registry.Client, st *store.Store, rec cache.ImageRecord, dest string) pushJob {
+	return pushJob{name: "push " + dest, run: func(ctx context.Context, progress func(registry.PushProgress)) (registry.PushReport, error) {
 		img, err := st.Cache().ImageAs(rec.Manifest.Digest)
 		if err != nil {
-			return err
+			return registry.PushReport{}, err
 		}
-		rep, err = registry.New(st.Cache(), opts).Push(ctx, img, dest, func(p registry.PushProgress) {
-			r.Report(executor.Event{Kind: executor.StepProgress, ID: 1, Label: p.Digest.String(),
-				Current: p.Complete, Total: p.Total, Time: time.Now()})
-		})
-		return err
+		return client.Push(ctx, img, dest, progress)
+	}}
+}
+
+// pushAll runs the jobs side by side under the store's build lock (so
+// that a prune cannot take the blobs of an untagged image half way),
+// shows each layer's upload, and ends with one line per job saying what
+// moved. The first error stops the others.
+func pushAll(ctx context.Context, a *app, st *store.Store, mode string, jobs []pushJob) ([]registry.PushReport, error) {
+	reps := make([]registry.PushReport, len(jobs))
+	r := newRenderer(mode, a.stderr, a.env, false)
+	err := st.Build(ctx, func() error {
+		g, gctx := errgroup.WithContext(ctx)
+		for i, j := range jobs {
+			id := i + 1
+			g.Go(func() error {
+				start := time.Now()
+				r.Report(executor.Event{Kind: executor.StepStarted, ID: id, Name: j.name, Time: start})
+				rep, err := j.run(gctx, func(p registry.PushProgress) {
+					r.Report(executor.Event{Kind: executor.StepProgress, ID: id, Label: p.Digest.String(),
+						Current: p.Complete, Total: p.Total, Time: time.Now()})
+				})
+				if err != nil {
+					r.Report(executor.Event{Kind: executor.StepFailed, ID: id, Err: err, Time: time.Now()})
+					return err
+				}
+				r.Report(executor.Event{Kind: executor.StepDone, ID: id, Duration: time.Since(start), Time: time.Now()})
+				reps[i] = rep
+				return nil
+			})
+		}
+		return g.Wait()
 	})
-	if err != nil {
-		r.Report(executor.Event{Kind: executor.StepFailed, ID: 1, Err: err, Time: time.Now()})
-	} else {
-		r.Report(executor.Event{Kind: executor.StepDone, ID: 1, Duration: time.Since(start), Time: time.Now()})
-	}
 	r.Close()
 	if err != nil {
-		return rep, err
+		return nil, err
 	}
 	if mode != "quiet" {
-		fmt.Fprintln(a.stderr, pushSummary(rep))
+		for _, rep := range reps {
+			fmt.Fprintln(a.stderr, pushSummary(rep))
+		}
 	}
-	return rep, nil
+	return reps, nil
 }
 
 // pushSummary is the one line a push ends with.
