@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -41,6 +42,11 @@ func TestMain(m *testing.M) {
 //	                  starts the CNCF distribution registry on loopback
 //	                  for the rest of the script (with -auth, behind
 //	                  htpasswd) and sets $NAME to its host:port
+//	proxy NAME ADDR   starts a byte-counting proxy to ADDR and sets $NAME
+//	                  to its host:port
+//	proxybytes NAME reset | received MAX
+//	                  zeroes the proxy's counters, or fails if it has
+//	                  returned more than MAX response bytes
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
@@ -75,9 +81,11 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode": cmdExitCode,
-			"envfile":  cmdEnvFile,
-			"registry": cmdRegistry,
+			"exitcode":   cmdExitCode,
+			"envfile":    cmdEnvFile,
+			"registry":   cmdRegistry,
+			"proxy":      cmdProxy,
+			"proxybytes": cmdProxyBytes,
 		},
 	})
 }
@@ -144,4 +152,44 @@ func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Defer(stop)
 	ts.Setenv(args[0], addr)
+}
+
+// proxies are the scripts' proxies by variable name; scripts run in
+// parallel, and each names its own.
+var proxies sync.Map // "script dir/NAME" → *testutil.Proxy
+
+func cmdProxy(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: proxy NAME ADDR")
+	}
+	p, err := testutil.NewProxy(args[1])
+	if err != nil {
+		ts.Fatalf("proxy: %v", err)
+	}
+	ts.Defer(p.Close)
+	proxies.Store(ts.MkAbs(args[0]), p)
+	ts.Setenv(args[0], p.Addr)
+}
+
+func cmdProxyBytes(ts *testscript.TestScript, neg bool, args []string) {
+	v, ok := proxies.Load(ts.MkAbs(args[0]))
+	if neg || len(args) < 2 || !ok {
+		ts.Fatalf("usage: proxybytes NAME reset | received MAX (after proxy NAME)")
+	}
+	p := v.(*testutil.Proxy)
+	switch {
+	case args[1] == "reset" && len(args) == 2:
+		p.Reset()
+	case args[1] == "received" && len(args) == 3:
+		max, err := strconv.ParseInt(args[2], 10, 64)
+		if err != nil {
+			ts.Fatalf("proxybytes: %v", err)
+		}
+		if got := p.Received(); got > max {
+			ts.Fatalf("the proxy returned %d bytes, want at most %d; requests:\n%s", got, max, strings.Join(p.Log(), "\n"))
+		}
+		ts.Logf("the proxy returned %d bytes", p.Received())
+	default:
+		ts.Fatalf("usage: proxybytes NAME reset | received MAX")
+	}
 }

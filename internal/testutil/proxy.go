@@ -41,27 +41,38 @@ type Proxy struct {
 	fault          func(r *http.Request) Fault
 	log            []string
 	rp             *httputil.ReverseProxy
+	srv            *http.Server
 }
 
 // StartProxy starts a proxy to the registry at target (host:port), and
 // stops it when the test ends.
 func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := NewProxy(target)
 	if err != nil {
 		t.Fatalf("proxy: %v", err)
 	}
-	p := &Proxy{Addr: l.Addr().String()}
-	u := &url.URL{Scheme: "http", Host: target}
-	p.rp = httputil.NewSingleHostReverseProxy(u)
-	// The registry builds upload locations from the Host header, so they
-	// keep pointing at the proxy.
-	p.rp.ErrorLog = nil
-	srv := &http.Server{Handler: p}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(p.Close)
 	return p
 }
+
+// NewProxy starts a proxy to target; Close stops it. The registry builds
+// upload locations from the Host header, which the proxy passes on, so
+// they keep pointing at the proxy.
+func NewProxy(target string) (*Proxy, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{Addr: l.Addr().String()}
+	p.rp = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	p.srv = &http.Server{Handler: p}
+	go p.srv.Serve(l)
+	return p, nil
+}
+
+// Close stops the proxy.
+func (p *Proxy) Close() { p.srv.Close() }
 
 // SetFault installs f, called for every request; nil removes it.
 func (p *Proxy) SetFault(f func(r *http.Request) Fault) {
