@@ -77,6 +77,7 @@ type buildOpts struct {
 	platform    v1.Platform
 	tags        []string
 	verifyCache bool
+	debugKeys   bool
 }
 
 // build builds dockerfile (the text) on the context ctxDir through a
@@ -114,6 +115,7 @@ func (e *env) build(t testing.TB, ctxDir, dockerfile string, o *buildOpts) (*exe
 			Network:          o.network,
 			AllowNetworkHost: o.allowHost,
 			VerifyCache:      o.verifyCache,
+			DebugKeys:        o.debugKeys,
 		},
 	})
 	if err != nil {

@@ -428,8 +428,11 @@ func (b *build) contextHashes() (*cache.ContextHashes, error) {
 }
 
 // hashSources writes into h a digest of everything the sources select:
-// path, type, mode, owner, link target and content of each file, and which
-// files are hardlinks of an earlier one; not its times. File contents are hashed in parallel and remembered between
+// path, type, mode, link target and content of each file, and which
+// files are hardlinks of an earlier one. Not its times, and not its
+// owner: a context file is copied as root's (or --chown's) whoever owns
+// it, and a key that held either would differ between two checkouts of
+// the same commit, so a cache shared between CI machines would never hit. File contents are hashed in parallel and remembered between
 // builds, so an unchanged context costs one lstat per file. The end of
 // ctx stops the hashing.
 func (b *build) hashSources(ctx context.Context, h hash.Hash, srcs []*source) error {
@@ -490,11 +493,6 @@ func (b *build) hashSources(ctx context.Context, h hash.Hash, srcs []*source) er
 		h.Write([]byte{0})
 		binary.LittleEndian.PutUint32(buf[:4], uint32(f.fi.Mode()))
 		h.Write(buf[:4])
-		if st, ok := f.fi.Sys().(*unix.Stat_t); ok {
-			binary.LittleEndian.PutUint32(buf[:4], st.Uid)
-			binary.LittleEndian.PutUint32(buf[4:], st.Gid)
-			h.Write(buf[:])
-		}
 		if f.fi.Mode()&fs.ModeSymlink != 0 {
 			target, err := f.src.readlink()
 			if err != nil {
