@@ -233,3 +233,45 @@ func TestPushFaults(t *testing.T) {
 	_ = ls
 	checkRemote(t, proxy.Addr+"/app:faults", img)
 }
+
+// TestPushInterrupted: a push that fails half way (the registry refuses
+// the eighth upload for good) leaves what it sent; the next push sends
+// only the rest.
+func TestPushInterrupted(t *testing.T) {
+	reg := testutil.StartRegistry(t)
+	proxy := testutil.StartProxy(t, reg)
+	s := openStore(t)
+	client := registry.New(s, registry.Options{})
+	img := storeImage(t, s, tenLayers(t, 400))
+	var patches atomic.Int32
+	proxy.SetFault(func(r *http.Request) testutil.Fault {
+		if r.Method == http.MethodPatch && patches.Add(1) > 7 {
+			return testutil.Fault{Status: http.StatusForbidden} // not retried
+		}
+		return testutil.Fault{}
+	})
+	ref := proxy.Addr + "/app:int"
+	if _, err := client.Push(context.Background(), img, ref, nil); err == nil {
+		t.Fatal("the push went through a registry refusing uploads")
+	}
+	ls, _ := img.Layers()
+	proxy.SetFault(nil)
+	proxy.Reset()
+	rep, err := client.Push(context.Background(), img, ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Present < 1 || rep.Uploaded+rep.Present != 10 {
+		t.Errorf("second push: %+v, want the layers the first one stored present", rep)
+	}
+	rawCfg, _ := img.RawConfigFile()
+	rawMan, _ := img.RawManifest()
+	want := rep.Bytes + int64(len(rawCfg)+len(rawMan))
+	if got := proxy.Sent(); got > want {
+		t.Errorf("second push sent %d bytes; the missing layers, config and manifest are %d", got, want)
+	}
+	if rep.Bytes >= int64(10*blobSize(t, ls[0]))-1000 {
+		t.Errorf("second push sent %d layer bytes: everything again", rep.Bytes)
+	}
+	checkRemote(t, ref, img)
+}

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -66,6 +67,8 @@ func NewProxy(target string) (*Proxy, error) {
 	}
 	p := &Proxy{Addr: l.Addr().String()}
 	p.rp = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	// A client that gives up (a fault test) is not news.
+	p.rp.ErrorLog = log.New(io.Discard, "", 0)
 	p.srv = &http.Server{Handler: p}
 	go p.srv.Serve(l)
 	return p, nil
