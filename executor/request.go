@@ -170,16 +170,21 @@ func (p *Prepared) Run(ctx context.Context, st *store.Store) (*Result, error) {
 		if res, err = buildPlan(ctx, p.Plan, opts); err != nil {
 			return err
 		}
-		return p.deliver(st.Cache(), res.Image)
+		return p.deliver(ctx, st.Cache(), res.Image, opts.FetchLayer)
 	})
 	return res, err
 }
 
 // deliver tags the image and writes the outputs.
-func (p *Prepared) deliver(c *cache.Store, rec cache.ImageRecord) error {
+func (p *Prepared) deliver(ctx context.Context, c *cache.Store, rec cache.ImageRecord, fetch func(context.Context, cache.Layer) error) error {
 	for _, t := range p.req.Tags {
 		if err := c.Tag(t, rec.Manifest); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
+		}
+	}
+	if len(p.req.Outputs) > 0 {
+		if err := FetchMissing(ctx, c, rec, fetch); err != nil {
+			return err
 		}
 	}
 	for _, o := range p.req.Outputs {
@@ -187,6 +192,36 @@ func (p *Prepared) deliver(c *cache.Store, rec cache.ImageRecord) error {
 			o.Name = p.req.Tags[0]
 		}
 		if err := Export(c, rec, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FetchMissing brings into the store the layers of rec that it lists
+// without holding (--cache-from hits no step ran on), so that the image
+// can be written out whole.
+func FetchMissing(ctx context.Context, c *cache.Store, rec cache.ImageRecord, fetch func(context.Context, cache.Layer) error) error {
+	img, err := c.Image(rec.Manifest.Digest)
+	if err != nil {
+		return fmt.Errorf("opening image %s: %w", rec.ID, err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	for i, l := range m.Layers {
+		if c.HasBlob(l.Digest) {
+			continue
+		}
+		if fetch == nil || i >= len(cfg.RootFS.DiffIDs) {
+			return fmt.Errorf("layer %s of image %s: %w", l.Digest, rec.ID, cache.ErrNotFound)
+		}
+		if err := fetch(ctx, cache.Layer{Descriptor: l, DiffID: cfg.RootFS.DiffIDs[i]}); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/registry"
 )
 
 var cmdSave = &command{
@@ -39,6 +40,10 @@ builder save --format oci app:1.0 -o app.oci.tar`,
 			rec, err := store.Lookup(args[0])
 			if err != nil {
 				return err // it names the image
+			}
+			client := registry.New(store, registry.Options{Insecure: env.insecureRegistries(nil)})
+			if err := executor.FetchMissing(ctx, store, rec, client.FetchLayer); err != nil {
+				return err
 			}
 			return exportImage(a, store, rec, string(o.format), o.output, rec.Name)
 		}
