@@ -256,6 +256,11 @@ func TestPushInterrupted(t *testing.T) {
 	}
 	ls, _ := img.Layers()
 	proxy.SetFault(nil)
+	// The cancelled uploads of the first push may still be draining
+	// through the proxy: wait until it is quiet before counting.
+	for last := int64(-1); proxy.Sent() != last; time.Sleep(200 * time.Millisecond) {
+		last = proxy.Sent()
+	}
 	proxy.Reset()
 	rep, err := client.Push(context.Background(), img, ref, nil)
 	if err != nil {

@@ -68,7 +68,7 @@ func NewProxy(target string) (*Proxy, error) {
 	p := &Proxy{Addr: l.Addr().String()}
 	p.rp = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	// A client that gives up (a fault test) is not news.
-	p.rp.ErrorLog = log.New(io.Discard, "", 0)
+	p.rp.ErrorLog = log.New(io.Discard, "", 0) //nolint:forbidigo // discards: the proxy never prints
 	p.srv = &http.Server{Handler: p}
 	go p.srv.Serve(l)
 	return p, nil
