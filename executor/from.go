@@ -72,7 +72,7 @@ func (b *build) fromImage(ctx context.Context, ref string, platform v1.Platform,
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", ref, err)
 	}
-	st.fsKey = keyImage(rec.Manifest.Digest).Sum()
+	st.fsKey = keyImage(rec.ID).Sum()
 	st.lastKey = st.fsKey
 	return st, nil
 }

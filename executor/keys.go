@@ -28,10 +28,15 @@ func keyScratch(platform v1.Platform) *cache.KeyBuilder {
 	return kb
 }
 
-// keyImage is FROM an image: its manifest digest identifies it exactly.
-func keyImage(manifest v1.Hash) *cache.KeyBuilder {
+// keyImage is FROM an image: its ID, the config digest, identifies it
+// exactly (the config lists every layer's diff ID), as BuildKit keys it.
+// Not the manifest digest: one image has several manifests (Docker or
+// OCI media types, gzip or zstd layers), and a store that built and
+// pushed an image holds another manifest than the one a fresh store
+// pulls, so a cache shared between them would never hit.
+func keyImage(id v1.Hash) *cache.KeyBuilder {
 	kb := cache.NewKeyBuilder()
-	kb.AddString("from", manifest.String())
+	kb.AddString("from", id.String())
 	return kb
 }
 

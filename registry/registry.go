@@ -55,6 +55,12 @@ type Options struct {
 	// MaxLayerSize caps the uncompressed size of one layer: 0 means
 	// DefaultMaxLayerSize, a negative value no limit.
 	MaxLayerSize int64
+	// LazyLayers makes a pull store the manifest and config only, and
+	// record that the repository holds the layers: a build fetches a
+	// layer (FetchLayer) when a step has to run on it, and a push to the
+	// same registry mounts it. So a build whose steps all come from a
+	// cache downloads no base layer, as with BuildKit.
+	LazyLayers bool
 }
 
 // Client talks to registries on behalf of one store.
@@ -235,13 +241,18 @@ func (c *Client) pull(ctx context.Context, ref string, platform v1.Platform, pro
 		return cache.ImageRecord{}, fmt.Errorf("storing manifest: %w", err)
 	}
 	md := v1.Descriptor{MediaType: mt, Digest: digest, Size: int64(len(raw))}
-	if m, err := img.Manifest(); err == nil {
-		blobs := []v1.Hash{m.Config.Digest}
-		for _, l := range m.Layers {
-			blobs = append(blobs, l.Digest)
-		}
-		// A hint for pushes to mount from; failing to write it loses nothing.
-		_ = c.store.AddBlobSource(r.Context().Name(), blobs...)
+	m, err := img.Manifest()
+	if err != nil {
+		return cache.ImageRecord{}, err
+	}
+	blobs := []v1.Hash{m.Config.Digest}
+	for _, l := range m.Layers {
+		blobs = append(blobs, l.Digest)
+	}
+	// Where pushes mount from, and where a lazy pull's layers are fetched
+	// from: before the tag, which names an image that needs them.
+	if err := c.store.AddBlobSource(r.Context().Name(), blobs...); err != nil && c.opts.LazyLayers {
+		return cache.ImageRecord{}, fmt.Errorf("recording where the layers are: %w", err)
 	}
 	if _, isDigest := r.(name.Digest); !isDigest {
 		if err := c.store.Tag(ref, md); err != nil {
@@ -305,6 +316,9 @@ func (c *Client) fetchBlobs(ctx context.Context, ref string, img v1.Image, progr
 	layers, err := img.Layers()
 	if err != nil {
 		return err
+	}
+	if c.opts.LazyLayers {
+		return nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pullLayers)

@@ -74,7 +74,8 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		r.Report(executor.Event{Kind: executor.BuildWarning, Line: "[Warning] " + w, Time: time.Now()})
 	}
 	platform := req.Options.Platform
-	client := registry.New(st.Cache(), registry.Options{Platform: &platform, MaxLayerSize: st.Snapshots().MaxLayerSize(), Insecure: cfg.insecure})
+	client := registry.New(st.Cache(), registry.Options{Platform: &platform, MaxLayerSize: st.Snapshots().MaxLayerSize(),
+		Insecure: cfg.insecure, LazyLayers: true})
 	prep.Options().Resolver = registry.NewResolver(st.Cache(), client, cfg.pull)
 	prep.Options().Reporter = r
 	prep.Options().CacheImports = importCaches(ctx, client, cfg.cacheFrom, r)
