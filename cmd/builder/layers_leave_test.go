@@ -1,0 +1,112 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/testutil"
+	"github.com/builderdev/builder/registry"
+)
+
+// TestLayersLeaveWhole: what leaves the machine, pushed or exported in
+// either format, decompresses to tars whose sha256 are the config's diff
+// IDs. (Root: builds run containers.)
+func TestLayersLeaveWhole(t *testing.T) {
+	testutil.RequireRoot(t)
+	busybox := testutil.RequireTool(t, "busybox")
+	reg := testutil.StartRegistry(t)
+	ctx := t.TempDir()
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"busybox":    string(data),
+		"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN head -c 3000000 /dev/urandom > /r && yes text | head -c 3000000 > /t\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(ctx, name), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, format := range []string{"docker", "oci"} {
+		t.Run(format, func(t *testing.T) {
+			ref := reg + "/leave:" + format
+			out := filepath.Join(t.TempDir(), "layout")
+			env := testEnv("BUILDER_ROOT="+t.TempDir(), "CI=true")
+			code, _, stderr := runWith(env, "build", "-q", "--format", format, "-t", ref, "--push",
+				"-o", "type=oci-layout,dest="+out, ctx)
+			if code != 0 {
+				t.Fatalf("build: %s", stderr)
+			}
+			r, err := registry.ParseReference(ref, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pushed, err := remote.Image(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDiffIDs(t, "pushed", pushed)
+			idx, err := layout.ImageIndexFromPath(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := idx.IndexManifest()
+			if err != nil || len(m.Manifests) != 1 {
+				t.Fatalf("exported layout: %v, %d manifests", err, len(m.Manifests))
+			}
+			exported, err := idx.Image(m.Manifests[0].Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDiffIDs(t, "exported", exported)
+		})
+	}
+}
+
+// checkDiffIDs decompresses every layer blob of img, sniffing the
+// compression as the store does, and compares its sha256 with the
+// config's diff ID.
+func checkDiffIDs(t *testing.T, what string, img v1.Image) {
+	t.Helper()
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(layers) != len(cfg.RootFS.DiffIDs) || len(layers) < 3 {
+		t.Fatalf("%s: %d layers, %d diff IDs", what, len(layers), len(cfg.RootFS.DiffIDs))
+	}
+	for i, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := cache.DecompressLayer(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, zr); err != nil {
+			t.Fatalf("%s layer %d: %v", what, i, err)
+		}
+		zr.Close()
+		rc.Close()
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != cfg.RootFS.DiffIDs[i].String() {
+			t.Errorf("%s layer %d decompresses to %s, the config says %s", what, i, got, cfg.RootFS.DiffIDs[i])
+		}
+	}
+}
