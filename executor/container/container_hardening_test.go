@@ -71,13 +71,14 @@ func TestContainerHardening(t *testing.T) {
 	}
 }
 
-// TestContainerSignals starts the builder with SIGINT ignored, as a shell
-// does for a background job: the command must still get default signal
+// TestContainerSignals starts the builder with SIGINT (and a few more)
+// ignored, as a shell does for a background job: the command must still get default signal
 // dispositions and an empty mask, as under Docker.
 func TestContainerSignals(t *testing.T) {
 	f := newFixture(t, "")
-	signal.Ignore(syscall.SIGINT)
-	defer signal.Reset(syscall.SIGINT)
+	ignored := []os.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGPIPE}
+	signal.Ignore(ignored...)
+	defer signal.Reset(ignored...)
 	r := mustRun(t, f.spec("grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"))
 	want := []string{"SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"}
 	if !slices.Equal(r.stdout, want) {
