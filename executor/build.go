@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor/container"
 	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 )
@@ -34,6 +35,9 @@ func buildPlan(ctx context.Context, plan *parser.Plan, opts Options) (*Result, e
 		return nil, err
 	}
 	defer b.closeNetwork()
+	// Before the network closes: a waiting child may hold its namespace.
+	b.starter = container.NewStarter()
+	defer b.starter.Close()
 
 	target, err := b.runStages(ctx)
 	if err != nil {
@@ -73,7 +77,8 @@ type build struct {
 	stages  []*stageRun // nil for stages the target does not need
 	nextID  atomic.Int64
 
-	net netState
+	net     netState
+	starter *container.Starter // RUN children started ahead of their step
 
 	ctxOnce   sync.Once
 	ctxHashes *cache.ContextHashes

@@ -67,7 +67,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 		}
 		var tail []string
 		var mu sync.Mutex
-		code, err := container.Run(ctx, spec, func(stream int, line string) {
+		code, err := b.starter.Run(ctx, spec, func(stream int, line string) {
 			mu.Lock()
 			if tail = append(tail, line); len(tail) > outputTail {
 				tail = tail[1:]

@@ -94,31 +94,50 @@ var runMountPoints = []snapshot.MountPoint{
 // means the container could not be set up or was cancelled through ctx;
 // cancelling kills every process of the container.
 func Run(ctx context.Context, spec Spec, output func(stream int, line string)) (int, error) {
+	if err := prepare(ctx, &spec); err != nil {
+		return -1, err
+	}
+	c, err := startChild(spec.Network, spec.netNS)
+	if err != nil {
+		return -1, err
+	}
+	return c.run(ctx, spec, output)
+}
+
+// prepare fills in a spec's defaults and checks it.
+func prepare(ctx context.Context, spec *Spec) error {
 	if spec.Network == "" {
 		spec.Network = NetworkNone // isolated unless asked otherwise
 	}
 	if err := spec.check(); err != nil {
-		return -1, err
-	}
-	if err := ctx.Err(); err != nil {
-		return -1, err
+		return err
 	}
 	spec.Root.MountPoints = withMountPoints(spec.Root.MountPoints)
-	payload, err := json.Marshal(spec)
-	if err != nil {
-		return -1, fmt.Errorf("encoding container spec: %w", err)
-	}
+	return ctx.Err()
+}
+
+// child is a started RUN child: PID 1 of its new namespaces, waiting in
+// readSpec for the spec that tells it what to build and run.
+type child struct {
+	cmd     *exec.Cmd
+	p       *childPipes
+	done    chan struct{} // closed once the child is reaped
+	waitErr error         // cmd.Wait's, set before done closes
+}
+
+// startChild starts a child in new namespaces (a new network namespace
+// for NetworkNone; netNS joined for NetworkJoin). It returns once the
+// process exists; the child then waits for its spec.
+func startChild(network string, netNS *os.File) (*child, error) {
 	p, err := newChildPipes()
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	defer p.closeAll()
-
 	extra := []*os.File{p.specR, p.setupW}
-	if spec.Network == NetworkJoin {
-		extra = append(extra, spec.netNS)
+	if network == NetworkJoin {
+		extra = append(extra, netNS)
 	}
-	cmd := &exec.Cmd{
+	c := &child{p: p, done: make(chan struct{}), cmd: &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{reexecName},
 		Env:        []string{}, // the command gets exactly spec.Env, set by the child
@@ -126,22 +145,43 @@ func Run(ctx context.Context, spec Spec, output func(stream int, line string)) (
 		Stderr:     p.errW,
 		ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: cloneFlags(spec.Network),
+			Cloneflags: cloneFlags(network),
 			Setsid:     true,
 			Pdeathsig:  syscall.SIGKILL,
 		},
-	}
-
-	// Pdeathsig fires when the thread that forked the child exits, not the
-	// process (golang/go#27505): keep this goroutine on its thread until
-	// the child is gone, so the runtime cannot retire the thread under it.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("starting container: %w", err)
+	}}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that forked the child exits,
+		// not the process (golang/go#27505): this goroutine keeps its
+		// thread until the child is gone, so the runtime cannot retire
+		// the thread under it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := c.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		c.waitErr = c.cmd.Wait()
+		close(c.done)
+	}()
+	if err := <-started; err != nil {
+		p.closeAll()
+		return nil, fmt.Errorf("starting container: %w", err)
 	}
 	p.closeChildEnds()
+	return c, nil
+}
 
+// run hands the child its spec and waits for the command.
+func (c *child) run(ctx context.Context, spec Spec, output func(stream int, line string)) (int, error) {
+	defer c.p.closeAll()
+	payload, err := json.Marshal(spec)
+	if err != nil {
+		c.kill()
+		return -1, fmt.Errorf("encoding container spec: %w", err)
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	emit := func(stream int, line string) {
@@ -151,18 +191,18 @@ func Run(ctx context.Context, spec Spec, output func(stream int, line string)) (
 	}
 	var setupMsg []byte
 	wg.Add(4)
-	go func() { defer wg.Done(); readLines(p.outR, 1, emit) }()
-	go func() { defer wg.Done(); readLines(p.errR, 2, emit) }()
-	go func() { defer wg.Done(); setupMsg, _ = io.ReadAll(p.setupR) }()
+	go func() { defer wg.Done(); readLines(c.p.outR, 1, emit) }()
+	go func() { defer wg.Done(); readLines(c.p.errR, 2, emit) }()
+	go func() { defer wg.Done(); setupMsg, _ = io.ReadAll(c.p.setupR) }()
 	go func() {
 		defer wg.Done()
 		// An early death of the child makes this fail with EPIPE; its
 		// setup report or exit status says why.
-		p.specW.Write(payload)
-		p.specW.Close()
+		c.p.specW.Write(payload)
+		c.p.specW.Close()
 	}()
 
-	waitErr, cancelled := waitOrKill(ctx, cmd)
+	waitErr, cancelled := c.waitOrKill(ctx)
 	// Once PID 1 is dead every holder of the pipes is dead, so they close.
 	wg.Wait()
 
@@ -172,21 +212,38 @@ func Run(ctx context.Context, spec Spec, output func(stream int, line string)) (
 	if cancelled {
 		return -1, ctx.Err()
 	}
-	return exitCode(cmd, waitErr)
+	return exitCode(c.cmd, waitErr)
 }
 
 // waitOrKill waits for the container's PID 1, killing it if ctx ends
 // first. The PID namespace dies with its PID 1, so that kills every
 // process of the step; and SIGKILL is the one signal PID 1 cannot ignore.
-func waitOrKill(ctx context.Context, cmd *exec.Cmd) (waitErr error, cancelled bool) {
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
+func (c *child) waitOrKill(ctx context.Context) (waitErr error, cancelled bool) {
 	select {
-	case err := <-waited:
-		return err, false
+	case <-c.done:
+		return c.waitErr, false
 	case <-ctx.Done():
-		cmd.Process.Kill()
-		return <-waited, true
+		c.cmd.Process.Kill()
+		<-c.done
+		return c.waitErr, true
+	}
+}
+
+// kill ends a child that will not be used, and reaps it.
+func (c *child) kill() {
+	c.cmd.Process.Kill()
+	<-c.done
+	c.p.closeAll()
+}
+
+// alive reports whether the child has not exited (a prestarted child
+// killed from outside must not be handed a step).
+func (c *child) alive() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
 	}
 }
 
