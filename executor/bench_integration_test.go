@@ -129,3 +129,20 @@ func BenchmarkRunStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRunSteps30 is 30 uncached RUN steps, each committing a small
+// layer, in one build: the per-step cost the deep workload sees (divide
+// ns/op by 30), with the children started ahead as in a real build.
+func BenchmarkRunSteps30(b *testing.B) {
+	e := newBenchEnv(b)
+	ctxDir := b.TempDir()
+	var df strings.Builder
+	df.WriteString("FROM busybox:test\n")
+	for i := range 30 {
+		fmt.Fprintf(&df, "RUN echo %d > /f%d\n", i, i)
+	}
+	for b.Loop() {
+		e.build(b, ctxDir, df.String(), true)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*30)/1000, "ms/step")
+}

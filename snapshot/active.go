@@ -144,5 +144,6 @@ func (a *Active) close() error {
 		return nil
 	}
 	a.done = true
-	return fsutil.RemoveAll(a.dir)
+	a.store.removeLater(a.dir)
+	return nil
 }

@@ -152,6 +152,7 @@ func TestActiveLifecycle(t *testing.T) {
 		t.Errorf("Commit to an existing id replaced it: %v", err)
 	}
 	b.Close()
+	s.waitTrash() // removed in the background
 	if _, err := os.Stat(b.activeState.dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Close left %s: %v", b.activeState.dir, err)
 	}
