@@ -255,6 +255,22 @@ func checkDescriptor(d v1.Descriptor, maxSize int64) error {
 	return nil
 }
 
+// CheckLayerDescriptor rejects a layer descriptor that came from outside
+// (a cache config, say) and that the store could not use: a malformed
+// digest, a size out of range, a media type that is not a layer's.
+func CheckLayerDescriptor(d v1.Descriptor) error {
+	if err := checkDescriptor(d, maxLayerBlobSize); err != nil {
+		return err
+	}
+	if _, err := layerCompression(d.MediaType); err != nil {
+		return err
+	}
+	return nil
+}
+
+// maxLayerBlobSize bounds a layer blob's size as a descriptor states it.
+const maxLayerBlobSize = 1 << 40
+
 // parseConfig decodes an image config whose diff IDs name snapshot
 // directories, so each must be a well-formed digest.
 func parseConfig(raw []byte) (*v1.ConfigFile, error) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -21,6 +22,9 @@ type LayoutDir struct {
 
 // OpenLayoutDir reads dir's index.
 func OpenLayoutDir(dir string) (*LayoutDir, error) {
+	if fi, err := os.Lstat(filepath.Join(dir, indexFile)); err == nil && (!fi.Mode().IsRegular() || fi.Size() > maxManifestSize) {
+		return nil, fmt.Errorf("%s is not a regular file of at most %d bytes", filepath.Join(dir, indexFile), maxManifestSize)
+	}
 	idx, err := readIndex(filepath.Join(dir, indexFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, indexFile), err)
@@ -38,24 +42,30 @@ func (l *LayoutDir) Find(nm string) (v1.Descriptor, error) {
 	return v1.Descriptor{}, fmt.Errorf("no image named %q in %s: %w", nm, l.dir, ErrNotFound)
 }
 
-func (l *LayoutDir) blobPath(h v1.Hash) (string, error) {
+// open opens blob h, which must be a regular file (not a symlink to
+// /dev/zero, not a FIFO that never ends).
+func (l *LayoutDir) open(h v1.Hash) (*os.File, error) {
 	if err := checkHash(h); err != nil {
-		return "", err
+		return nil, err
 	}
-	return filepath.Join(l.dir, blobsDir, h.Hex), nil
+	f, err := os.OpenFile(filepath.Join(l.dir, blobsDir, h.Hex), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("blob %s in %s is not a regular file", h, l.dir)
+	}
+	return f, nil
 }
 
 // ReadBlob reads a small blob whole, at most max bytes, checked against
 // its digest.
 func (l *LayoutDir) ReadBlob(h v1.Hash, max int64) ([]byte, error) {
-	p, err := l.blobPath(h)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
-	}
+	f, err := l.open(h)
 	if err != nil {
 		return nil, err
 	}
@@ -73,20 +83,17 @@ func (l *LayoutDir) ReadBlob(h v1.Hash, max int64) ([]byte, error) {
 	return data, nil
 }
 
-// CopyBlob copies blob h into s, verified against its digest.
-func (l *LayoutDir) CopyBlob(s *Store, h v1.Hash) error {
-	p, err := l.blobPath(h)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("blob %s: %w", h, ErrNotFound)
-	}
+// CopyBlob copies the blob d describes into s, verified against its
+// digest and size; no more than its size is read.
+func (l *LayoutDir) CopyBlob(s *Store, d v1.Descriptor) error {
+	f, err := l.open(d.Digest)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, _, err = s.PutBlob(f, h)
+	_, n, err := s.PutBlob(io.LimitReader(f, d.Size+1), d.Digest)
+	if err == nil && n != d.Size {
+		err = fmt.Errorf("blob %s has %d bytes, its descriptor says %d", d.Digest, n, d.Size)
+	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -160,8 +161,9 @@ func (c *Client) importCache(ctx context.Context, ref string) (map[cache.Key]cac
 	if m.Config.MediaType != CacheConfigType {
 		return nil, fmt.Errorf("not a build cache (its config is %s, want %s)", m.Config.MediaType, CacheConfigType)
 	}
-	if m.Config.Size > maxCacheConfig {
-		return nil, fmt.Errorf("cache config of %d bytes is over the %d-byte limit", m.Config.Size, maxCacheConfig)
+	// ggcr reads a config of unknown size (-1) without a bound.
+	if m.Config.Size < 0 || m.Config.Size > maxCacheConfig {
+		return nil, fmt.Errorf("cache config of %d bytes is outside 0 to %d", m.Config.Size, maxCacheConfig)
 	}
 	raw, err := img.RawConfigFile() // ggcr checks it against the digest
 	if err != nil {
@@ -193,6 +195,9 @@ func parseCacheConfig(raw []byte, layers []v1.Descriptor) (map[cache.Key]cache.E
 	}
 	ls := make([]*cache.Layer, len(layers))
 	for i, d := range layers {
+		if err := cache.CheckLayerDescriptor(d); err != nil {
+			return nil, fmt.Errorf("cache layer %d: %w", i, err)
+		}
 		diffID, err := v1.NewHash(d.Annotations[annDiffID])
 		if err != nil {
 			return nil, fmt.Errorf("cache layer %s: no valid diff ID annotation", d.Digest)
@@ -246,7 +251,11 @@ func (c *Client) FetchLayer(ctx context.Context, l cache.Layer) error {
 		}
 		errs = append(errs, fmt.Errorf("from %s: %w", src, explain(err)))
 	}
-	return fmt.Errorf("fetching layer %s: %w", l.Descriptor.Digest, errors.Join(errs...))
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return fmt.Errorf("fetching layer %s: %s: %w", l.Descriptor.Digest, strings.Join(msgs, "; "), cache.ErrNotFound)
 }
 
 // sizedLayer gives a remote layer the size its descriptor states, so
@@ -291,7 +300,7 @@ func (c *Client) ExportCacheDir(ctx context.Context, dir string, steps []cache.S
 
 // ImportCacheDir reads the cache image in dir (written by
 // ExportCacheDir) and copies the layers it holds into the store, each
-// checked against its digest; the snapshot checks the diff ID on unpack.
+// checked against its digest and the diff ID the cache gives it.
 func (c *Client) ImportCacheDir(dir string) (map[cache.Key]cache.Entry, error) {
 	out, err := c.importCacheDir(dir)
 	if err != nil {
@@ -328,11 +337,22 @@ func (c *Client) importCacheDir(dir string) (map[cache.Key]cache.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range m.Layers {
-		if c.store.HasBlob(l.Digest) {
+	// Each layer the entries name is checked against the diff ID they
+	// claim for it: a local directory is read anyway, and the check is
+	// what a pull does.
+	checked := map[v1.Hash]bool{}
+	for _, e := range entries {
+		l := e.Layer
+		if l == nil || checked[l.Descriptor.Digest] {
 			continue
 		}
-		if err := src.CopyBlob(c.store, l.Digest); err != nil {
+		checked[l.Descriptor.Digest] = true
+		if !c.store.HasBlob(l.Descriptor.Digest) {
+			if err := src.CopyBlob(c.store, l.Descriptor); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.checkStored(l.Descriptor.Digest, l.DiffID); err != nil {
 			return nil, err
 		}
 	}

@@ -89,6 +89,10 @@ func New(store *cache.Store, opts Options) *Client {
 	return &Client{store: store, opts: opts}
 }
 
+// maxConfigSize bounds an image config a pull reads (the store reads
+// configs up to 64 MiB).
+const maxConfigSize = 64 << 20
+
 // pullLayers bounds parallel blob downloads, as docker's default of 3
 // concurrent downloads does.
 const pullLayers = 4
@@ -301,6 +305,14 @@ func (c *Client) fetchBlobs(ctx context.Context, ref string, img v1.Image, progr
 		return err
 	}
 	if !c.store.HasBlob(cfgName) {
+		m, err := img.Manifest()
+		if err != nil {
+			return err
+		}
+		// ggcr reads a config of unknown size (-1) without a bound.
+		if m.Config.Size < 0 || m.Config.Size > maxConfigSize {
+			return fmt.Errorf("image config of %d bytes is outside 0 to %d", m.Config.Size, maxConfigSize)
+		}
 		raw, err := img.RawConfigFile()
 		if err != nil {
 			return err

@@ -33,8 +33,8 @@ const (
 // retryAfter honours Retry-After on 429 and 503 answers, which
 // go-containerregistry ignores (it backs off by its own clock, 1 s then
 // 3 s, and gives up while the registry is still asking it to wait). A
-// request is sent again only when its body can be made again: no body,
-// or a GetBody, which go-containerregistry sets for blob uploads.
+// request is sent again only when its body can be made again (no body,
+// or a GetBody) and it is not an upload PATCH (see replayable).
 type retryAfter struct {
 	next http.RoundTripper
 	// sleep waits for d or until ctx ends; tests replace it.
@@ -70,7 +70,14 @@ func (t retryAfter) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// replayable: no body, or one that GetBody makes again, and not a
+// blob-upload PATCH, which appends to an upload session: sent twice into
+// one session it would store the bytes twice. go-containerregistry
+// retries an upload whole, in a new session.
 func replayable(req *http.Request) bool {
+	if req.Method == http.MethodPatch {
+		return false
+	}
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 

@@ -67,10 +67,11 @@ func (s *Store) removeLater(dir string) {
 			}
 		}(s.trash)
 	}
-	ch := s.trash
 	s.pending.Add(1)
+	// Sent under the lock, so that closeStore cannot close the channel
+	// between the check above and the send; the goroutine never takes it.
+	s.trash <- dir
 	s.mu.Unlock()
-	ch <- dir
 }
 
 // waitTrash waits until every closed active's directory is removed.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -11,6 +12,7 @@ import (
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/store"
 )
 
 var cmdBuild = &command{
@@ -78,13 +80,31 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		Insecure: cfg.insecure, LazyLayers: true})
 	prep.Options().Resolver = registry.NewResolver(st.Cache(), client, cfg.pull)
 	prep.Options().Reporter = r
-	prep.Options().CacheImports = importCaches(ctx, client, cfg.cacheFrom, r)
-	prep.Options().FetchLayer = client.FetchLayer
-	res, err := prep.Run(ctx, st)
-	r.Close()
+	// Imports, the build and the exports share the store's build lock, so
+	// that a prune cannot remove what an import stored or the image a push
+	// is about to send before anything names it.
+	var res *executor.Result
+	closeRenderer := sync.OnceFunc(r.Close)
+	defer closeRenderer()
+	err = st.Build(ctx, func() error {
+		prep.Options().CacheImports = importCaches(ctx, client, cfg.cacheFrom, r)
+		prep.Options().FetchLayer = client.FetchLayer
+		var err error
+		res, err = prep.Run(ctx, st)
+		closeRenderer()
+		if err != nil {
+			return err
+		}
+		return exportAll(ctx, a, st, client, cfg, res)
+	})
 	if err != nil {
 		return err
 	}
+	return deliver(a, cfg, res.Image)
+}
+
+// exportAll pushes the image and the build cache as the flags say.
+func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Client, cfg *buildConfig, res *executor.Result) error {
 	var jobs []pushJob
 	for _, dest := range cfg.pushes {
 		jobs = append(jobs, imagePush(client, st, res.Image, dest))
@@ -105,12 +125,11 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 				return client.PushCache(ctx, cs.ref, steps, progress)
 			}})
 	}
-	if len(jobs) > 0 {
-		if _, err := pushAll(ctx, a, st, cfg.progress, jobs); err != nil {
-			return err
-		}
+	if len(jobs) == 0 {
+		return nil
 	}
-	return deliver(a, cfg, res.Image)
+	_, err := pushAll(ctx, a, st, cfg.progress, jobs)
+	return err
 }
 
 // importCaches reads every --cache-from, the first one's entry winning

@@ -5,6 +5,7 @@ package main
 // see typed option structs and never a FlagSet value or os.Getenv.
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -403,7 +405,7 @@ func parseOutput(s string) (*executor.Output, error) {
 		if o.Name == "" || o.Dest != "" {
 			return nil, usagef("invalid --output %q: type=registry takes name=REF and no dest", s)
 		}
-		if _, err := registry.ParseReference(o.Name, nil); err != nil {
+		if err := checkTagRef(o.Name); err != nil {
 			return nil, usagef("invalid --output %q: %v", s, err)
 		}
 		return o, nil
@@ -419,6 +421,19 @@ func parseOutput(s string) (*executor.Output, error) {
 		return nil, usagef("invalid --output %q: an oci-layout is a directory and cannot go to stdout", s)
 	}
 	return o, nil
+}
+
+// checkTagRef accepts an image reference that names a tag: a push needs
+// one, and a digest would fail only once the build is done.
+func checkTagRef(ref string) error {
+	r, err := registry.ParseReference(ref, nil)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.(name.Tag); !ok {
+		return errors.New("a digest cannot be pushed to; name a tag")
+	}
+	return nil
 }
 
 // parseCacheSpec reads a --cache-to or --cache-from value in buildx's
@@ -451,7 +466,11 @@ func parseCacheSpec(flag, spec, dirKey string) (cacheSpec, error) {
 	}
 	switch cs.typ {
 	case "registry":
-		if _, err := registry.ParseReference(cs.ref, nil); err != nil {
+		check := checkTagRef // an export is a push
+		if flag == "--cache-from" {
+			check = func(ref string) error { _, err := registry.ParseReference(ref, nil); return err }
+		}
+		if err := check(cs.ref); err != nil {
 			return cs, usagef("invalid %s %q: ref=%q: %v", flag, spec, cs.ref, err)
 		}
 	case "local":
