@@ -190,6 +190,7 @@ func (c *child) run(ctx context.Context, spec Spec, output func(stream int, line
 		output(stream, line)
 	}
 	var setupMsg []byte
+	var writeErr error
 	wg.Add(4)
 	go func() { defer wg.Done(); readLines(c.p.outR, 1, emit) }()
 	go func() { defer wg.Done(); readLines(c.p.errR, 2, emit) }()
@@ -198,7 +199,7 @@ func (c *child) run(ctx context.Context, spec Spec, output func(stream int, line
 		defer wg.Done()
 		// An early death of the child makes this fail with EPIPE; its
 		// setup report or exit status says why.
-		c.p.specW.Write(payload)
+		_, writeErr = c.p.specW.Write(payload)
 		c.p.specW.Close()
 	}()
 
@@ -212,8 +213,16 @@ func (c *child) run(ctx context.Context, spec Spec, output func(stream int, line
 	if cancelled {
 		return -1, ctx.Err()
 	}
+	if writeErr != nil {
+		// The child reads the whole spec before anything else: it died
+		// before it could start the command, which never ran.
+		return -1, fmt.Errorf("%w: %v", errChildGone, writeErr)
+	}
 	return exitCode(c.cmd, waitErr)
 }
+
+// errChildGone: the child died before it had read its spec.
+var errChildGone = errors.New("the container process died before it started")
 
 // waitOrKill waits for the container's PID 1, killing it if ctx ends
 // first. The PID namespace dies with its PID 1, so that kills every

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 )
@@ -36,16 +37,20 @@ func (s *Starter) Run(ctx context.Context, spec Spec, output func(stream int, li
 		return -1, err
 	}
 	key := startKey{spec.Network, spec.netNS}
-	c := s.take(key)
-	if c == nil {
-		var err error
-		if c, err = startChild(spec.Network, spec.netNS); err != nil {
-			return -1, err
+	defer s.refill(key)
+	if c := s.take(key); c != nil {
+		code, err := c.run(ctx, spec, output)
+		// Killed while it waited (the OOM killer, a stray kill): nothing
+		// of the step ran, so it runs on a child of its own.
+		if !errors.Is(err, errChildGone) {
+			return code, err
 		}
 	}
-	code, err := c.run(ctx, spec, output)
-	s.refill(key)
-	return code, err
+	c, err := startChild(spec.Network, spec.netNS)
+	if err != nil {
+		return -1, err
+	}
+	return c.run(ctx, spec, output)
 }
 
 func (s *Starter) take(key startKey) *child {

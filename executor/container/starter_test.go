@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"syscall"
 	"testing"
@@ -74,5 +75,26 @@ func TestStarter(t *testing.T) {
 	}
 	if r := run("true"); r.err != nil || r.code != 0 {
 		t.Errorf("a closed Starter still runs steps, on a child of their own: %v", r)
+	}
+}
+
+// TestDeadChildIsNotAStep: a child that died before it read its spec
+// (killed while it waited) reports that, not an exit status as if the
+// command had run and been killed. (Root.)
+func TestDeadChildIsNotAStep(t *testing.T) {
+	f := newFixture(t, "")
+	spec := f.spec("true")
+	if err := prepare(context.Background(), &spec); err != nil {
+		t.Fatal(err)
+	}
+	c, err := startChild(spec.Network, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.done
+	code, err := c.run(context.Background(), spec, func(int, string) {})
+	if !errors.Is(err, errChildGone) {
+		t.Errorf("run on a dead child = %d, %v; want errChildGone", code, err)
 	}
 }
