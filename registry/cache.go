@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -241,11 +242,7 @@ func (c *Client) FetchLayer(ctx context.Context, l cache.Layer) error {
 			errs = append(errs, err)
 			continue
 		}
-		rl, err := remote.Layer(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(c.opts.Keychain),
-			remote.WithTransport(c.transport()))
-		if err == nil {
-			err = c.fetchLayer(ctx, src, &sizedLayer{Layer: rl, size: l.Descriptor.Size}, l.DiffID, c.opts.Progress)
-		}
+		err = c.fetchFrom(ctx, src, ref, l)
 		if err == nil {
 			return nil
 		}
@@ -256,6 +253,31 @@ func (c *Client) FetchLayer(ctx context.Context, l cache.Layer) error {
 		msgs[i] = e.Error()
 	}
 	return fmt.Errorf("fetching layer %s: %s: %w", l.Descriptor.Digest, strings.Join(msgs, "; "), cache.ErrNotFound)
+}
+
+// fetchFrom fetches l from one source, giving up when the body stops
+// arriving for IdleTimeout so that the next source gets its turn.
+func (c *Client) fetchFrom(ctx context.Context, src string, ref name.Digest, l cache.Layer) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := fmt.Errorf("no data for %v", c.opts.IdleTimeout)
+	idle := time.AfterFunc(c.opts.IdleTimeout, func() { cancel(stalled) })
+	defer idle.Stop()
+	rl, err := remote.Layer(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(c.opts.Keychain),
+		remote.WithTransport(c.transport()))
+	if err != nil {
+		return err
+	}
+	err = c.fetchLayer(ctx, src, &sizedLayer{Layer: rl, size: l.Descriptor.Size}, l.DiffID, func(p Progress) {
+		idle.Reset(c.opts.IdleTimeout)
+		if c.opts.Progress != nil {
+			c.opts.Progress(p)
+		}
+	})
+	if err != nil && context.Cause(ctx) == stalled {
+		return stalled
+	}
+	return err
 }
 
 // sizedLayer gives a remote layer the size its descriptor states, so

@@ -280,3 +280,54 @@ func TestPushInterrupted(t *testing.T) {
 	}
 	checkRemote(t, ref, img)
 }
+
+// TestFetchLayerStalled: a source that answers and then stops sending a
+// layer is given up after the idle timeout, and the next source that
+// holds the blob serves it.
+func TestFetchLayerStalled(t *testing.T) {
+	reg := testutil.StartRegistry(t)
+	proxy := testutil.StartProxy(t, reg)
+	src := openStore(t)
+	img := storeImage(t, src, tenLayers(t, 500)[:1])
+	// The same repository, reached through the stalling proxy and directly.
+	if _, err := registry.New(src, registry.Options{}).Push(context.Background(), img, reg+"/app:1", nil); err != nil {
+		t.Fatal(err)
+	}
+	proxy.SetFault(func(r *http.Request) testutil.Fault {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			return testutil.Fault{StallBodyAfter: 1000}
+		}
+		return testutil.Fault{}
+	})
+	dst := openStore(t)
+	ls, _ := img.Layers()
+	d, _ := ls[0].Digest()
+	size, _ := ls[0].Size()
+	diffID, _ := ls[0].DiffID()
+	mt, _ := ls[0].MediaType()
+	if err := dst.AddBlobSource(reg+"/app", d); err != nil { // tried second
+		t.Fatal(err)
+	}
+	if err := dst.AddBlobSource(proxy.Addr+"/app", d); err != nil { // tried first
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := registry.New(dst, registry.Options{IdleTimeout: time.Second}).FetchLayer(context.Background(),
+		cache.Layer{Descriptor: v1.Descriptor{MediaType: mt, Digest: d, Size: size}, DiffID: diffID})
+	if err != nil {
+		t.Fatalf("FetchLayer: %v", err)
+	}
+	if took := time.Since(start); took < time.Second || took > 20*time.Second {
+		t.Errorf("FetchLayer took %v; the stalled source should cost about the 1 s idle timeout", took)
+	}
+	if !dst.HasBlob(d) {
+		t.Error("the layer is not in the store")
+	}
+	stalled := false
+	for _, l := range proxy.Log() {
+		stalled = stalled || strings.HasPrefix(l, "GET ") && strings.Contains(l, "/blobs/")
+	}
+	if !stalled {
+		t.Error("the stalling source was never tried")
+	}
+}

@@ -50,6 +50,10 @@ type Options struct {
 	// ResponseTimeout bounds the wait for response headers when
 	// Transport is nil; 0 means DefaultResponseTimeout.
 	ResponseTimeout time.Duration
+	// IdleTimeout bounds how long a layer fetched on demand (FetchLayer)
+	// may send nothing before the fetch moves to the next source; 0 means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// Progress, if set, receives download progress. It must not block.
 	Progress func(Progress)
 	// MaxLayerSize caps the uncompressed size of one layer: 0 means
@@ -85,6 +89,9 @@ func New(store *cache.Store, opts Options) *Client {
 	}
 	if opts.MaxLayerSize == 0 {
 		opts.MaxLayerSize = DefaultMaxLayerSize
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	return &Client{store: store, opts: opts}
 }

@@ -15,6 +15,11 @@ import (
 // before it answers the request that commits it.
 const DefaultResponseTimeout = 2 * time.Minute
 
+// DefaultIdleTimeout bounds a body that stops arriving (see
+// Options.IdleTimeout): the header bound does not cover a registry that
+// answers and then sends nothing more.
+const DefaultIdleTimeout = time.Minute
+
 // newTransport is http.DefaultTransport with a bound on the response.
 func newTransport(responseTimeout time.Duration) http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()

@@ -30,6 +30,10 @@ type Fault struct {
 	// Stall holds the request this long (or until the client gives up)
 	// before forwarding it.
 	Stall time.Duration
+	// StallBodyAfter, if > 0, forwards the request and sends the
+	// response's headers and that many bytes of its body, then nothing
+	// more until the client gives up: a registry that stops mid-blob.
+	StallBodyAfter int64
 }
 
 // Proxy is a loopback HTTP proxy in front of a registry that counts the
@@ -43,6 +47,7 @@ type Proxy struct {
 	log            []string
 	rp             *httputil.ReverseProxy
 	srv            *http.Server
+	target         string
 }
 
 // StartProxy starts a proxy to the registry at target (host:port), and
@@ -65,7 +70,7 @@ func NewProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{Addr: l.Addr().String()}
+	p := &Proxy{Addr: l.Addr().String(), target: target}
 	p.rp = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	// A client that gives up (a fault test) is not news.
 	p.rp.ErrorLog = log.New(io.Discard, "", 0) //nolint:forbidigo // discards: the proxy never prints
@@ -121,6 +126,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if f.StallBodyAfter > 0 {
+		p.stallBody(w, r, f.StallBodyAfter)
+		return
 	}
 	if f.ResetAfter > 0 {
 		io.CopyN(io.Discard, r.Body, f.ResetAfter)
@@ -185,3 +194,27 @@ type discardWriter struct{ header http.Header }
 func (d *discardWriter) Header() http.Header         { return d.header }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+func (p *Proxy) stallBody(w http.ResponseWriter, r *http.Request, n int64) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+p.target+r.URL.RequestURI(), nil)
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.CopyN(w, resp.Body, n)
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	<-r.Context().Done()
+}
