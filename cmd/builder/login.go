@@ -30,7 +30,7 @@ echo "$TOKEN" | builder login ghcr.io -u me --password-stdin`,
 		var insecure []string
 		fs.StringVarP(&user, "username", "u", "", "the `USER` name")
 		fs.BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
-		fs.StringArrayVar(&insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
+		registerInsecureFlag(fs, &insecure)
 		return func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, 1, "REGISTRY"); err != nil {
 				return err

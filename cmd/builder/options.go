@@ -136,7 +136,7 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.BoolVar(&f.push, "push", false, "push the image to every -t name once it is built")
 	fs.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache to `SPEC`: type=registry,ref=REF or type=local,dest=DIR, with mode=min (the image's steps, default) or mode=max (every stage's)")
 	fs.StringArrayVar(&f.cacheFrom, "cache-from", nil, "use the build cache at `SPEC`: type=registry,ref=REF (or just REF) or type=local,src=DIR (repeatable)")
-	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
+	registerInsecureFlag(fs, &f.insecure)
 	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd (implies --format oci) or none")
@@ -581,6 +581,24 @@ func (f *pruneFlags) options() (cache.PruneOptions, error) {
 	return o, nil
 }
 
+// registerInsecureFlag adds --insecure-registry, which build, pull, push
+// and login share.
+func registerInsecureFlag(fs *pflag.FlagSet, hosts *[]string) {
+	fs.StringArrayVar(hosts, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
+}
+
+// insecureRegistries is the --insecure-registry flags and the
+// comma-separated BUILDER_INSECURE_REGISTRIES.
+func (env *environment) insecureRegistries(flags []string) []string {
+	out := append([]string(nil), flags...)
+	for _, h := range strings.Split(env.getenv("BUILDER_INSECURE_REGISTRIES"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 type pullFlags struct {
 	platform string
 	insecure []string
@@ -589,7 +607,7 @@ type pullFlags struct {
 func registerPullFlags(fs *pflag.FlagSet) *pullFlags {
 	f := &pullFlags{}
 	fs.StringVar(&f.platform, "platform", "", "the `PLATFORM` to pull from a multi-platform image (default the host's)")
-	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
+	registerInsecureFlag(fs, &f.insecure)
 	return f
 }
 

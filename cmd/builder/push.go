@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -42,10 +41,7 @@ builder push app:1.0 127.0.0.1:5000/app:1.0 --digestfile app.digest`,
 				return usagef("push needs IMAGE and at most one DEST")
 			}
 			dest := args[len(args)-1]
-			opts, err := f.options(env)
-			if err != nil {
-				return err
-			}
+			opts := registry.Options{Insecure: env.insecureRegistries(f.insecure)}
 			st, err := a.open()
 			if err != nil {
 				return err
@@ -79,24 +75,8 @@ type pushFlags struct {
 func registerPushFlags(fs *pflag.FlagSet) *pushFlags {
 	f := &pushFlags{}
 	fs.StringVar(&f.digestfile, "digestfile", "", "write the pushed manifest's digest to `FILE`")
-	fs.StringArrayVar(&f.insecure, "insecure-registry", nil, "reach registry `HOST[:PORT]` over plain HTTP (repeatable)")
+	registerInsecureFlag(fs, &f.insecure)
 	return f
-}
-
-func (f *pushFlags) options(env *environment) (registry.Options, error) {
-	return registry.Options{Insecure: env.insecureRegistries(f.insecure)}, nil
-}
-
-// insecureRegistries is the --insecure-registry flags and the
-// comma-separated BUILDER_INSECURE_REGISTRIES.
-func (env *environment) insecureRegistries(flags []string) []string {
-	out := append([]string(nil), flags...)
-	for _, h := range strings.Split(env.getenv("BUILDER_INSECURE_REGISTRIES"), ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			out = append(out, h)
-		}
-	}
-	return out
 }
 
 // pushImage pushes rec to dest (see pushAll).
