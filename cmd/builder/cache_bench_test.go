@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,23 +21,12 @@ func BenchmarkCacheFromRebuild(b *testing.B) {
 	busybox := testutil.RequireTool(b, "busybox")
 	reg := testutil.StartRegistry(b)
 	proxy := testutil.StartProxy(b, reg)
-	ctx := b.TempDir()
-	data, err := os.ReadFile(busybox)
-	if err != nil {
-		b.Fatal(err)
+	var steps strings.Builder
+	for i := range 8 { // 10 layers with busybox's two
+		fmt.Fprintf(&steps, "RUN head -c 100000 /dev/urandom > /f%d\nENV V%d=%d\nLABEL l%d=%d\n", i, i, i, i, i)
 	}
-	if err := os.WriteFile(filepath.Join(ctx, "busybox"), data, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	var df strings.Builder
-	df.WriteString("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n")
-	for i := range 8 { // 10 layers with the two above
-		fmt.Fprintf(&df, "RUN head -c 100000 /dev/urandom > /f%d\nENV V%d=%d\nLABEL l%d=%d\n", i, i, i, i, i)
-	}
-	df.WriteString("CMD [\"sh\"]\n")
-	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(df.String()), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	steps.WriteString("CMD [\"sh\"]\n")
+	ctx := busyboxContext(b, busybox, steps.String())
 	cacheRef := proxy.Addr + "/cache:bench"
 	env := func(root string) *environment { return testEnv("BUILDER_ROOT="+root, "CI=true") }
 	if code, _, stderr := runWith(env(b.TempDir()), "build", "-q", "--cache-to", "type=registry,ref="+cacheRef, ctx); code != 0 {

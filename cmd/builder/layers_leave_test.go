@@ -24,20 +24,7 @@ func TestLayersLeaveWhole(t *testing.T) {
 	testutil.RequireRoot(t)
 	busybox := testutil.RequireTool(t, "busybox")
 	reg := testutil.StartRegistry(t)
-	ctx := t.TempDir()
-	data, err := os.ReadFile(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{
-		"busybox":    string(data),
-		"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN head -c 3000000 /dev/urandom > /r && yes text | head -c 3000000 > /t\n",
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(ctx, name), []byte(content), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx := busyboxContext(t, busybox, "RUN head -c 3000000 /dev/urandom > /r && yes text | head -c 3000000 > /t\n")
 	for _, format := range []string{"docker", "oci"} {
 		t.Run(format, func(t *testing.T) {
 			ref := reg + "/leave:" + format
@@ -109,4 +96,22 @@ func checkDiffIDs(t *testing.T, what string, img v1.Image) {
 			t.Errorf("%s layer %d decompresses to %s, the config says %s", what, i, got, cfg.RootFS.DiffIDs[i])
 		}
 	}
+}
+
+// busyboxContext makes a build context holding busybox and a Dockerfile
+// that installs it FROM scratch, then runs steps.
+func busyboxContext(t testing.TB, busybox, steps string) string {
+	t.Helper()
+	ctx := t.TempDir()
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n" + steps
+	for name, content := range map[string]string{"busybox": string(data), "Dockerfile": df} {
+		if err := os.WriteFile(filepath.Join(ctx, name), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctx
 }
