@@ -229,7 +229,7 @@ func parseCacheConfig(raw []byte, layers []v1.Descriptor) (map[cache.Key]cache.E
 func (c *Client) FetchLayer(ctx context.Context, l cache.Layer) error {
 	srcs := c.store.BlobSources(l.Descriptor.Digest)
 	if len(srcs) == 0 {
-		return fmt.Errorf("layer %s: %w, and no registry is known to hold it", l.Descriptor.Digest, cache.ErrNotFound)
+		return fmt.Errorf("layer %s: %w, and no registry is known to hold it (pull its image again, or build with --no-cache)", l.Descriptor.Digest, cache.ErrNotFound)
 	}
 	var errs []error
 	for _, src := range srcs {
