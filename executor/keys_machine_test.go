@@ -90,7 +90,7 @@ WORKDIR /w
 			break
 		}
 	}
-	if ra.Config.RootFS.DiffIDs[len(ra.Config.RootFS.DiffIDs)-1] != rb.Config.RootFS.DiffIDs[len(rb.Config.RootFS.DiffIDs)-1] {
-		t.Error("the last layers differ")
-	}
+	// The layers themselves may differ: a COPY keeps file times, as
+	// docker's does, and new files get the time of the build. Only the
+	// keys must not depend on the machine.
 }
