@@ -194,6 +194,16 @@ func (c *checker) need(what string, d v1.Descriptor) error {
 	return nil
 }
 
+// needLayer is need for a layer, which may also be held by a snapshot
+// (the store's Check runs after the snapshots' and so trusts them) or, a
+// --cache-from layer, by a registry that gives it on use.
+func (c *checker) needLayer(d v1.Descriptor) error {
+	if _, ok := c.blobs[d.Digest]; !ok && (c.s.remoteBlob(d.Digest) || c.s.isHeld(d)) {
+		return nil
+	}
+	return c.need("layer", d)
+}
+
 // image judges the manifest or index d names: complete means it and
 // everything it refers to can be read. It returns an image's config digest.
 func (c *checker) image(d v1.Descriptor, depth int) (v1.Hash, error) {
@@ -251,10 +261,7 @@ func (c *checker) judge(h v1.Hash, depth int) (v1.Hash, error) {
 	// from blobs/ only, so an image missing one cannot be built upon,
 	// unless a registry is known to hold it.
 	for _, l := range m.Layers {
-		if _, ok := c.blobs[l.Digest]; !ok && c.s.remoteBlob(l.Digest) {
-			continue // a --cache-from layer a registry holds: fetched on use
-		}
-		if err := c.need("layer", l); err != nil {
+		if err := c.needLayer(l); err != nil {
 			return v1.Hash{}, err
 		}
 	}
@@ -431,7 +438,7 @@ func (c *checker) checkStep(p, prefix string, e os.DirEntry) {
 	if ef.Version != entryVersion || ef.Layer == nil {
 		return // another version's to judge; or no layer, nothing to need
 	}
-	if err := c.need("layer", ef.Layer.Descriptor); err != nil {
+	if err := c.needLayer(ef.Layer.Descriptor); err != nil {
 		c.report(subject, err.Error(), removeFile(p))
 		return
 	}

@@ -7,7 +7,8 @@
 // Layout of ROOT:
 //
 //	oci-layout, index.json    OCI image layout; skopeo inspect oci:ROOT:app:latest reads it
-//	blobs/sha256/<hex>        layers, configs, manifests
+//	blobs/sha256/<hex>        layers, configs, manifests (not the layers a build holds in snapshots: held.go)
+//	compressed/<hex>.<fmt>    a held layer's compressed blob, made when it first left the machine
 //	images/<config hex>       manifest descriptor of each image ID, so untagged images are found by ID
 //	steps/<xx>/<key hex>      step-cache entries (JSON), one file each, written by rename
 //	contexts/<hash>           remembered file hashes of one build context (binary, CRC-checked)

@@ -46,7 +46,7 @@ func exportImage(t *testing.T, s *Store) v1.Image {
 		RootFS:  v1.RootFS{Type: "layers", DiffIDs: diffs},
 		History: []v1.History{{CreatedBy: "COPY a"}, {CreatedBy: "RUN true"}, {CreatedBy: "COPY a"}},
 	}
-	rec, err := s.PutImage(cfg, descs, FormatOCI)
+	rec, err := s.PutImage(cfg, descs, FormatOCI, Compression{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,11 +10,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // ImageRecord is an image in the store.
@@ -34,7 +38,10 @@ type ImageRecord struct {
 // image into Docker media types for a push. Layers of a base pulled with
 // Docker media types are listed under their OCI equivalents (the bytes
 // are the same), so that no manifest mixes the two.
-func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor, format Format) (ImageRecord, error) {
+//
+// comp is how its held layers (see held.go) are compressed when the image
+// leaves the machine; the zero value is gzip.
+func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor, format Format, comp Compression) (ImageRecord, error) {
 	if n := len(cfg.RootFS.DiffIDs); n != len(layers) {
 		return ImageRecord{}, fmt.Errorf("writing image: config lists %d diff IDs for %d layers", n, len(layers))
 	}
@@ -50,8 +57,21 @@ func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor, format Form
 	default:
 		return ImageRecord{}, fmt.Errorf("unknown image format %q (want docker or oci)", format)
 	}
+	switch comp.Format {
+	case "", "gzip":
+	case "zstd", "none":
+		if format == FormatDocker && comp.Format == "zstd" {
+			return ImageRecord{}, errors.New("writing image: Docker media types have no zstd layer")
+		}
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations[annCompression] = comp.Format
+	default:
+		return ImageRecord{}, fmt.Errorf("unknown layer compression %q (want gzip, zstd or none)", comp.Format)
+	}
 	for i, l := range layers {
-		if !s.HasBlob(l.Digest) && !s.remoteBlob(l.Digest) {
+		if !s.HasLayer(l) && !s.remoteBlob(l.Digest) {
 			return ImageRecord{}, fmt.Errorf("writing image: layer %s: %w", l.Digest, ErrNotFound)
 		}
 		if format == FormatDocker {
@@ -87,15 +107,20 @@ func (s *Store) PutImage(cfg *v1.ConfigFile, layers []v1.Descriptor, format Form
 }
 
 // annFormat in a stored manifest says the image leaves the machine in
-// Docker media types.
-const annFormat = "dev.builder.format"
+// Docker media types; annCompression how its held layers are compressed
+// then, when not gzip.
+const (
+	annFormat      = "dev.builder.format"
+	annCompression = "dev.builder.compression"
+)
 
-// ImageAs opens a stored image as it leaves the machine: a manifest
-// built with FormatDocker comes back as a Docker schema 2 manifest with
-// a Docker config and Docker layer types, every other one as stored. The
-// blobs are the same, so only the manifest (and its digest) differs.
-func (s *Store) ImageAs(manifest v1.Hash) (v1.Image, error) {
-	m, raw, err := s.manifestInfo(manifest)
+// ImageAs opens a stored image as it leaves the machine: its held layers
+// compressed (made now, in parallel, if the store has no compressed blob
+// yet: see held.go), and a manifest built with FormatDocker as a Docker
+// schema 2 manifest with a Docker config and Docker layer types. The
+// image ID does not change; the manifest digest may.
+func (s *Store) ImageAs(ctx context.Context, manifest v1.Hash) (v1.Image, error) {
+	m, raw, err := s.outgoing(ctx, manifest)
 	if err != nil {
 		return nil, fmt.Errorf("opening image %s: %w", manifest, err)
 	}
@@ -119,6 +144,61 @@ func (s *Store) ImageAs(manifest v1.Hash) (v1.Image, error) {
 		return nil, err
 	}
 	return partial.CompressedToImage(&storeImage{s: s, manifest: raw, m: &d})
+}
+
+// Outgoing opens a stored image with its held layers compressed, in OCI
+// media types as stored: what an export to an OCI layout writes.
+func (s *Store) Outgoing(ctx context.Context, manifest v1.Hash) (v1.Image, error) {
+	m, raw, err := s.outgoing(ctx, manifest)
+	if err != nil {
+		return nil, fmt.Errorf("opening image %s: %w", manifest, err)
+	}
+	return partial.CompressedToImage(&storeImage{s: s, manifest: raw, m: m})
+}
+
+// outgoing returns the stored manifest with each held layer replaced by
+// its compressed blob, compressing up to one layer per CPU at a time
+// (each compression is itself parallel across blocks).
+func (s *Store) outgoing(ctx context.Context, manifest v1.Hash) (*v1.Manifest, []byte, error) {
+	m, raw, err := s.manifestInfo(manifest)
+	if err != nil || m.MediaType != types.OCIManifestSchema1 {
+		return m, raw, err
+	}
+	comp := Compression{Format: m.Annotations[annCompression]}
+	out := *m
+	out.Layers = slices.Clone(m.Layers)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU())
+	changed := false
+	for i, l := range m.Layers {
+		if !s.isHeld(l) {
+			continue
+		}
+		changed = true
+		g.Go(func() error {
+			d, err := s.Compressed(gctx, l, comp)
+			if err != nil {
+				return err
+			}
+			mt, err := ociLayerType(d.MediaType)
+			if err != nil {
+				return err
+			}
+			out.Layers[i] = v1.Descriptor{MediaType: mt, Digest: d.Digest, Size: d.Size, Annotations: l.Annotations}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	if !changed {
+		return m, raw, nil
+	}
+	raw, err = json.Marshal(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &out, raw, nil
 }
 
 // ociLayerType and dockerLayerType give a layer the media type of the
@@ -368,9 +448,17 @@ type storeBlob struct {
 func (b *storeBlob) Digest() (v1.Hash, error)            { return b.desc.Digest, nil }
 func (b *storeBlob) Size() (int64, error)                { return b.desc.Size, nil }
 func (b *storeBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
-func (b *storeBlob) Compressed() (io.ReadCloser, error)  { return b.img.s.OpenBlob(b.desc.Digest) }
 func (b *storeBlob) Descriptor() (*v1.Descriptor, error) { return &b.desc, nil }
-func (b *storeBlob) Exists() (bool, error)               { return b.img.s.HasBlob(b.desc.Digest), nil }
+func (b *storeBlob) Exists() (bool, error)               { return b.img.s.HasLayer(b.desc), nil }
+
+// Compressed gives the blob, or a held layer that leaves uncompressed
+// (compression "none") regenerated from its snapshot.
+func (b *storeBlob) Compressed() (io.ReadCloser, error) {
+	if b.index >= 0 && b.img.s.isHeld(b.desc) {
+		return b.img.s.openHeld(context.Background(), b.desc)
+	}
+	return b.img.s.OpenBlob(b.desc.Digest)
+}
 
 func (b *storeBlob) DiffID() (v1.Hash, error) {
 	if b.index < 0 {

@@ -30,7 +30,7 @@ func putTestImage(t testing.TB, s *Store, files map[string][]byte, cmd string) I
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{l.DiffID}},
 		History:      []v1.History{{CreatedBy: cmd}},
 	}
-	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor}, FormatOCI)
+	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor}, FormatOCI, Compression{})
 	if err != nil {
 		t.Fatalf("PutImage: %v", err)
 	}
@@ -116,10 +116,10 @@ func TestPutImageChecks(t *testing.T) {
 	s := openTest(t)
 	missing := v1.Descriptor{MediaType: types.OCILayer, Digest: sha256Of([]byte("nope")), Size: 4}
 	cfg := &v1.ConfigFile{RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{sha256Of(nil)}}}
-	if _, err := s.PutImage(cfg, []v1.Descriptor{missing}, FormatOCI); !errors.Is(err, ErrNotFound) {
+	if _, err := s.PutImage(cfg, []v1.Descriptor{missing}, FormatOCI, Compression{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("PutImage with a missing layer: %v, want ErrNotFound", err)
 	}
-	if _, err := s.PutImage(cfg, nil, FormatOCI); err == nil {
+	if _, err := s.PutImage(cfg, nil, FormatOCI, Compression{}); err == nil {
 		t.Error("PutImage with 1 diff ID and no layers succeeded")
 	}
 }
@@ -193,7 +193,7 @@ func TestImageFormats(t *testing.T) {
 		{FormatOCI, types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer, false},
 		{FormatDocker, types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer, true},
 	} {
-		rec, err := s.PutImage(cfg, []v1.Descriptor{pulled}, tc.format)
+		rec, err := s.PutImage(cfg, []v1.Descriptor{pulled}, tc.format, Compression{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +208,7 @@ func TestImageFormats(t *testing.T) {
 		if got := sm.Annotations[annFormat] != ""; got != tc.annotated {
 			t.Errorf("%s: format annotation present = %v", tc.format, got)
 		}
-		out, err := s.ImageAs(rec.Manifest.Digest)
+		out, err := s.ImageAs(context.Background(), rec.Manifest.Digest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +225,7 @@ func TestImageFormats(t *testing.T) {
 	}
 	zl := l.Descriptor
 	zl.MediaType = types.OCILayerZStd
-	if _, err := s.PutImage(cfg, []v1.Descriptor{zl}, FormatDocker); err == nil || !strings.Contains(err.Error(), "--format oci") {
+	if _, err := s.PutImage(cfg, []v1.Descriptor{zl}, FormatDocker, Compression{}); err == nil || !strings.Contains(err.Error(), "--format oci") {
 		t.Errorf("a zstd layer in Docker format: %v, want an error that says --format oci", err)
 	}
 }

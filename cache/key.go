@@ -12,7 +12,7 @@ import (
 
 // KeyRecipe versions the cache-key recipe. Changing what goes into keys
 // means changing this string, which invalidates every older entry.
-const KeyRecipe = "builder-key-v4"
+const KeyRecipe = "builder-key-v5"
 
 // Key is a step's cache key. It is not a content digest.
 type Key [32]byte

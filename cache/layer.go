@@ -211,9 +211,21 @@ func (nopWriteCloser) Close() error { return nil }
 // The media type decides the decompressor (a missing one means gzip), but
 // the blob's first bytes overrule it: images in the wild label plain tars
 // as gzip, and Docker itself only sniffs.
+//
+// A held layer (see held.go) is regenerated from its snapshot and checked.
 func (s *Store) OpenLayer(desc v1.Descriptor) (io.ReadCloser, error) {
 	if _, err := layerCompression(desc.MediaType); err != nil {
 		return nil, err
+	}
+	if !s.HasBlob(desc.Digest) {
+		// A held layer: from its compressed blob if it has one (the
+		// unpack checks the stream against the diff ID), else made
+		// again from its snapshot.
+		if cd, ok := s.heldBlob(desc); ok {
+			desc = cd
+		} else if s.isHeld(desc) {
+			return s.openHeld(context.Background(), desc)
+		}
 	}
 	f, err := s.OpenBlob(desc.Digest)
 	if err != nil {

@@ -31,8 +31,10 @@ type PruneOptions struct {
 	KeepStorage int64         // remove LRU entries until what remains is at most this (bytes); 0: no budget
 	Until       time.Duration // only entries unused for longer than this; 0: any age
 	// Live, if set, is called with the diff IDs still referenced after
-	// pruning, so that the caller can remove the snapshots of the rest.
-	Live func(diffIDs map[v1.Hash]bool) error
+	// pruning, so that the caller can remove the snapshots of the rest,
+	// and with those of them that are held (see held.go): their snapshot
+	// is the layer's only copy.
+	Live func(diffIDs, held map[v1.Hash]bool) error
 }
 
 // PruneReport says what Prune removed.
@@ -88,6 +90,18 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		if st.layer != nil {
 			live[st.layer.Descriptor.Digest] = true
 			liveDiffs[st.layer.DiffID] = true
+			if s.snapshotOnly(st.layer.Descriptor) {
+				tagged.held[st.layer.DiffID] = true
+			}
+		}
+	}
+	// A held layer's compressed blob lives as long as the layer: the next
+	// push would make the same bytes again.
+	for diff, cbs := range s.compressedBlobs() {
+		if liveDiffs[diff] {
+			for _, h := range cbs {
+				live[h] = true
+			}
 		}
 	}
 	for h, size := range blobs {
@@ -105,14 +119,24 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		rep.Reclaimed += size
 	}
 	s.pruneRecords()
+	s.pruneCompressed()
 	s.pruneSources(tagged)
 	s.pruneContexts(opts, time.Now())
 	if opts.Live != nil {
-		if err := opts.Live(liveDiffs); err != nil {
+		if err := opts.Live(liveDiffs, tagged.held); err != nil {
 			return rep, fmt.Errorf("pruning: %w", err)
 		}
 	}
 	return rep, nil
+}
+
+// layerBytes is what keeping layer d costs: its blob, or for a held
+// layer (no blob) its tar's size, which its snapshot roughly takes.
+func layerBytes(blobs map[v1.Hash]int64, d v1.Descriptor) int64 {
+	if n, ok := blobs[d.Digest]; ok {
+		return n
+	}
+	return d.Size
 }
 
 // selectEntries decides which entries go (see PruneOptions).
@@ -138,7 +162,7 @@ func selectEntries(steps []stepFile, tagged *refs, blobs map[v1.Hash]int64, opts
 			}
 			d := st.layer.Descriptor.Digest
 			if users[d] == 0 {
-				total += blobs[d]
+				total += layerBytes(blobs, st.layer.Descriptor)
 			}
 			users[d]++
 		}
@@ -150,7 +174,7 @@ func selectEntries(steps []stepFile, tagged *refs, blobs map[v1.Hash]int64, opts
 			remove[i] = true
 			if l := steps[i].layer; l != nil && !tagged.blobs[l.Descriptor.Digest] {
 				if users[l.Descriptor.Digest]--; users[l.Descriptor.Digest] == 0 {
-					total -= blobs[l.Descriptor.Digest]
+					total -= layerBytes(blobs, l.Descriptor)
 				}
 			}
 		}
@@ -208,7 +232,7 @@ func (s *Store) readStepFile(p string) stepFile {
 		return st
 	}
 	st.layer = ef.Layer
-	st.broken = !s.HasBlob(ef.Layer.Descriptor.Digest)
+	st.broken = !s.HasLayer(ef.Layer.Descriptor)
 	return st
 }
 
@@ -237,7 +261,8 @@ func (s *Store) scanBlobs() (map[v1.Hash]int64, error) {
 type refs struct {
 	blobs     map[v1.Hash]bool // manifests, configs, layers
 	diffIDs   map[v1.Hash]bool
-	manifests int // distinct tagged manifests
+	held      map[v1.Hash]bool // layers a snapshot holds, no blob (see held.go)
+	manifests int              // distinct tagged manifests
 }
 
 // taggedRefs collects every blob the tagged images reference, following
@@ -252,7 +277,7 @@ func (s *Store) taggedRefs() (*refs, error) {
 		return nil, err
 	}
 	ds := idx.Manifests
-	r := &refs{blobs: map[v1.Hash]bool{}, diffIDs: map[v1.Hash]bool{}}
+	r := &refs{blobs: map[v1.Hash]bool{}, diffIDs: map[v1.Hash]bool{}, held: map[v1.Hash]bool{}}
 	for _, d := range ds {
 		if r.blobs[d.Digest] {
 			continue
@@ -298,6 +323,9 @@ func (s *Store) markManifest(h v1.Hash, r *refs, depth int) error {
 	}
 	for _, l := range m.Layers {
 		r.blobs[l.Digest] = true
+		if s.snapshotOnly(l) {
+			r.held[l.Digest] = true
+		}
 	}
 	if m.Config == nil {
 		return nil
@@ -366,6 +394,13 @@ func (s *Store) Usage() (Usage, error) {
 		return Usage{}, fmt.Errorf("measuring store: %w", err)
 	}
 	u := Usage{Images: int64(tagged.manifests), Blobs: int64(len(blobs))}
+	for diff, cbs := range s.compressedBlobs() {
+		if tagged.diffIDs[diff] { // kept by prune --all, as the image is
+			for _, h := range cbs {
+				tagged.blobs[h] = true
+			}
+		}
+	}
 	for h, size := range blobs {
 		u.BlobsSize += size
 		if tagged.blobs[h] {

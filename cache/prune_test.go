@@ -105,7 +105,7 @@ func TestPrune(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newPruneFixture(t)
 			var live map[v1.Hash]bool
-			tc.opts.Live = func(d map[v1.Hash]bool) error { live = d; return nil }
+			tc.opts.Live = func(d, _ map[v1.Hash]bool) error { live = d; return nil }
 			rep, err := f.s.Prune(context.Background(), tc.opts)
 			if err != nil {
 				t.Fatalf("Prune: %v", err)

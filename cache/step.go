@@ -41,7 +41,7 @@ func (s *Store) stepPath(k Key) string {
 
 // LookupStep returns the entry recorded for k, or ErrNotFound. A hit
 // records the time of use, for pruning least recently used entries first.
-// An entry whose layer blob is missing counts as absent.
+// An entry whose layer is missing (no blob, no snapshot) counts as absent.
 //
 // The entry file's mtime is its last use: touching it is one syscall and
 // needs no lock, and prune sorts on it.
@@ -59,7 +59,7 @@ func (s *Store) LookupStep(k Key) (Entry, error) {
 		// A damaged or foreign entry is a miss; the step's rerun replaces it.
 		return Entry{}, ErrNotFound
 	}
-	if ef.Layer != nil && !s.HasBlob(ef.Layer.Descriptor.Digest) {
+	if ef.Layer != nil && !s.HasLayer(ef.Layer.Descriptor) {
 		return Entry{}, ErrNotFound
 	}
 	now := time.Now()
@@ -70,7 +70,7 @@ func (s *Store) LookupStep(k Key) (Entry, error) {
 // RecordStep records e under k, replacing any earlier entry. The entry
 // becomes visible to every process at once, complete, by rename.
 func (s *Store) RecordStep(k Key, e Entry) error {
-	if e.Layer != nil && !s.HasBlob(e.Layer.Descriptor.Digest) {
+	if e.Layer != nil && !s.HasLayer(e.Layer.Descriptor) {
 		return fmt.Errorf("recording cache entry %s: layer %s: %w", k, e.Layer.Descriptor.Digest, ErrNotFound)
 	}
 	data, err := json.Marshal(entryFile{Version: entryVersion, Entry: e})

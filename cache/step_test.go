@@ -246,7 +246,7 @@ func BenchmarkNoopRebuild(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		rec, err := s.PutImage(cfg, m.Layers, FormatOCI)
+		rec, err := s.PutImage(cfg, m.Layers, FormatOCI, Compression{})
 		if err != nil {
 			b.Fatal(err)
 		}

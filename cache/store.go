@@ -27,6 +27,8 @@ type Store struct {
 
 	mu   sync.Mutex
 	sess *fsutil.Session // created on the first write
+
+	holder LayerHolder // nil: no layer is held (see held.go)
 }
 
 const (

@@ -175,7 +175,7 @@ func (b *build) finish(st *imageState) (*Result, error) {
 			format = cache.FormatOCI // Docker media types have no zstd layer
 		}
 	}
-	rec, err := b.cache.PutImage(cfg, descs, format)
+	rec, err := b.cache.PutImage(cfg, descs, format, b.opts.Compression)
 	if err != nil {
 		return nil, fmt.Errorf("writing image: %w", err)
 	}

@@ -396,23 +396,42 @@ func TestCopyReusesUnchangedFiles(t *testing.T) {
 	}
 }
 
-// TestCacheCompression: a layer cached as gzip is not reused for a build
-// that asks for zstd.
+// TestCacheCompression: compression is chosen when a layer leaves the
+// machine, not at commit: a zstd build reuses the step a gzip build ran,
+// and its image leaves with a zstd layer where the first leaves with gzip.
 func TestCacheCompression(t *testing.T) {
 	e := newEnv(t)
 	ctxDir := t.TempDir()
 	df := "FROM busybox:test\nRUN echo hi > /hi\n"
-	if _, err := e.build(t, ctxDir, df, nil); err != nil {
-		t.Fatal(err)
-	}
-	res, err := e.build(t, ctxDir, df, &buildOpts{compression: "zstd"})
+	first, err := e.build(t, ctxDir, df, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _ := e.store.Image(res.Image.Manifest.Digest)
-	m, _ := img.Manifest()
-	if mt := m.Layers[len(m.Layers)-1].MediaType; !strings.Contains(string(mt), "zstd") {
-		t.Errorf("top layer media type %s after a zstd build, want zstd", mt)
+	var events []executor.Event
+	second, err := e.build(t, ctxDir, df, &buildOpts{compression: "zstd", events: &events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(events, func(ev executor.Event) bool {
+		return ev.Kind == executor.StepCached && strings.HasPrefix(ev.Name, "RUN")
+	}) {
+		t.Error("the zstd build ran the RUN step again")
+	}
+	for _, tc := range []struct {
+		res  *executor.Result
+		want string
+	}{{first, "gzip"}, {second, "zstd"}} {
+		img, err := e.store.Outgoing(context.Background(), tc.res.Image.Manifest.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mt := m.Layers[len(m.Layers)-1].MediaType; !strings.Contains(string(mt), tc.want) {
+			t.Errorf("top layer leaves as %s, want %s", mt, tc.want)
+		}
 	}
 }
 

@@ -163,7 +163,7 @@ func makeDeepBase(t *testing.T, store *cache.Store, n int, tag string) {
 	for range descs {
 		cfg.History = append(cfg.History, v1.History{CreatedBy: "deep layer", Created: v1.Time{Time: time.Unix(0, 0)}})
 	}
-	rec, err := store.PutImage(cfg, descs, cache.FormatOCI)
+	rec, err := store.PutImage(cfg, descs, cache.FormatOCI, cache.Compression{})
 	if err != nil {
 		t.Fatal(err)
 	}

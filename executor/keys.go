@@ -134,16 +134,6 @@ func addEpoch(kb *cache.KeyBuilder, epoch *time.Time) {
 	}
 }
 
-// addCompression keys a filesystem step on its layer's compression: a
-// hit must not hand a gzip layer to a build that asked for zstd.
-func addCompression(kb *cache.KeyBuilder, c cache.Compression) {
-	format := c.Format
-	if format == "" {
-		format = "gzip"
-	}
-	kb.AddString("layer.compression", fmt.Sprintf("%s/%d", format, c.Level))
-}
-
 // copyFields names every field of a COPY or ADD instruction.
 func copyFields(kb *cache.KeyBuilder, c *parser.Copy) {
 	name := "COPY"

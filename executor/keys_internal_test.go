@@ -165,7 +165,6 @@ func TestKeysGolden(t *testing.T) {
 			kb := keyCopy(parent, ins, "/abs")
 			addCopySources(kb, "feed")
 			addEpoch(kb, &epoch)
-			addCompression(kb, cache.Compression{Format: "zstd", Level: 3})
 			add(fmt.Sprintf("copy-%d", i), kb)
 			kb = keyCopy(parent, ins, "/abs")
 			addCopyFromLayers(kb, []cache.Layer{{DiffID: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("cd", 32)}}})

@@ -166,7 +166,7 @@ func storeImage(t *testing.T, store *cache.Store, name string, img v1.Image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := store.PutImage(cfg, descs, cache.FormatOCI)
+	rec, err := store.PutImage(cfg, descs, cache.FormatOCI, cache.Compression{})
 	if err != nil {
 		t.Fatal(err)
 	}

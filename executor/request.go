@@ -191,7 +191,7 @@ func (p *Prepared) deliver(ctx context.Context, c *cache.Store, rec cache.ImageR
 		if o.Name == "" && len(p.req.Tags) > 0 {
 			o.Name = p.req.Tags[0]
 		}
-		if err := Export(c, rec, o); err != nil {
+		if err := Export(ctx, c, rec, o); err != nil {
 			return err
 		}
 	}
@@ -215,7 +215,7 @@ func FetchMissing(ctx context.Context, c *cache.Store, rec cache.ImageRecord, fe
 		return err
 	}
 	for i, l := range m.Layers {
-		if c.HasBlob(l.Digest) {
+		if c.HasLayer(l) {
 			continue
 		}
 		if fetch == nil || i >= len(cfg.RootFS.DiffIDs) {
@@ -230,8 +230,10 @@ func FetchMissing(ctx context.Context, c *cache.Store, rec cache.ImageRecord, fe
 
 // Export writes a stored image as o says: a layout directory, an archive
 // to o.Writer, or an archive file that appears only once it is complete.
-func Export(c *cache.Store, rec cache.ImageRecord, o Output) error {
-	img, err := c.Image(rec.Manifest.Digest)
+//
+// Held layers are compressed on the way (see cache/held.go).
+func Export(ctx context.Context, c *cache.Store, rec cache.ImageRecord, o Output) error {
+	img, err := c.Outgoing(ctx, rec.Manifest.Digest)
 	if err != nil {
 		return fmt.Errorf("opening image %s: %w", rec.ID, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/builderdev/builder/cache"
 )
 
 // TestSnapshotCheckAfterBuilds: every snapshot builds make (RUN, COPY, ADD
@@ -27,10 +29,17 @@ func TestSnapshotCheckAfterBuilds(t *testing.T) {
 		map[string]string{"files/one": "1", "files/sub/two": "2"})
 	writeTar(t, filepath.Join(ctxDir, "a.tar"), archive)
 	epoch := time.Unix(1700000000, 0)
+	base, err := e.store.Lookup("busybox:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := []cache.ImageRecord{base}
 	for _, o := range []*buildOpts{{noCache: true}, {noCache: true, epoch: &epoch}} {
-		if _, err := e.build(t, ctxDir, readDockerfile(t, ctxDir), o); err != nil {
+		res, err := e.build(t, ctxDir, readDockerfile(t, ctxDir), o)
+		if err != nil {
 			t.Fatal(err)
 		}
+		images = append(images, res.Image)
 	}
 	check := func(when string) {
 		t.Helper()
@@ -41,8 +50,15 @@ func TestSnapshotCheckAfterBuilds(t *testing.T) {
 	}
 	check("after the builds")
 
-	// Drop every snapshot: the next build unpacks the cached layers from
-	// their blobs.
+	// Built layers are held by their snapshots (cache/held.go) until they
+	// leave the machine; compress them as a push would, then drop every
+	// snapshot: the next build unpacks the cached layers from the
+	// compressed blobs.
+	for _, rec := range images {
+		if _, err := e.store.Outgoing(ctx, rec.Manifest.Digest); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ids, err := e.snaps.List()
 	if err != nil {
 		t.Fatal(err)

@@ -203,7 +203,6 @@ func (b *build) metaStep(sc *stepCtx, st *imageState, ins parser.Instruction, cr
 func (b *build) fsStep(ctx context.Context, sc *stepCtx, st *imageState, kb *cache.KeyBuilder, createdBy string,
 	exec func(ctx context.Context, a *snapshot.Active) error) error {
 	addEpoch(kb, b.opts.SourceDateEpoch)
-	addCompression(kb, b.opts.Compression)
 	key := kb.Sum()
 	b.debugKey(sc, kb)
 	sc.report(Event{Kind: StepStarted})
@@ -328,29 +327,28 @@ func (b *build) ensureChain(ctx context.Context, sc *stepCtx, st *imageState) er
 	return nil
 }
 
-// commitUpper writes the active snapshot's upper dir as a layer blob and
-// turns the upper dir into the committed snapshot of that layer. It
-// returns nil when the step changed nothing.
+// commitUpper hashes the active snapshot's upper dir as a layer and
+// turns the upper dir into the committed snapshot that holds it: no tar
+// is written and nothing is compressed until the layer leaves the
+// machine (see cache/held.go). It returns nil when the step changed
+// nothing.
 func (b *build) commitUpper(ctx context.Context, sc *stepCtx, a *snapshot.Active) (*cache.Layer, error) {
 	empty, err := dirEmpty(a.Upper())
 	if err != nil || empty {
 		return nil, err
 	}
-	// The marker CommitLayer writes records these options, so that check
-	// can regenerate the layer from the snapshot.
+	// The marker CommitLayer writes records these options, so that the
+	// snapshot can give the same tar again.
 	wopts := snapshot.WriteOptions{SourceDateEpoch: b.opts.SourceDateEpoch}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(snapshot.WriteLayer(pw, a.Upper(), wopts))
-	}()
 	last := time.Now()
-	layer, err := b.cache.PutLayer(ctx, pr, b.opts.Compression, func(n int64) {
+	layer, err := cache.HoldLayer(ctx, func(w io.Writer) error {
+		return snapshot.WriteLayer(w, a.Upper(), wopts)
+	}, func(n int64) {
 		if time.Since(last) > 100*time.Millisecond {
 			last = time.Now()
 			sc.report(Event{Kind: StepProgress, Label: "layer", Current: n})
 		}
 	})
-	pr.CloseWithError(errors.New("layer write stopped")) // unblocks the writer if PutLayer gave up
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}

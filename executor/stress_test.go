@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -175,10 +174,7 @@ func TestBuildsBesidePrune(t *testing.T) {
 		t.Errorf("builder check found %q, then --repair %q; want nothing", c.swept, c.repaired)
 	}
 	for tag := range tags {
-		dst := "oci:" + filepath.Join(t.TempDir(), "copy") + ":x"
-		if out, err := exec.Command(skopeo, "copy", "oci:"+root+":"+tag, dst).CombinedOutput(); err != nil {
-			t.Errorf("skopeo copy of %s: %v\n%s", tag, err, out)
-		}
+		skopeoCopyOut(t, skopeo, bin, root, tag)
 	}
 	ctx := writeContext(t, "FROM c:latest\nRUN cat /both /f /shared\n", nil)
 	if r := runCLI(t, bin, root, "build", "--progress", "plain", ctx); r.code != 0 {

@@ -56,13 +56,19 @@ func (c *Client) CacheImage(ctx context.Context, steps []cache.Step) (v1.Image, 
 	for _, s := range steps {
 		e := cacheEntry{Key: s.Key.String(), Layer: -1, Config: s.Entry.Config, History: s.Entry.History}
 		if l := s.Entry.Layer; l != nil {
-			i, ok := index[l.Descriptor.Digest]
+			// A held layer leaves compressed (made now, once; see
+			// cache/held.go), as an image's layers do.
+			d, err := c.store.Compressed(ctx, l.Descriptor, cache.Compression{})
+			if err != nil {
+				return nil, err
+			}
+			i, ok := index[d.Digest]
 			if !ok {
 				i = len(m.Layers)
-				index[l.Descriptor.Digest] = i
-				diffIDs[l.Descriptor.Digest] = l.DiffID
-				m.Layers = append(m.Layers, v1.Descriptor{MediaType: l.Descriptor.MediaType, Digest: l.Descriptor.Digest,
-					Size: l.Descriptor.Size, Annotations: map[string]string{annDiffID: l.DiffID.String()}})
+				index[d.Digest] = i
+				diffIDs[d.Digest] = l.DiffID
+				m.Layers = append(m.Layers, v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest,
+					Size: d.Size, Annotations: map[string]string{annDiffID: l.DiffID.String()}})
 			}
 			e.Layer = i
 		}

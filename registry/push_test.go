@@ -51,7 +51,7 @@ func storeImage(t *testing.T, s *cache.Store, tars [][]byte) v1.Image {
 		descs = append(descs, l.Descriptor)
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
 	}
-	rec, err := s.PutImage(cfg, descs, cache.FormatOCI)
+	rec, err := s.PutImage(cfg, descs, cache.FormatOCI, cache.Compression{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,6 +128,13 @@ func WriteLayer(w io.Writer, dir string, opts WriteOptions) error {
 	return writeLayer(w, dir, opts)
 }
 
+// OpenLayer regenerates the layer tar of committed snapshot id with the
+// options its commit recorded: the same bytes the commit hashed, since
+// the layer writer is deterministic, unless the snapshot's files changed
+// since (the caller checks the stream against the diff ID). Closing the
+// reader early stops the writer.
+func (s *Store) OpenLayer(id ID) (io.ReadCloser, error) { return s.openLayer(id) }
+
 // Apply unpacks an OCI layer tar into dir in overlay format (whiteouts
 // become 0/0 character devices, .wh..wh..opq the opaque xattr). Nothing is
 // written outside dir, whatever the tar holds. The stream and its files

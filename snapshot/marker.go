@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,4 +122,23 @@ func hashTree(dir string, opts WriteOptions) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// openLayer: see [Store.OpenLayer].
+func (s *Store) openLayer(id ID) (io.ReadCloser, error) {
+	if err := layerID(id); err != nil {
+		return nil, err
+	}
+	m, err := readMarker(s.idDir(id))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	if m.Origin != originCommit || m.Tree == nil {
+		return nil, fmt.Errorf("snapshot %s was not committed as a layer by a build: it cannot give its layer tar", id)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(writeLayer(pw, s.dir(id), m.Tree.options()))
+	}()
+	return pr, nil
 }

@@ -18,11 +18,11 @@ type PruneReport struct {
 
 // Prune removes step-cache entries and unreferenced blobs as cache.Prune
 // does (under the exclusive build lock, which it takes), then the
-// snapshots no remaining image or entry needs: all of them with opts.All,
-// since snapshots can be rebuilt from blobs.
+// snapshots no remaining image or entry needs; with opts.All, also those
+// that blobs can rebuild (all but the held layers').
 func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport, error) {
 	var removed int
-	opts.Live = func(live map[v1.Hash]bool) error {
+	opts.Live = func(live, held map[v1.Hash]bool) error {
 		ids, err := s.snaps.List()
 		if err != nil {
 			return err
@@ -32,7 +32,9 @@ func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport
 			keep[snapshot.ID(h.Hex)] = true
 		}
 		for _, id := range ids {
-			if opts.All || !keep[id] {
+			// --all removes what blobs can rebuild; a held layer's
+			// snapshot is its only copy.
+			if opts.All && !held[v1.Hash{Algorithm: "sha256", Hex: string(id)}] || !keep[id] {
 				if err := s.snaps.Remove(id); err != nil {
 					return fmt.Errorf("removing snapshot %s: %w", id, err)
 				}

@@ -14,6 +14,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/snapshot"
@@ -57,6 +60,7 @@ func open(root string, opts Options, openCache func(string) (*cache.Store, error
 		snaps.Close()
 		return nil, fmt.Errorf("opening store %s: %w", root, err)
 	}
+	c.SetHolder(heldLayers{snaps})
 	return &Store{root: c.Root(), cache: c, snaps: snaps}, nil
 }
 
@@ -89,4 +93,16 @@ func (s *Store) Build(ctx context.Context, fn func() error) error {
 	}
 	defer release()
 	return fn()
+}
+
+// heldLayers lets the cache read the layers that committed snapshots
+// hold (see cache/held.go).
+type heldLayers struct{ snaps *snapshot.Store }
+
+func (h heldLayers) HoldsLayer(diffID v1.Hash) bool {
+	return h.snaps.Exists(snapshot.ID(diffID.Hex))
+}
+
+func (h heldLayers) OpenHeldLayer(_ context.Context, diffID v1.Hash) (io.ReadCloser, error) {
+	return h.snaps.OpenLayer(snapshot.ID(diffID.Hex))
 }

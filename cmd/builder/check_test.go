@@ -38,7 +38,7 @@ func putImage(t *testing.T, root, name string) {
 		RootFS:  v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{l.DiffID}},
 		History: []v1.History{{CreatedBy: "COPY hello /"}},
 	}
-	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor}, cache.FormatOCI)
+	rec, err := s.PutImage(cfg, []v1.Descriptor{l.Descriptor}, cache.FormatOCI, cache.Compression{})
 	if err != nil {
 		t.Fatal(err)
 	}

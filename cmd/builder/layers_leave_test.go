@@ -3,9 +3,11 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -61,6 +63,48 @@ func TestLayersLeaveWhole(t *testing.T) {
 	}
 }
 
+// TestPushTamperedSnapshot: a build holds its layers in snapshots and
+// makes their tars again at push; a snapshot changed after its commit
+// must stop the push, naming the layer, before the registry gets it.
+// (Root: builds run containers.)
+func TestPushTamperedSnapshot(t *testing.T) {
+	testutil.RequireRoot(t)
+	busybox := testutil.RequireTool(t, "busybox")
+	reg := testutil.StartRegistry(t)
+	ctx := busyboxContext(t, busybox, "RUN echo original > /f\n")
+	root := t.TempDir()
+	env := testEnv("BUILDER_ROOT="+root, "CI=true")
+	if code, _, stderr := runWith(env, "build", "-q", "-t", "app", ctx); code != 0 {
+		t.Fatalf("build: %s", stderr)
+	}
+	code, stdout, stderr := runWith(env, "inspect", "app")
+	if code != 0 {
+		t.Fatalf("inspect: %s", stderr)
+	}
+	var info []struct {
+		RootFS struct{ Layers []string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &info); err != nil || len(info) != 1 || len(info[0].RootFS.Layers) != 3 {
+		t.Fatalf("inspect: %v: %s", err, stdout)
+	}
+	top := info[0].RootFS.Layers[2]
+	f := filepath.Join(root, "snapshots", strings.TrimPrefix(top, "sha256:"), "fs", "f")
+	if err := os.WriteFile(f, []byte("changed!\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runWith(env, "push", "app", reg+"/app:1")
+	if code != 1 || !strings.Contains(stderr, top) || !strings.Contains(stderr, "changed") {
+		t.Fatalf("push of a tampered snapshot: exit %d, want 1 and an error naming layer %s:\n%s", code, top, stderr)
+	}
+	r, err := registry.ParseReference(reg+"/app:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(r); err == nil {
+		t.Errorf("the registry has %s/app:1 after a failed push", reg)
+	}
+}
+
 // checkDiffIDs decompresses every layer blob of img, sniffing the
 // compression as the store does, and compares its sha256 with the
 // config's diff ID.
@@ -78,6 +122,9 @@ func checkDiffIDs(t *testing.T, what string, img v1.Image) {
 		t.Fatalf("%s: %d layers, %d diff IDs", what, len(layers), len(cfg.RootFS.DiffIDs))
 	}
 	for i, l := range layers {
+		if mt, err := l.MediaType(); err != nil || !strings.Contains(string(mt), "gzip") {
+			t.Errorf("%s layer %d has media type %q (%v), want a gzip layer: held layers leave compressed", what, i, mt, err)
+		}
 		rc, err := l.Compressed()
 		if err != nil {
 			t.Fatal(err)

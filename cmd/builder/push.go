@@ -98,7 +98,7 @@ type pushJob struct {
 
 func imagePush(client *registry.Client, st *store.Store, rec cache.ImageRecord, dest string) pushJob {
 	return pushJob{name: "push " + dest, run: func(ctx context.Context, progress func(registry.PushProgress)) (registry.PushReport, error) {
-		img, err := st.Cache().ImageAs(rec.Manifest.Digest)
+		img, err := st.Cache().ImageAs(ctx, rec.Manifest.Digest)
 		if err != nil {
 			return registry.PushReport{}, err
 		}

@@ -45,17 +45,17 @@ builder save --format oci app:1.0 -o app.oci.tar`,
 			if err := executor.FetchMissing(ctx, store, rec, client.FetchLayer); err != nil {
 				return err
 			}
-			return exportImage(a, store, rec, string(o.format), o.output, rec.Name)
+			return exportImage(ctx, a, store, rec, string(o.format), o.output, rec.Name)
 		}
 	},
 }
 
 // exportImage writes a stored image as typ ("oci", "docker" or
 // "oci-layout") to dest: a file, "-" for stdout, or a layout directory.
-func exportImage(a *app, store *cache.Store, rec cache.ImageRecord, typ, dest, name string) error {
+func exportImage(ctx context.Context, a *app, store *cache.Store, rec cache.ImageRecord, typ, dest, name string) error {
 	o := executor.Output{Type: typ, Dest: dest, Name: name}
 	if dest == "-" {
 		o.Writer = a.stdout
 	}
-	return executor.Export(store, rec, o)
+	return executor.Export(ctx, store, rec, o)
 }

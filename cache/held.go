@@ -1,0 +1,278 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// A held layer is one a build committed without writing it out: the
+// snapshot named by its diff ID holds it, as docker's graph driver holds
+// the layers it builds, and docker too makes the tar only for a push or a
+// save. Its descriptor is an uncompressed OCI layer whose digest is the
+// diff ID and whose size is the tar's length, and the store has no blob
+// of that digest. A commit then costs one pass of the layer writer
+// through sha256, instead of a compression and a write of the blob.
+//
+// When the layer leaves the machine (push, save, -o, --cache-to), the
+// holder regenerates the tar from the snapshot (the layer writer is
+// deterministic), the stream is checked against the diff ID, and it is
+// compressed as the image asks; the compressed blob is kept, with a
+// record from the diff ID to it, so that the next push does not compress
+// again.
+
+// LayerHolder gives the store access to the layers snapshots hold. The
+// store package, which opens the cache and the snapshots together, sets
+// it.
+type LayerHolder interface {
+	// HoldsLayer reports whether a committed snapshot holds diffID.
+	HoldsLayer(diffID v1.Hash) bool
+	// OpenHeldLayer regenerates the layer tar of diffID. The stream is
+	// not checked: the store checks it.
+	OpenHeldLayer(ctx context.Context, diffID v1.Hash) (io.ReadCloser, error)
+}
+
+// SetHolder sets where held layers are read from. Without one, no layer
+// counts as held.
+func (s *Store) SetHolder(h LayerHolder) { s.holder = h }
+
+// HoldLayer hashes the layer tar that write produces, without storing
+// it: the caller's snapshot holds the layer. progress, if not nil, is
+// called with the bytes written so far.
+func HoldLayer(ctx context.Context, write func(io.Writer) error, progress func(int64)) (Layer, error) {
+	w := &progressWriter{ctx: ctx, h: newHashWriter(io.Discard), progress: progress}
+	if err := write(w); err != nil {
+		return Layer{}, err
+	}
+	diffID := w.h.digest()
+	return Layer{
+		Descriptor: v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: diffID, Size: w.h.n},
+		DiffID:     diffID,
+	}, nil
+}
+
+type progressWriter struct {
+	ctx      context.Context
+	h        *hashWriter
+	progress func(int64)
+	last     int64
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	n, _ := w.h.Write(p)
+	if w.h.n-w.last >= 8<<20 {
+		w.last = w.h.n
+		if err := w.ctx.Err(); err != nil {
+			return n, context.Cause(w.ctx)
+		}
+		if w.progress != nil {
+			w.progress(w.h.n)
+		}
+	}
+	return n, nil
+}
+
+// isHeld reports whether d is a held layer: no blob, and a snapshot
+// holds it.
+func (s *Store) isHeld(d v1.Descriptor) bool {
+	if s.holder == nil || !isUncompressed(d.MediaType) || s.HasBlob(d.Digest) {
+		return false
+	}
+	return s.holder.HoldsLayer(d.Digest)
+}
+
+func isUncompressed(mt types.MediaType) bool {
+	c, err := layerCompression(mt)
+	return err == nil && c == "none"
+}
+
+// HasLayer reports whether the store can give the bytes of layer d: its
+// blob, the snapshot that holds it, or the compressed blob made of it when
+// it left the machine.
+func (s *Store) HasLayer(d v1.Descriptor) bool {
+	if s.HasBlob(d.Digest) || s.isHeld(d) {
+		return true
+	}
+	_, ok := s.heldBlob(d)
+	return ok
+}
+
+// snapshotOnly reports whether d's snapshot is its only copy: held, and
+// never compressed.
+func (s *Store) snapshotOnly(d v1.Descriptor) bool {
+	if !s.isHeld(d) {
+		return false
+	}
+	_, ok := s.heldBlob(d)
+	return !ok
+}
+
+// heldBlob returns the compressed blob recorded for held layer d, if the
+// store has one: a snapshot removed since (by hand, or by check --repair)
+// is unpacked from it again.
+func (s *Store) heldBlob(d v1.Descriptor) (v1.Descriptor, bool) {
+	if !isUncompressed(d.MediaType) || checkHash(d.Digest) != nil {
+		return v1.Descriptor{}, false
+	}
+	for _, format := range []string{"gzip", "zstd"} {
+		if cd, ok := s.compressedRecord(d.Digest, format); ok {
+			return cd, true
+		}
+	}
+	return v1.Descriptor{}, false
+}
+
+func (s *Store) compressedRecord(diffID v1.Hash, format string) (v1.Descriptor, bool) {
+	data, err := readSmallFile(filepath.Join(s.root, compressedDir, diffID.Hex+"."+format), 1<<16)
+	var cd v1.Descriptor
+	if err != nil || json.Unmarshal(data, &cd) != nil || checkHash(cd.Digest) != nil || !s.HasBlob(cd.Digest) {
+		return v1.Descriptor{}, false
+	}
+	return cd, true
+}
+
+// openHeld regenerates held layer d, checked against its digest and size
+// as it is read: a snapshot changed after its commit fails the read,
+// naming the layer, before the last byte leaves.
+func (s *Store) openHeld(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	rc, err := s.holder.OpenHeldLayer(ctx, d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	return &checkedReader{rc: rc, want: d, h: sha256.New()}, nil
+}
+
+// checkedReader passes a regenerated layer through, and turns its end
+// into an error if the bytes are not the layer's.
+type checkedReader struct {
+	rc   io.ReadCloser
+	want v1.Descriptor
+	h    interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+	n int64
+}
+
+func (r *checkedReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	if r.n > r.want.Size {
+		return n, r.mismatch("more than")
+	}
+	if err == io.EOF {
+		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", r.h.Sum(nil))}
+		if r.n != r.want.Size || got != r.want.Digest {
+			return n, r.mismatch(fmt.Sprintf("%d bytes hashing to %s, not", r.n, got))
+		}
+	}
+	return n, err
+}
+
+func (r *checkedReader) mismatch(what string) error {
+	return &ChangedLayerError{Layer: r.want.Digest, Problem: fmt.Sprintf("its snapshot now gives %s the %d bytes committed", what, r.want.Size)}
+}
+
+// ChangedLayerError: a held layer's snapshot no longer gives the layer.
+type ChangedLayerError struct {
+	Layer   v1.Hash
+	Problem string
+}
+
+func (e *ChangedLayerError) Error() string {
+	return fmt.Sprintf("layer %s: %s: the snapshot was changed after the build (run builder check --repair, then build again)", e.Layer, e.Problem)
+}
+
+func (r *checkedReader) Close() error { return r.rc.Close() }
+
+// compressedDir holds, per held layer and format, the descriptor of its
+// compressed blob: <diff ID hex>.<format>.
+const compressedDir = "compressed"
+
+// Compressed returns the descriptor under which layer d leaves the
+// machine in format c: d itself unless d is held; for a held layer, its
+// compressed blob, made now (and kept) if the store has none yet. With
+// format "none" a held layer leaves as it is, streamed from its snapshot.
+func (s *Store) Compressed(ctx context.Context, d v1.Descriptor, c Compression) (v1.Descriptor, error) {
+	if c.Format == "" {
+		c.Format = "gzip"
+	}
+	if c.Format == "none" || !s.isHeld(d) {
+		return d, nil
+	}
+	if cd, ok := s.compressedRecord(d.Digest, c.Format); ok {
+		return cd, nil
+	}
+	rec := filepath.Join(s.root, compressedDir, d.Digest.Hex+"."+c.Format)
+	rc, err := s.openHeld(ctx, d)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer rc.Close()
+	l, err := s.PutLayer(ctx, rc, c, nil)
+	var changed *ChangedLayerError
+	if errors.As(err, &changed) {
+		return v1.Descriptor{}, changed // it names the layer; the wrapping would repeat it
+	}
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("compressing layer %s: %w", d.Digest, err)
+	}
+	if l.DiffID != d.Digest { // the checked reader already refused this
+		return v1.Descriptor{}, fmt.Errorf("compressing layer %s: got diff ID %s", d.Digest, l.DiffID)
+	}
+	data, err := json.Marshal(l.Descriptor)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(rec), 0o755); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if err := s.writeSmall(rec, data); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("recording compressed layer %s: %w", d.Digest, err)
+	}
+	return l.Descriptor, nil
+}
+
+// compressedBlobs returns the blobs the compressed records name, by the
+// diff ID they were made from.
+func (s *Store) compressedBlobs() map[v1.Hash][]v1.Hash {
+	ents, _ := os.ReadDir(filepath.Join(s.root, compressedDir))
+	out := map[v1.Hash][]v1.Hash{}
+	for _, e := range ents {
+		hexPart, _, ok := strings.Cut(e.Name(), ".")
+		diff := v1.Hash{Algorithm: "sha256", Hex: hexPart}
+		if !ok || checkHash(diff) != nil {
+			continue
+		}
+		data, err := readSmallFile(filepath.Join(s.root, compressedDir, e.Name()), 1<<16)
+		var cd v1.Descriptor
+		if err != nil || json.Unmarshal(data, &cd) != nil || checkHash(cd.Digest) != nil {
+			continue
+		}
+		out[diff] = append(out[diff], cd.Digest)
+	}
+	return out
+}
+
+// pruneCompressed removes the records whose blob is gone.
+func (s *Store) pruneCompressed() {
+	ents, _ := os.ReadDir(filepath.Join(s.root, compressedDir))
+	for _, e := range ents {
+		p := filepath.Join(s.root, compressedDir, e.Name())
+		data, err := readSmallFile(p, 1<<16)
+		var cd v1.Descriptor
+		if err != nil || json.Unmarshal(data, &cd) != nil || checkHash(cd.Digest) != nil || !s.HasBlob(cd.Digest) {
+			os.Remove(p) // a record left behind costs one failed lookup
+		}
+	}
+}
