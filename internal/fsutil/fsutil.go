@@ -32,7 +32,17 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // WriteAtomic is WriteFileAtomic for content that write streams: the
 // file at path appears only once write returned nil and the data is on
 // disk; on an error nothing is left, under path or beside it.
+//
+// A path that names something other than a regular file (/dev/null, a
+// FIFO, /dev/stdout) is written in place: renaming a file over it would
+// replace the device itself, and it holds no content to keep whole.
 func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return fmt.Errorf("%s is a directory", path)
+		}
+		return writeInPlace(path, write)
+	}
 	f, err := CreatePending(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*", perm)
 	if err != nil {
 		return err
@@ -314,4 +324,16 @@ func RemoveAll(path string) error {
 		return nil
 	})
 	return os.RemoveAll(path)
+}
+
+func writeInPlace(path string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -66,3 +66,31 @@ func TestWriteAtomic(t *testing.T) {
 		t.Errorf("the write left %d files, want only the file", len(ents))
 	}
 }
+
+// TestWriteAtomicDevice: a device or a FIFO is written in place, never
+// replaced by a file (`builder save -o /dev/null` once turned the host's
+// /dev/null into a regular file).
+func TestWriteAtomicDevice(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		data, _ := os.ReadFile(fifo)
+		got <- data
+	}()
+	if err := WriteAtomic(fifo, 0o644, func(w io.Writer) error { _, err := io.WriteString(w, "through"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("after the write the FIFO is %v (%v)", fi.Mode(), err) // its reader waits forever
+	}
+	if data := <-got; string(data) != "through" {
+		t.Errorf("the FIFO's reader got %q", data)
+	}
+	if err := WriteAtomic(dir, 0o644, func(io.Writer) error { return nil }); err == nil {
+		t.Error("writing over a directory succeeded")
+	}
+}
