@@ -214,21 +214,25 @@ func (s *Store) Compressed(ctx context.Context, d v1.Descriptor, c Compression) 
 		return cd, nil
 	}
 	rec := filepath.Join(s.root, compressedDir, d.Digest.Hex+"."+c.Format)
-	rc, err := s.openHeld(ctx, d)
+	rc, err := s.holder.OpenHeldLayer(ctx, d.Digest)
 	if err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, fmt.Errorf("layer %s: %w", d.Digest, err)
 	}
 	defer rc.Close()
-	l, err := s.PutLayer(ctx, rc, c, nil)
+	// The diff ID PutLayer computes anyway is the check, made before the
+	// blob is committed: a checkedReader would hash the stream twice.
+	l, err := s.putLayer(ctx, rc, c, nil, func(diffID v1.Hash, n int64) error {
+		if diffID != d.Digest || n != d.Size {
+			return &ChangedLayerError{Layer: d.Digest, Problem: fmt.Sprintf("its snapshot now gives %d bytes hashing to %s, not the %d bytes committed", n, diffID, d.Size)}
+		}
+		return nil
+	})
 	var changed *ChangedLayerError
 	if errors.As(err, &changed) {
 		return v1.Descriptor{}, changed // it names the layer; the wrapping would repeat it
 	}
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("compressing layer %s: %w", d.Digest, err)
-	}
-	if l.DiffID != d.Digest { // the checked reader already refused this
-		return v1.Descriptor{}, fmt.Errorf("compressing layer %s: got diff ID %s", d.Digest, l.DiffID)
 	}
 	data, err := json.Marshal(l.Descriptor)
 	if err != nil {

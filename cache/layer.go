@@ -49,6 +49,12 @@ type Layer struct {
 // parallel and write the output through a second hash (the digest) into a
 // session file. Nothing is held in memory beyond a few blocks.
 func (s *Store) PutLayer(ctx context.Context, r io.Reader, c Compression, progress func(n int64)) (Layer, error) {
+	return s.putLayer(ctx, r, c, progress, nil)
+}
+
+// putLayer is PutLayer that, when check is set, has it judge the diff ID
+// (and size) of the stream before the blob is committed.
+func (s *Store) putLayer(ctx context.Context, r io.Reader, c Compression, progress func(n int64), check func(diffID v1.Hash, n int64) error) (Layer, error) {
 	f, err := s.tempFile("layer-*")
 	if err != nil {
 		return Layer{}, err
@@ -59,9 +65,12 @@ func (s *Store) PutLayer(ctx context.Context, r io.Reader, c Compression, progre
 	if err != nil {
 		return Layer{}, err
 	}
-	diffID, err := copyLayer(ctx, comp, r, progress)
+	diffID, n, err := copyLayer(ctx, comp, r, progress)
 	if cerr := comp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("compressing layer: %w", cerr)
+	}
+	if err == nil && check != nil {
+		err = check(diffID, n)
 	}
 	if err != nil {
 		return Layer{}, err
@@ -76,7 +85,7 @@ func (s *Store) PutLayer(ctx context.Context, r io.Reader, c Compression, progre
 	}, nil
 }
 
-func copyLayer(ctx context.Context, w io.Writer, r io.Reader, progress func(int64)) (v1.Hash, error) {
+func copyLayer(ctx context.Context, w io.Writer, r io.Reader, progress func(int64)) (v1.Hash, int64, error) {
 	diff := sha256.New()
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
@@ -84,13 +93,13 @@ func copyLayer(ctx context.Context, w io.Writer, r io.Reader, progress func(int6
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return v1.Hash{}, fmt.Errorf("writing layer: %w", context.Cause(ctx))
+			return v1.Hash{}, 0, fmt.Errorf("writing layer: %w", context.Cause(ctx))
 		}
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
 			diff.Write(buf[:n])
 			if _, err := w.Write(buf[:n]); err != nil {
-				return v1.Hash{}, fmt.Errorf("compressing layer: %w", err)
+				return v1.Hash{}, 0, fmt.Errorf("compressing layer: %w", err)
 			}
 			total += int64(n)
 			if progress != nil {
@@ -98,10 +107,10 @@ func copyLayer(ctx context.Context, w io.Writer, r io.Reader, progress func(int6
 			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return sha256Hash(diff), nil
+			return sha256Hash(diff), total, nil
 		}
 		if rerr != nil {
-			return v1.Hash{}, fmt.Errorf("reading layer: %w", rerr)
+			return v1.Hash{}, 0, fmt.Errorf("reading layer: %w", rerr)
 		}
 	}
 }
