@@ -42,10 +42,15 @@ builder save --format oci app:1.0 -o app.oci.tar`,
 				return err // it names the image
 			}
 			client := registry.New(store, registry.Options{Insecure: env.insecureRegistries(nil)})
-			if err := executor.FetchMissing(ctx, store, rec, client.FetchLayer); err != nil {
-				return err
-			}
-			return exportImage(ctx, a, store, rec, string(o.format), o.output, rec.Name)
+			// Under the build lock: saving may fetch layers and compress
+			// held ones into the store, which a prune must not see half
+			// done.
+			return st.Build(ctx, func() error {
+				if err := executor.FetchMissing(ctx, store, rec, client.FetchLayer); err != nil {
+					return err
+				}
+				return exportImage(ctx, a, store, rec, string(o.format), o.output, rec.Name)
+			})
 		}
 	},
 }
