@@ -9,10 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // A held layer is one a build committed without writing it out: the
@@ -34,15 +37,17 @@ import (
 // store package, which opens the cache and the snapshots together, sets
 // it.
 type LayerHolder interface {
-	// HoldsLayer reports whether a committed snapshot holds diffID.
+	// HoldsLayer reports whether a snapshot a build committed holds
+	// diffID and can give its tar again (an unpacked one cannot: its
+	// files came from someone else's tar).
 	HoldsLayer(diffID v1.Hash) bool
 	// OpenHeldLayer regenerates the layer tar of diffID. The stream is
 	// not checked: the store checks it.
 	OpenHeldLayer(ctx context.Context, diffID v1.Hash) (io.ReadCloser, error)
 }
 
-// SetHolder sets where held layers are read from. Without one, no layer
-// counts as held.
+// SetHolder sets where held layers are read from. Without one, only the
+// compressed copies of held layers can be read.
 func (s *Store) SetHolder(h LayerHolder) { s.holder = h }
 
 // HoldLayer hashes the layer tar that write produces, without storing
@@ -81,13 +86,22 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// isHeld reports whether d is a held layer: no blob, and a snapshot
-// holds it.
+// isHeld reports whether d is a held layer the store can give: no blob
+// of its own, and a snapshot that makes its tar or a compressed copy.
 func (s *Store) isHeld(d v1.Descriptor) bool {
-	if s.holder == nil || !isUncompressed(d.MediaType) || s.HasBlob(d.Digest) {
+	if !isUncompressed(d.MediaType) || s.HasBlob(d.Digest) {
 		return false
 	}
-	return s.holder.HoldsLayer(d.Digest)
+	if s.regenerable(d) {
+		return true
+	}
+	_, ok := s.heldBlob(d)
+	return ok
+}
+
+// regenerable: a committed snapshot can make d's tar.
+func (s *Store) regenerable(d v1.Descriptor) bool {
+	return s.holder != nil && s.holder.HoldsLayer(d.Digest)
 }
 
 func isUncompressed(mt types.MediaType) bool {
@@ -96,28 +110,22 @@ func isUncompressed(mt types.MediaType) bool {
 }
 
 // HasLayer reports whether the store can give the bytes of layer d: its
-// blob, the snapshot that holds it, or the compressed blob made of it when
-// it left the machine.
-func (s *Store) HasLayer(d v1.Descriptor) bool {
-	if s.HasBlob(d.Digest) || s.isHeld(d) {
-		return true
-	}
-	_, ok := s.heldBlob(d)
-	return ok
-}
+// blob, the snapshot that holds it, or the compressed copy made of it
+// when it left the machine.
+func (s *Store) HasLayer(d v1.Descriptor) bool { return s.HasBlob(d.Digest) || s.isHeld(d) }
 
 // snapshotOnly reports whether d's snapshot is its only copy: held, and
 // never compressed.
 func (s *Store) snapshotOnly(d v1.Descriptor) bool {
-	if !s.isHeld(d) {
+	if !s.regenerable(d) || s.HasBlob(d.Digest) {
 		return false
 	}
 	_, ok := s.heldBlob(d)
 	return !ok
 }
 
-// heldBlob returns the compressed blob recorded for held layer d, if the
-// store has one: a snapshot removed since (by hand, or by check --repair)
+// heldBlob returns a compressed copy of held layer d, if the store has
+// one: a snapshot removed since (by prune --all, or by check --repair)
 // is unpacked from it again.
 func (s *Store) heldBlob(d v1.Descriptor) (v1.Descriptor, bool) {
 	if !isUncompressed(d.MediaType) || checkHash(d.Digest) != nil {
@@ -134,19 +142,50 @@ func (s *Store) heldBlob(d v1.Descriptor) (v1.Descriptor, bool) {
 func (s *Store) compressedRecord(diffID v1.Hash, format string) (v1.Descriptor, bool) {
 	data, err := readSmallFile(filepath.Join(s.root, compressedDir, diffID.Hex+"."+format), 1<<16)
 	var cd v1.Descriptor
-	if err != nil || json.Unmarshal(data, &cd) != nil || checkHash(cd.Digest) != nil || !s.HasBlob(cd.Digest) {
+	if err != nil || json.Unmarshal(data, &cd) != nil || checkHash(cd.Digest) != nil {
+		return v1.Descriptor{}, false
+	}
+	// The size check also catches a blob a power loss left short: held
+	// layers' copies can be made again, so they are not worth an fsync
+	// more than the blob's own.
+	if n, err := s.BlobSize(cd.Digest); err != nil || n != cd.Size {
 		return v1.Descriptor{}, false
 	}
 	return cd, true
 }
 
-// openHeld regenerates held layer d, checked against its digest and size
+// openTar opens the uncompressed tar of held layer d, from its snapshot
+// or its compressed copy, unchecked.
+func (s *Store) openTar(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	if s.regenerable(d) {
+		rc, err := s.holder.OpenHeldLayer(ctx, d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+		}
+		return rc, nil
+	}
+	if cd, ok := s.heldBlob(d); ok {
+		f, err := s.OpenBlob(cd.Digest)
+		if err != nil {
+			return nil, err
+		}
+		zr, err := DecompressLayer(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+		}
+		return &layerReader{Reader: zr, close: func() { zr.Close(); f.Close() }}, nil
+	}
+	return nil, fmt.Errorf("layer %s: %w: neither the snapshot that held it nor a compressed copy is in the store (build the image again with --no-cache, or pull it)", d.Digest, ErrNotFound)
+}
+
+// openHeld opens held layer d's tar, checked against its digest and size
 // as it is read: a snapshot changed after its commit fails the read,
 // naming the layer, before the last byte leaves.
 func (s *Store) openHeld(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error) {
-	rc, err := s.holder.OpenHeldLayer(ctx, d.Digest)
+	rc, err := s.openTar(ctx, d)
 	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+		return nil, err
 	}
 	return &checkedReader{rc: rc, want: d, h: sha256.New()}, nil
 }
@@ -183,6 +222,8 @@ func (r *checkedReader) mismatch(what string) error {
 	return &ChangedLayerError{Layer: r.want.Digest, Problem: fmt.Sprintf("its snapshot now gives %s the %d bytes committed", what, r.want.Size)}
 }
 
+func (r *checkedReader) Close() error { return r.rc.Close() }
+
 // ChangedLayerError: a held layer's snapshot no longer gives the layer.
 type ChangedLayerError struct {
 	Layer   v1.Hash
@@ -193,16 +234,16 @@ func (e *ChangedLayerError) Error() string {
 	return fmt.Sprintf("layer %s: %s: the snapshot was changed after the build (run builder check --repair, then build again)", e.Layer, e.Problem)
 }
 
-func (r *checkedReader) Close() error { return r.rc.Close() }
-
 // compressedDir holds, per held layer and format, the descriptor of its
 // compressed blob: <diff ID hex>.<format>.
 const compressedDir = "compressed"
 
 // Compressed returns the descriptor under which layer d leaves the
 // machine in format c: d itself unless d is held; for a held layer, its
-// compressed blob, made now (and kept) if the store has none yet. With
-// format "none" a held layer leaves as it is, streamed from its snapshot.
+// compressed blob, made now (and kept) if the store has none in that
+// format yet, from the snapshot or from a copy in another format. With
+// format "none" a held layer leaves as it is, its tar made on the way.
+// Two callers asking at once for the same layer share one compression.
 func (s *Store) Compressed(ctx context.Context, d v1.Descriptor, c Compression) (v1.Descriptor, error) {
 	if c.Format == "" {
 		c.Format = "gzip"
@@ -213,10 +254,22 @@ func (s *Store) Compressed(ctx context.Context, d v1.Descriptor, c Compression) 
 	if cd, ok := s.compressedRecord(d.Digest, c.Format); ok {
 		return cd, nil
 	}
-	rec := filepath.Join(s.root, compressedDir, d.Digest.Hex+"."+c.Format)
-	rc, err := s.holder.OpenHeldLayer(ctx, d.Digest)
+	v, err, _ := s.compressing.Do(d.Digest.Hex+"."+c.Format, func() (any, error) {
+		return s.compress(ctx, d, c)
+	})
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("layer %s: %w", d.Digest, err)
+		return v1.Descriptor{}, err
+	}
+	return v.(v1.Descriptor), nil
+}
+
+func (s *Store) compress(ctx context.Context, d v1.Descriptor, c Compression) (v1.Descriptor, error) {
+	if cd, ok := s.compressedRecord(d.Digest, c.Format); ok { // made by the caller before us
+		return cd, nil
+	}
+	rc, err := s.openTar(ctx, d)
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
 	defer rc.Close()
 	// The diff ID PutLayer computes anyway is the check, made before the
@@ -238,6 +291,7 @@ func (s *Store) Compressed(ctx context.Context, d v1.Descriptor, c Compression) 
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
+	rec := filepath.Join(s.root, compressedDir, d.Digest.Hex+"."+c.Format)
 	if err := os.MkdirAll(filepath.Dir(rec), 0o755); err != nil {
 		return v1.Descriptor{}, err
 	}
@@ -245,6 +299,25 @@ func (s *Store) Compressed(ctx context.Context, d v1.Descriptor, c Compression) 
 		return v1.Descriptor{}, fmt.Errorf("recording compressed layer %s: %w", d.Digest, err)
 	}
 	return l.Descriptor, nil
+}
+
+// CompressLayers is Compressed for each of layers, up to one layer per
+// CPU at a time (each compression is itself parallel across blocks).
+func (s *Store) CompressLayers(ctx context.Context, layers []v1.Descriptor, c Compression) ([]v1.Descriptor, error) {
+	out := slices.Clone(layers)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU())
+	for i, l := range layers {
+		if !s.isHeld(l) {
+			continue
+		}
+		g.Go(func() error {
+			d, err := s.Compressed(gctx, l, c)
+			out[i] = d
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 // compressedBlobs returns the blobs the compressed records name, by the

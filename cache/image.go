@@ -7,17 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/errgroup"
 )
 
 // ImageRecord is an image in the store.
@@ -157,42 +156,33 @@ func (s *Store) Outgoing(ctx context.Context, manifest v1.Hash) (v1.Image, error
 }
 
 // outgoing returns the stored manifest with each held layer replaced by
-// its compressed blob, compressing up to one layer per CPU at a time
-// (each compression is itself parallel across blocks).
+// its compressed blob, and without the store's own annotations.
 func (s *Store) outgoing(ctx context.Context, manifest v1.Hash) (*v1.Manifest, []byte, error) {
 	m, raw, err := s.manifestInfo(manifest)
 	if err != nil || m.MediaType != types.OCIManifestSchema1 {
 		return m, raw, err
 	}
-	comp := Compression{Format: m.Annotations[annCompression]}
-	out := *m
-	out.Layers = slices.Clone(m.Layers)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.NumCPU())
-	changed := false
-	for i, l := range m.Layers {
-		if !s.isHeld(l) {
-			continue
-		}
-		changed = true
-		g.Go(func() error {
-			d, err := s.Compressed(gctx, l, comp)
-			if err != nil {
-				return err
-			}
-			mt, err := ociLayerType(d.MediaType)
-			if err != nil {
-				return err
-			}
-			out.Layers[i] = v1.Descriptor{MediaType: mt, Digest: d.Digest, Size: d.Size, Annotations: l.Annotations}
-			return nil
-		})
+	_, hasComp := m.Annotations[annCompression]
+	held := slices.ContainsFunc(m.Layers, s.isHeld)
+	if !held && !hasComp {
+		return m, raw, nil
 	}
-	if err := g.Wait(); err != nil {
+	out := *m
+	out.Layers, err = s.CompressLayers(ctx, m.Layers, Compression{Format: m.Annotations[annCompression]})
+	if err != nil {
 		return nil, nil, err
 	}
-	if !changed {
-		return m, raw, nil
+	for i, l := range out.Layers {
+		mt, err := ociLayerType(l.MediaType)
+		if err != nil {
+			return nil, nil, err
+		}
+		out.Layers[i] = v1.Descriptor{MediaType: mt, Digest: l.Digest, Size: l.Size, URLs: l.URLs, Annotations: m.Layers[i].Annotations}
+	}
+	out.Annotations = maps.Clone(m.Annotations)
+	delete(out.Annotations, annCompression)
+	if len(out.Annotations) == 0 {
+		out.Annotations = nil
 	}
 	raw, err = json.Marshal(out)
 	if err != nil {

@@ -226,15 +226,8 @@ func (s *Store) OpenLayer(desc v1.Descriptor) (io.ReadCloser, error) {
 	if _, err := layerCompression(desc.MediaType); err != nil {
 		return nil, err
 	}
-	if !s.HasBlob(desc.Digest) {
-		// A held layer: from its compressed blob if it has one (the
-		// unpack checks the stream against the diff ID), else made
-		// again from its snapshot.
-		if cd, ok := s.heldBlob(desc); ok {
-			desc = cd
-		} else if s.isHeld(desc) {
-			return s.openHeld(context.Background(), desc)
-		}
+	if !s.HasBlob(desc.Digest) && s.isHeld(desc) {
+		return s.openHeld(context.Background(), desc)
 	}
 	f, err := s.OpenBlob(desc.Digest)
 	if err != nil {

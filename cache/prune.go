@@ -261,7 +261,8 @@ func (s *Store) scanBlobs() (map[v1.Hash]int64, error) {
 type refs struct {
 	blobs     map[v1.Hash]bool // manifests, configs, layers
 	diffIDs   map[v1.Hash]bool
-	held      map[v1.Hash]bool // layers a snapshot holds, no blob (see held.go)
+	held      map[v1.Hash]bool // layers only a snapshot holds, no blob (see held.go)
+	heldSize  map[v1.Hash]int64
 	manifests int              // distinct tagged manifests
 }
 
@@ -277,7 +278,7 @@ func (s *Store) taggedRefs() (*refs, error) {
 		return nil, err
 	}
 	ds := idx.Manifests
-	r := &refs{blobs: map[v1.Hash]bool{}, diffIDs: map[v1.Hash]bool{}, held: map[v1.Hash]bool{}}
+	r := &refs{blobs: map[v1.Hash]bool{}, diffIDs: map[v1.Hash]bool{}, held: map[v1.Hash]bool{}, heldSize: map[v1.Hash]int64{}}
 	for _, d := range ds {
 		if r.blobs[d.Digest] {
 			continue
@@ -325,6 +326,7 @@ func (s *Store) markManifest(h v1.Hash, r *refs, depth int) error {
 		r.blobs[l.Digest] = true
 		if s.snapshotOnly(l) {
 			r.held[l.Digest] = true
+			r.heldSize[l.Digest] = l.Size
 		}
 	}
 	if m.Config == nil {
@@ -373,10 +375,13 @@ func (s *Store) pruneContexts(opts PruneOptions, now time.Time) {
 
 // Usage is what the store holds.
 type Usage struct {
-	Images, ImagesSize   int64 // tagged images and the bytes of their blobs
+	Images, ImagesSize   int64 // tagged images and the bytes of their layers (a held one at its tar's size) and blobs
 	Entries, EntriesSize int64 // step-cache entries and the bytes of layers only they keep
 	Blobs, BlobsSize     int64
-	Reclaimable          int64 // bytes Prune --all would free
+	Reclaimable          int64 // bytes of the cache Prune --all would free (snapshots are the caller's)
+	// Kept are the diff IDs whose snapshots Prune --all keeps: the
+	// layers of tagged images that only a snapshot holds.
+	Kept map[v1.Hash]bool
 }
 
 // Usage reports what the store holds.
@@ -409,6 +414,10 @@ func (s *Store) Usage() (Usage, error) {
 			u.Reclaimable += size
 		}
 	}
+	for _, n := range tagged.heldSize { // no blob: counted at the size of their tar
+		u.ImagesSize += n
+	}
+	u.Kept = tagged.held
 	counted := map[v1.Hash]bool{}
 	for _, st := range steps {
 		if st.broken {
@@ -423,7 +432,7 @@ func (s *Store) Usage() (Usage, error) {
 		d := st.layer.Descriptor.Digest
 		if !tagged.blobs[d] && !counted[d] {
 			counted[d] = true
-			u.EntriesSize += blobs[d]
+			u.EntriesSize += layerBytes(blobs, st.layer.Descriptor)
 		}
 	}
 	return u, nil

@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -28,7 +31,8 @@ type Store struct {
 	mu   sync.Mutex
 	sess *fsutil.Session // created on the first write
 
-	holder LayerHolder // nil: no layer is held (see held.go)
+	holder      LayerHolder        // nil: no snapshot gives layers (see held.go)
+	compressing singleflight.Group // held layers being compressed, by diff ID and format
 }
 
 const (

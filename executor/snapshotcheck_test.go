@@ -1,13 +1,16 @@
 package executor_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/snapshot"
 )
 
 // TestSnapshotCheckAfterBuilds: every snapshot builds make (RUN, COPY, ADD
@@ -85,4 +88,62 @@ func readDockerfile(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// TestCommitOverUnpackedSnapshot: a step whose layer is already in the
+// store as an unpacked snapshot (the same bytes came from a pulled tar)
+// cannot be held by that snapshot, which cannot make the tar again; the
+// commit stores the layer as a blob, and the image still leaves whole.
+func TestCommitOverUnpackedSnapshot(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ctxDir := writeContext(t, "FROM busybox:test\nRUN echo same > /same\n", nil)
+	first, err := e.build(t, ctxDir, readDockerfile(t, ctxDir), &buildOpts{epoch: &time.Time{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs := mustDiffIDs(t, e, first.Image)
+	top := diffIDs[len(diffIDs)-1]
+	id := snapshot.ID(top.Hex)
+	rc, err := e.snaps.OpenLayer(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.snaps.Remove(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.snaps.Unpack(ctx, id, bytes.NewReader(tarball)); err != nil {
+		t.Fatal(err)
+	}
+	if e.snaps.GivesLayer(id) {
+		t.Fatal("an unpacked snapshot says it can give its layer tar")
+	}
+	second, err := e.build(t, ctxDir, readDockerfile(t, ctxDir), &buildOpts{epoch: &time.Time{}, noCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustDiffIDs(t, e, second.Image); got[len(got)-1] != top {
+		t.Fatalf("the rebuild made layer %s, want %s (the test needs the same bytes)", got[len(got)-1], top)
+	}
+	img, err := e.store.Outgoing(ctx, second.Image.Manifest.Digest)
+	if err != nil {
+		t.Fatalf("the rebuilt image cannot leave: %v", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err = layers[len(layers)-1].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Errorf("reading the rebuilt top layer: %v", err)
+	}
 }

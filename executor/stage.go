@@ -352,7 +352,20 @@ func (b *build) commitUpper(ctx context.Context, sc *stepCtx, a *snapshot.Active
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
-	if err := a.CommitLayer(snapshot.ID(layer.DiffID.Hex), wopts); err != nil {
+	id := snapshot.ID(layer.DiffID.Hex)
+	if b.snaps.Exists(id) && !b.cache.HasLayer(layer.Descriptor) {
+		// The same layer is already unpacked, from a pulled tar: that
+		// snapshot cannot make our tar again, so this one layer is
+		// stored as a blob, from the upper dir, as commits once were.
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(snapshot.WriteLayer(pw, a.Upper(), wopts)) }()
+		layer, err = b.cache.PutLayer(ctx, pr, b.opts.Compression, nil)
+		pr.CloseWithError(errors.New("layer write stopped"))
+		if err != nil {
+			return nil, fmt.Errorf("writing layer: %w", err)
+		}
+	}
+	if err := a.CommitLayer(id, wopts); err != nil {
 		return nil, fmt.Errorf("committing snapshot: %w", err)
 	}
 	return &layer, nil

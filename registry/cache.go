@@ -53,15 +53,23 @@ func (c *Client) CacheImage(ctx context.Context, steps []cache.Step) (v1.Image, 
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
 	index := map[v1.Hash]int{}
 	diffIDs := map[v1.Hash]v1.Hash{}
+	// Held layers leave compressed (made now, once, in parallel; see
+	// cache/held.go), as an image's layers do.
+	var held []v1.Descriptor
+	for _, s := range steps {
+		if l := s.Entry.Layer; l != nil {
+			held = append(held, l.Descriptor)
+		}
+	}
+	out, err := c.store.CompressLayers(ctx, held, cache.Compression{})
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range steps {
 		e := cacheEntry{Key: s.Key.String(), Layer: -1, Config: s.Entry.Config, History: s.Entry.History}
 		if l := s.Entry.Layer; l != nil {
-			// A held layer leaves compressed (made now, once; see
-			// cache/held.go), as an image's layers do.
-			d, err := c.store.Compressed(ctx, l.Descriptor, cache.Compression{})
-			if err != nil {
-				return nil, err
-			}
+			d := out[0]
+			out = out[1:]
 			i, ok := index[d.Digest]
 			if !ok {
 				i = len(m.Layers)

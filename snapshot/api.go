@@ -135,6 +135,11 @@ func WriteLayer(w io.Writer, dir string, opts WriteOptions) error {
 // reader early stops the writer.
 func (s *Store) OpenLayer(id ID) (io.ReadCloser, error) { return s.openLayer(id) }
 
+// GivesLayer reports whether committed snapshot id can give its layer tar
+// (OpenLayer): a build committed it as a layer. An unpacked snapshot
+// cannot: its files came from another writer's tar.
+func (s *Store) GivesLayer(id ID) bool { return s.givesLayer(id) }
+
 // Apply unpacks an OCI layer tar into dir in overlay format (whiteouts
 // become 0/0 character devices, .wh..wh..opq the opaque xattr). Nothing is
 // written outside dir, whatever the tar holds. The stream and its files
@@ -169,3 +174,6 @@ func CleanupMounts(root string) (int, error) { return cleanupMounts(root) }
 func (s *Store) Usage() (count int, bytes int64, err error) {
 	return s.usage()
 }
+
+// Sizes is Usage per committed snapshot.
+func (s *Store) Sizes() (map[ID]int64, error) { return s.sizes() }

@@ -142,3 +142,12 @@ func (s *Store) openLayer(id ID) (io.ReadCloser, error) {
 	}()
 	return pr, nil
 }
+
+// givesLayer: see [Store.GivesLayer].
+func (s *Store) givesLayer(id ID) bool {
+	if layerID(id) != nil || !s.exists(id) {
+		return false
+	}
+	m, err := readMarker(s.idDir(id))
+	return err == nil && m.Origin == originCommit && m.Tree != nil
+}

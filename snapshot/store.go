@@ -283,13 +283,25 @@ func (s *Store) remove(id ID) error {
 
 // usage counts disk blocks, each inode once however many links it has.
 func (s *Store) usage() (int, int64, error) {
+	sizes, err := s.sizes()
+	var total int64
+	for _, n := range sizes {
+		total += n
+	}
+	return len(sizes), total, err
+}
+
+// sizes is usage per snapshot; an inode linked from two snapshots counts
+// in the first.
+func (s *Store) sizes() (map[ID]int64, error) {
 	ids, err := s.list()
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	seen := map[fileKey]bool{}
-	var total int64
+	sizes := make(map[ID]int64, len(ids))
 	for _, id := range ids {
+		var total int64
 		err := filepath.WalkDir(s.idDir(id), func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) {
@@ -312,8 +324,9 @@ func (s *Store) usage() (int, int64, error) {
 			return nil
 		})
 		if err != nil {
-			return 0, 0, fmt.Errorf("measuring snapshot %s: %w", id, err)
+			return nil, fmt.Errorf("measuring snapshot %s: %w", id, err)
 		}
+		sizes[id] = total
 	}
-	return len(ids), total, nil
+	return sizes, nil
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -22,11 +24,13 @@ type PruneReport struct {
 // that blobs can rebuild (all but the held layers').
 func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport, error) {
 	var removed int
+	var freed int64
 	opts.Live = func(live, held map[v1.Hash]bool) error {
-		ids, err := s.snaps.List()
+		sizes, err := s.snaps.Sizes() // what removing each one frees, for the report
 		if err != nil {
 			return err
 		}
+		ids := slices.Sorted(maps.Keys(sizes))
 		keep := map[snapshot.ID]bool{}
 		for h := range live {
 			keep[snapshot.ID(h.Hex)] = true
@@ -39,11 +43,13 @@ func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport
 					return fmt.Errorf("removing snapshot %s: %w", id, err)
 				}
 				removed++
+				freed += sizes[id]
 			}
 		}
 		return nil
 	}
 	rep, err := s.cache.Prune(ctx, opts)
+	rep.Reclaimed += freed
 	return PruneReport{PruneReport: rep, Snapshots: removed}, err
 }
 
@@ -54,17 +60,26 @@ type Usage struct {
 	SnapshotsSize int64
 }
 
-// Usage measures the store.
+// Usage measures the store; Reclaimable covers the snapshots too.
 func (s *Store) Usage() (Usage, error) {
 	u, err := s.cache.Usage()
 	if err != nil {
 		return Usage{}, err
 	}
-	n, size, err := s.snaps.Usage()
+	sizes, err := s.snaps.Sizes()
 	if err != nil {
 		return Usage{}, err
 	}
-	return Usage{Usage: u, Snapshots: n, SnapshotsSize: size}, nil
+	out := Usage{Usage: u, Snapshots: len(sizes)}
+	for id, n := range sizes {
+		out.SnapshotsSize += n
+		// prune --all removes every snapshot but those that are a
+		// tagged image's only copy of a layer.
+		if !u.Kept[v1.Hash{Algorithm: "sha256", Hex: string(id)}] {
+			out.Reclaimable += n
+		}
+	}
+	return out, nil
 }
 
 // Finding is one problem Check found: what, and whether it was removed.

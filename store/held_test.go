@@ -145,6 +145,23 @@ func TestPruneKeepsHeldLayers(t *testing.T) {
 	if !s.Cache().HasLayer(l.Descriptor) {
 		t.Fatal("the layer is gone with its snapshot, though its compressed blob was kept")
 	}
+	// Without the snapshot, the image still leaves whole: as stored, and
+	// in another format, made from the gzip copy.
+	if f, err := s.Check(ctx, false); err != nil || len(f) != 0 {
+		t.Errorf("check without the snapshot: %+v, %v", f, err)
+	}
+	cfg := &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{l.DiffID}}}
+	zrec, err := s.Cache().PutImage(cfg, []v1.Descriptor{l.Descriptor}, cache.FormatOCI, cache.Compression{Format: "zstd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []v1.Hash{rec.Manifest.Digest, zrec.Manifest.Digest} {
+		img, err := s.Cache().ImageAs(ctx, m)
+		if err != nil {
+			t.Fatalf("image %s without its snapshot: %v", m, err)
+		}
+		checkLayers(t, img, l.DiffID)
+	}
 	rc, err := s.Cache().OpenLayer(l.Descriptor)
 	if err != nil {
 		t.Fatal(err)
@@ -196,5 +213,35 @@ func BenchmarkFirstPushCompress(b *testing.B) {
 		b.StopTimer()
 		os.Remove(filepath.Join(s.Root(), "blobs", "sha256", d.Digest.Hex))
 		b.StartTimer()
+	}
+}
+
+// checkLayers reads img's one layer and compares what it decompresses to
+// with diffID.
+func checkLayers(t *testing.T, img v1.Image, diffID v1.Hash) {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers: %v, %d", err, len(layers))
+	}
+	rc, err := layers[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	zr, err := cache.DecompressLayer(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, zr); err != nil {
+		t.Fatal(err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID.String() {
+		t.Errorf("layer decompresses to %s, want %s", got, diffID)
+	}
+	if m, err := img.Manifest(); err != nil || len(m.Annotations) != 0 {
+		t.Errorf("the outgoing manifest carries the store's annotations %v (%v)", m.Annotations, err)
 	}
 }

@@ -100,7 +100,7 @@ func (s *Store) Build(ctx context.Context, fn func() error) error {
 type heldLayers struct{ snaps *snapshot.Store }
 
 func (h heldLayers) HoldsLayer(diffID v1.Hash) bool {
-	return h.snaps.Exists(snapshot.ID(diffID.Hex))
+	return h.snaps.GivesLayer(snapshot.ID(diffID.Hex))
 }
 
 func (h heldLayers) OpenHeldLayer(_ context.Context, diffID v1.Hash) (io.ReadCloser, error) {

@@ -34,14 +34,15 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // disk; on an error nothing is left, under path or beside it.
 //
 // A path that names something other than a regular file (/dev/null, a
-// FIFO, /dev/stdout) is written in place: renaming a file over it would
-// replace the device itself, and it holds no content to keep whole.
+// FIFO, a symlink such as /dev/stdout) is written in place, through the
+// link: renaming a file over it would replace the device or the link
+// itself, as docker's `save -o` never does.
 func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		if fi.IsDir() {
 			return fmt.Errorf("%s is a directory", path)
 		}
-		return writeInPlace(path, write)
+		return writeInPlace(path, perm, write)
 	}
 	f, err := CreatePending(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*", perm)
 	if err != nil {
@@ -326,8 +327,8 @@ func RemoveAll(path string) error {
 	return os.RemoveAll(path)
 }
 
-func writeInPlace(path string, write func(io.Writer) error) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+func writeInPlace(path string, perm os.FileMode, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}

@@ -93,4 +93,22 @@ func TestWriteAtomicDevice(t *testing.T) {
 	if err := WriteAtomic(dir, 0o644, func(io.Writer) error { return nil }); err == nil {
 		t.Error("writing over a directory succeeded")
 	}
+	// A link (/dev/stdout -> /proc/self/fd/1 when stdout is a file) is
+	// written through, not replaced by a file.
+	target, link := filepath.Join(dir, "target"), filepath.Join(dir, "link")
+	if err := os.WriteFile(target, []byte("old content, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteAtomic(link, 0o644, func(w io.Writer) error { _, err := io.WriteString(w, "new"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v (%v)", fi.Mode(), err)
+	}
+	if data, err := os.ReadFile(target); err != nil || string(data) != "new" {
+		t.Errorf("the link's target holds %q (%v), want \"new\"", data, err)
+	}
 }
