@@ -263,7 +263,7 @@ type refs struct {
 	diffIDs   map[v1.Hash]bool
 	held      map[v1.Hash]bool // layers only a snapshot holds, no blob (see held.go)
 	heldSize  map[v1.Hash]int64
-	manifests int              // distinct tagged manifests
+	manifests int // distinct tagged manifests
 }
 
 // taggedRefs collects every blob the tagged images reference, following
