@@ -97,7 +97,9 @@ func TestPlanLayersRules(t *testing.T) {
 
 func TestMergeHistory(t *testing.T) {
 	at := func(sec int64) v1.Time { return v1.Time{Time: time.Unix(sec, 0).UTC()} }
-	h := func(by string, empty bool) v1.History { return v1.History{CreatedBy: by, EmptyLayer: empty, Created: at(int64(len(by)))} }
+	h := func(by string, empty bool) v1.History {
+		return v1.History{CreatedBy: by, EmptyLayer: empty, Created: at(int64(len(by)))}
+	}
 	// Layers: base(0) a(1) b(2) c(3); ENV between a and b.
 	hist := []v1.History{h("base", false), h("a", false), h("ENV x", true), h("b", false), h("c", false)}
 	tests := []struct {
