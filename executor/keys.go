@@ -114,6 +114,20 @@ func keyWorkdir(parent cache.Key, dir, user string) *cache.KeyBuilder {
 	return kb
 }
 
+// keyMerge is a layer merged from several (--max-layers, --squash,
+// flatten): the diff IDs of the layers it merges and of those below,
+// whose content decides its whiteouts, identify it exactly.
+func keyMerge(below, run []cache.Layer) *cache.KeyBuilder {
+	kb := cache.NewKeyBuilder()
+	for _, l := range below {
+		kb.AddString("merge.below", l.DiffID.String())
+	}
+	for _, l := range run {
+		kb.AddString("merge.layer", l.DiffID.String())
+	}
+	return kb
+}
+
 // keyMeta is a step that changes only the config: the previous step's
 // key and the instruction.
 func keyMeta(prev cache.Key, ins parser.Instruction) (*cache.KeyBuilder, error) {

@@ -107,7 +107,7 @@ const mergedComment = "merged: steps %d-%d"
 // counted from 1 at the bottom of the rewritten history) it holds. An
 // image whose history names fewer layers than it has (a base written
 // without history) gets an entry for each unnamed bottom layer first.
-func mergeHistory(hist []v1.History, layers int, groups []mergeGroup) ([]v1.History, error) {
+func mergeHistory(hist []v1.History, layers int, groups []mergeGroup) ([]v1.History, [][2]int, error) {
 	named := 0
 	for _, h := range hist {
 		if !h.EmptyLayer {
@@ -115,7 +115,7 @@ func mergeHistory(hist []v1.History, layers int, groups []mergeGroup) ([]v1.Hist
 		}
 	}
 	if named > layers {
-		return nil, fmt.Errorf("the image's history names %d layers, but it has %d", named, layers)
+		return nil, nil, fmt.Errorf("the image's history names %d layers, but it has %d", named, layers)
 	}
 	full := make([]v1.History, 0, len(hist)+layers-named)
 	for range layers - named {
@@ -131,6 +131,7 @@ func mergeHistory(hist []v1.History, layers int, groups []mergeGroup) ([]v1.Hist
 		}
 	}
 	out := make([]v1.History, 0, len(full)+len(groups))
+	var steps [][2]int
 	g := 0
 	layer := -1
 	var first int // history index (in full) of the current group's first entry
@@ -148,6 +149,7 @@ func mergeHistory(hist []v1.History, layers int, groups []mergeGroup) ([]v1.Hist
 		out = append(out, h)
 		if inGroup && layer == groups[g].end-1 {
 			last := owner[layer]
+			steps = append(steps, [2]int{first + 1, last + 1})
 			out = append(out, v1.History{
 				Created:   full[last].Created,
 				CreatedBy: fmt.Sprintf("builder merge: the layers of steps %d-%d", first+1, last+1),
@@ -156,7 +158,7 @@ func mergeHistory(hist []v1.History, layers int, groups []mergeGroup) ([]v1.Hist
 			g++
 		}
 	}
-	return out, nil
+	return out, steps, nil
 }
 
 // CheckHistory checks the OCI rule for an image config: when it has a

@@ -126,7 +126,7 @@ func TestMergeHistory(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := mergeHistory(tc.hist, tc.layers, tc.groups)
+			got, steps, err := mergeHistory(tc.hist, tc.layers, tc.groups)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
@@ -135,6 +135,9 @@ func TestMergeHistory(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(steps) != len(tc.groups) {
+				t.Errorf("%d step ranges for %d groups", len(steps), len(tc.groups))
 			}
 			var lines []string
 			for _, e := range got {
