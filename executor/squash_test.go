@@ -297,6 +297,44 @@ func TestLayerLimits(t *testing.T) {
 		}
 		results = append(results, result{fmt.Sprintf("flatten %d", max), rec, cfg, max, events})
 	}
+	t.Run("podman", func(t *testing.T) {
+		// containers-storage's overlay driver refuses images deeper than
+		// 128 layers: the default build, the squashed and the flattened
+		// images must all run on it.
+		p := newPodmanOverlay(t)
+		for _, r := range results {
+			if r.name == "squash-all" || r.name == "flatten 50" {
+				continue // the same merge as their neighbours; podman is slow
+			}
+			tag := "limits:" + strings.ReplaceAll(r.name, " ", "-")
+			p.load(t, exportArchive(t, e, r.rec, tag))
+			out, err := p.runErr(tag, "sh", "-c", "cat /last /x/common /wr/again && ls /opq && test ! -e /d/11 && echo ok")
+			if want := "last\n200\n208\n206\nok\n"; err != nil || out != want {
+				t.Errorf("podman (overlay) run %s: %q, %v, want %q\n%s", r.name, out, err, want, stderrOf(err))
+			}
+		}
+	})
+	t.Run("last step changed", func(t *testing.T) {
+		// Only the top layer differs, so a push uploads one layer.
+		ctx2 := deepDockerfile(t, deepSteps, "echo other > /last")
+		df2, err := os.ReadFile(filepath.Join(ctx2, "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.build(t, ctxDir, string(df2), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := results[0].cfg.RootFS.DiffIDs, res.Config.RootFS.DiffIDs
+		if len(a) != len(b) {
+			t.Fatalf("%d layers, then %d", len(a), len(b))
+		}
+		for i := range a {
+			if same := a[i] == b[i]; same != (i < len(a)-1) {
+				t.Errorf("layer %d of %d: same=%v after changing the last step", i+1, len(a), same)
+			}
+		}
+	})
 	for _, r := range results {
 		t.Run(r.name, func(t *testing.T) {
 			if n := len(r.cfg.RootFS.DiffIDs); n > r.layers || n < 1 {
@@ -333,5 +371,62 @@ func TestLayerLimits(t *testing.T) {
 				t.Errorf("skopeo reads %d history entries, want %d", len(got.History), len(r.cfg.History))
 			}
 		})
+	}
+}
+
+// exportArchive writes a stored image as a docker-load archive.
+func exportArchive(t *testing.T, e *env, rec cache.ImageRecord, tag string) string {
+	t.Helper()
+	img, err := e.store.Image(rec.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "image.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := cache.Export(f, img, tag, cache.FormatDocker); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestDeepBaseUnderLimit builds FROM a 300-layer image: RUN works on it
+// and the result comes out under the default limit, its history whole.
+func TestDeepBaseUnderLimit(t *testing.T) {
+	e := newEnv(t)
+	makeDeepBase(t, e.store, 300, "deep:300")
+	df := "FROM deep:300\nRUN cat /bottom /top && echo more > /more\nRUN cat /more\n"
+	out, res, err := e.runOutput(t, df)
+	if err != nil {
+		t.Fatalf("RUN on a 300-layer base: %v\n%s", err, out)
+	}
+	if out != "bottomtop\nmore" {
+		t.Errorf("RUN printed %q", out)
+	}
+	if n := len(res.Config.RootFS.DiffIDs); n > executor.DefaultMaxLayers {
+		t.Errorf("%d layers, want at most %d", n, executor.DefaultMaxLayers)
+	}
+	if err := executor.CheckHistory(res.Config); err != nil {
+		t.Error(err)
+	}
+	if n := len(res.Config.History); n < 302 {
+		t.Errorf("history has %d entries, want the base's 300, two RUNs and the merges", n)
+	}
+	// The merged image reads the same: a step on it sees the bottom, the
+	// top, the deletions and the last RUN's file.
+	tag := "merged:1"
+	if err := e.store.Tag(tag, res.Image.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	script := "cat /bottom /top /over /more; test ! -e /gone && test ! -e /gone2 && echo gone; ls /opq; ls /layers | wc -l"
+	out, _, err = e.runOutput(t, "FROM "+tag+"\nRUN "+script+"\n")
+	if err != nil {
+		t.Fatalf("RUN on the merged image: %v\n%s", err, out)
+	}
+	if want := "bottomtop10more\ngone\nb\n299"; out != want {
+		t.Errorf("RUN on the merged image printed\n%s\nwant\n%s", out, want)
 	}
 }
