@@ -54,7 +54,11 @@ func Flatten(ctx context.Context, st *store.Store, rec cache.ImageRecord, o Flat
 	before := len(img.layers)
 	layers, hist, steps, err := m.mergeImage(ctx, img.layers, img.cfg.History, groups)
 	if err != nil {
-		return cache.ImageRecord{}, nil, fmt.Errorf("flattening image %s: %w", rec.ID, err)
+		name := rec.Name
+		if name == "" {
+			name = rec.ID.String()
+		}
+		return cache.ImageRecord{}, nil, fmt.Errorf("flattening %s: %w", name, err)
 	}
 	img.layers, img.cfg.History = layers, hist
 	cfg := img.config()

@@ -39,6 +39,9 @@ func (m *layerMerger) mergeImage(ctx context.Context, layers []cache.Layer, hist
 		return layers, newHist, nil, nil
 	}
 	if err := ensureLayers(ctx, m.cache, m.snaps, layers[:groups[len(groups)-1].end], m.fetch); err != nil {
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w (builder check --repair removes a damaged layer; pulling or building the image again restores it)", err)
+		}
 		return nil, nil, nil, err
 	}
 	out := make([]cache.Layer, 0, len(layers))
