@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -91,11 +92,32 @@ func runFlatten(ctx context.Context, a *app, env *environment, f *flattenFlags, 
 	// The flattened image is untagged until -t names it: the build lock
 	// keeps a prune away until then, and through the pushes.
 	err = st.Build(ctx, func() error {
-		rec, err := registry.NewResolver(st.Cache(), client, registry.PullMissing).Resolve(ctx, src, platform)
-		if err != nil {
-			return err
+		step := func(id int, name string, fn func() error) error {
+			start := time.Now()
+			r.Report(executor.Event{Kind: executor.StepStarted, ID: id, Name: name, Time: start})
+			if err := fn(); err != nil {
+				r.Report(executor.Event{Kind: executor.StepFailed, ID: id, Err: err, Time: time.Now()})
+				return err
+			}
+			r.Report(executor.Event{Kind: executor.StepDone, ID: id, Duration: time.Since(start), Time: time.Now()})
+			return nil
 		}
-		out, _, err = executor.Flatten(ctx, st, rec, executor.FlattenOptions{MaxLayers: max, Reporter: r, FetchLayer: client.FetchLayer})
+		var rec cache.ImageRecord
+		err := step(1, "resolve "+src, func() error {
+			var err error
+			rec, err = registry.NewResolver(st.Cache(), client, registry.PullMissing).ResolveWithProgress(ctx, src, platform,
+				func(label string, current, total int64) {
+					r.Report(executor.Event{Kind: executor.StepProgress, ID: 1, Label: label, Current: current, Total: total, Time: time.Now()})
+				})
+			return err
+		})
+		if err == nil {
+			err = step(2, fmt.Sprintf("merge layers (at most %d)", max), func() error {
+				var err error
+				out, _, err = executor.Flatten(ctx, st, rec, executor.FlattenOptions{MaxLayers: max, Reporter: r, FetchLayer: client.FetchLayer})
+				return err
+			})
+		}
 		closeRenderer()
 		if err != nil {
 			return err
