@@ -256,14 +256,7 @@ func TestLayerLimits(t *testing.T) {
 		}
 	}
 
-	type result struct {
-		name   string
-		rec    cache.ImageRecord
-		cfg    *v1.ConfigFile
-		layers int // at most
-		events []executor.Event
-	}
-	var results []result
+	var results []limitResult
 	for _, tc := range []struct {
 		name   string
 		o      buildOpts
@@ -286,7 +279,7 @@ func TestLayerLimits(t *testing.T) {
 				break
 			}
 		}
-		results = append(results, result{tc.name, res.Image, res.Config, tc.layers, events})
+		results = append(results, limitResult{tc.name, res.Image, res.Config, tc.layers, events})
 	}
 	for _, max := range []int{1, 50} {
 		var events []executor.Event
@@ -295,82 +288,12 @@ func TestLayerLimits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("flatten to %d: %v", max, err)
 		}
-		results = append(results, result{fmt.Sprintf("flatten %d", max), rec, cfg, max, events})
+		results = append(results, limitResult{fmt.Sprintf("flatten %d", max), rec, cfg, max, events})
 	}
-	t.Run("podman", func(t *testing.T) {
-		// containers-storage's overlay driver refuses images deeper than
-		// 128 layers: the default build, the squashed and the flattened
-		// images must all run on it.
-		p := newPodmanOverlay(t)
-		for _, r := range results {
-			if r.name == "squash-all" || r.name == "flatten 50" {
-				continue // the same merge as their neighbours; podman is slow
-			}
-			tag := "limits:" + strings.ReplaceAll(r.name, " ", "-")
-			p.load(t, exportArchive(t, e, r.rec, tag))
-			out, err := p.runErr(tag, "sh", "-c", "cat /last /x/common /wr/again && ls /opq && test ! -e /d/11 && echo ok")
-			if want := "last\n200\n208\n206\nok\n"; err != nil || out != want {
-				t.Errorf("podman (overlay) run %s: %q, %v, want %q\n%s", r.name, out, err, want, stderrOf(err))
-			}
-		}
-	})
-	t.Run("last step changed", func(t *testing.T) {
-		// Only the top layer differs, so a push uploads one layer.
-		ctx2 := deepDockerfile(t, deepSteps, "echo other > /last")
-		df2, err := os.ReadFile(filepath.Join(ctx2, "Dockerfile"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := e.build(t, ctxDir, string(df2), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, b := results[0].cfg.RootFS.DiffIDs, res.Config.RootFS.DiffIDs
-		if len(a) != len(b) {
-			t.Fatalf("%d layers, then %d", len(a), len(b))
-		}
-		for i := range a {
-			if same := a[i] == b[i]; same != (i < len(a)-1) {
-				t.Errorf("layer %d of %d: same=%v after changing the last step", i+1, len(a), same)
-			}
-		}
-	})
+	t.Run("podman", func(t *testing.T) { checkPodmanRuns(t, e, results) })
+	t.Run("last step changed", func(t *testing.T) { checkLastStepChange(t, e, ctxDir, results[0].cfg) })
 	for _, r := range results {
-		t.Run(r.name, func(t *testing.T) {
-			if n := len(r.cfg.RootFS.DiffIDs); n > r.layers || n < 1 {
-				t.Errorf("%d layers, want at most %d", n, r.layers)
-			}
-			if r.name == "default" && len(r.cfg.RootFS.DiffIDs) != executor.DefaultMaxLayers {
-				t.Errorf("%d layers, want exactly %d: merge no more than needed", len(r.cfg.RootFS.DiffIDs), executor.DefaultMaxLayers)
-			}
-			if r.name == "squash" && r.cfg.RootFS.DiffIDs[0] != full.Config.RootFS.DiffIDs[0] {
-				t.Errorf("--squash rewrote the base layer")
-			}
-			checkHistory(t, r.cfg, full.Config.History)
-			merged := 0
-			for _, ev := range r.events {
-				if ev.Kind == executor.LayersMerged {
-					merged++
-				}
-			}
-			if merged != 1 {
-				t.Errorf("%d LayersMerged events, want 1", merged)
-			}
-			if d := diffManifests(want, umociTree(t, e, umoci, r.rec)); d != "" {
-				t.Errorf("filesystem differs from the unmerged image's:\n%s", d)
-			}
-			layout := filepath.Join(t.TempDir(), "layout")
-			img, err := e.store.Image(r.rec.Manifest.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cache.ExportLayout(layout, img, "img"); err != nil {
-				t.Fatal(err)
-			}
-			if got := skopeoConfig(t, skopeo, "oci:"+layout+":img:latest"); len(got.History) != len(r.cfg.History) {
-				t.Errorf("skopeo reads %d history entries, want %d", len(got.History), len(r.cfg.History))
-			}
-		})
+		t.Run(r.name, func(t *testing.T) { checkLimitResult(t, e, umoci, skopeo, r, full.Config, want) })
 	}
 }
 
@@ -429,4 +352,98 @@ func TestDeepBaseUnderLimit(t *testing.T) {
 	if want := "bottomtop10more\ngone\nb\n299"; out != want {
 		t.Errorf("RUN on the merged image printed\n%s\nwant\n%s", out, want)
 	}
+}
+
+// limitResult is one image TestLayerLimits made from the 200-step build.
+type limitResult struct {
+	name   string
+	rec    cache.ImageRecord
+	cfg    *v1.ConfigFile
+	layers int // at most
+	events []executor.Event
+}
+
+// checkLimitResult checks one merged image against the unmerged one,
+// whose config is orig and whose unpacked filesystem is want.
+func checkLimitResult(t *testing.T, e *env, umoci, skopeo string, r limitResult, orig *v1.ConfigFile, want []string) {
+	t.Helper()
+	if n := len(r.cfg.RootFS.DiffIDs); n > r.layers || n < 1 {
+		t.Errorf("%d layers, want at most %d", n, r.layers)
+	}
+	if r.name == "default" && len(r.cfg.RootFS.DiffIDs) != executor.DefaultMaxLayers {
+		t.Errorf("%d layers, want exactly %d: merge no more than needed", len(r.cfg.RootFS.DiffIDs), executor.DefaultMaxLayers)
+	}
+	if r.name == "squash" && r.cfg.RootFS.DiffIDs[0] != orig.RootFS.DiffIDs[0] {
+		t.Errorf("--squash rewrote the base layer")
+	}
+	checkHistory(t, r.cfg, orig.History)
+	merged := 0
+	for _, ev := range r.events {
+		if ev.Kind == executor.LayersMerged {
+			merged++
+		}
+	}
+	if merged != 1 {
+		t.Errorf("%d LayersMerged events, want 1", merged)
+	}
+	if d := diffManifests(want, umociTree(t, e, umoci, r.rec)); d != "" {
+		t.Errorf("filesystem differs from the unmerged image's:\n%s", d)
+	}
+	layout := filepath.Join(t.TempDir(), "layout")
+	img, err := e.store.Image(r.rec.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.ExportLayout(layout, img, "img"); err != nil {
+		t.Fatal(err)
+	}
+	if got := skopeoConfig(t, skopeo, "oci:"+layout+":img:latest"); len(got.History) != len(r.cfg.History) {
+		t.Errorf("skopeo reads %d history entries, want %d", len(got.History), len(r.cfg.History))
+	}
+}
+
+// checkPodmanRuns runs the merged images with containers-storage's
+// overlay driver, which refuses images deeper than 128 layers.
+func checkPodmanRuns(t *testing.T, e *env, results []limitResult) {
+	p := newPodmanOverlay(t)
+	for _, r := range results {
+		if r.name == "squash-all" || r.name == "flatten 50" {
+			continue // the same merge as their neighbours; podman is slow
+		}
+		tag := "limits:" + strings.ReplaceAll(r.name, " ", "-")
+		p.load(t, exportArchive(t, e, r.rec, tag))
+		out, err := p.runErr(tag, "sh", "-c", "cat /last /x/common /wr/again && ls /opq && test ! -e /d/11 && echo ok")
+		if want := "last\n200\n208\n206\nok\n"; err != nil || out != want {
+			t.Errorf("podman (overlay) run %s: %q, %v, want %q\n%s", r.name, out, err, want, stderrOf(err))
+		}
+	}
+}
+
+// checkLastStepChange rebuilds with another last RUN: only the top layer
+// may differ from first's, so a push uploads one layer.
+func checkLastStepChange(t *testing.T, e *env, ctxDir string, first *v1.ConfigFile) {
+	df := deepDockerfileText(t, deepSteps, "echo other > /last")
+	res, err := e.build(t, ctxDir, df, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := first.RootFS.DiffIDs, res.Config.RootFS.DiffIDs
+	if len(a) != len(b) {
+		t.Fatalf("%d layers, then %d", len(a), len(b))
+	}
+	for i := range a {
+		if same := a[i] == b[i]; same != (i < len(a)-1) {
+			t.Errorf("layer %d of %d: same=%v after changing the last step", i+1, len(a), same)
+		}
+	}
+}
+
+// deepDockerfileText is the Dockerfile deepDockerfile writes.
+func deepDockerfileText(t *testing.T, n int, last string) string {
+	t.Helper()
+	df, err := os.ReadFile(filepath.Join(deepDockerfile(t, n, last), "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(df)
 }
