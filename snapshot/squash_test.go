@@ -182,53 +182,60 @@ func TestWriteMerged(t *testing.T) {
 		notInTar: []string{"lib/.wh.passwd"},
 	}}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := openStoreT(t, t.TempDir())
-			var lower, run []ID
-			for _, l := range tc.lower {
-				lower = append(lower, addLayer(t, s, lower, l))
-			}
-			for _, l := range tc.run {
-				run = append(run, addLayer(t, s, append(lower, run...), l))
-			}
-			var merged bytes.Buffer
-			if err := s.WriteMerged(ctx, &merged, lower, run, WriteOptions{}); err != nil {
-				t.Fatalf("WriteMerged: %v", err)
-			}
-			var again bytes.Buffer
-			must(t, s.WriteMerged(ctx, &again, lower, run, WriteOptions{}))
-			if !bytes.Equal(merged.Bytes(), again.Bytes()) {
-				t.Errorf("two merges of the same layers differ")
-			}
-			id, err := s.Import(ctx, bytes.NewReader(merged.Bytes()))
-			if err != nil {
-				t.Fatalf("Import: %v", err)
-			}
-			if sum := sha256.Sum256(merged.Bytes()); string(id) != hex.EncodeToString(sum[:]) {
-				t.Errorf("Import named the snapshot %s, not its diff ID", id)
-			}
-			want := viewManifest(t, s, append(lower, run...))
-			got := viewManifest(t, s, append(lower, id))
-			entries := tarEntries(t, merged.Bytes())
-			if d := diffLines(want, got); d != "" {
-				t.Errorf("lower + merged layer differs from lower + run:\n%s\nmerged layer:\n%s", d, strings.Join(entries, "\n"))
-			}
-			names := map[string]bool{}
-			for _, e := range entries {
-				names[strings.TrimSuffix(strings.Fields(e)[0], "/")] = true
-			}
-			for _, n := range tc.inTar {
-				if !names[n] {
-					t.Errorf("merged layer lacks %s:\n%s", n, strings.Join(entries, "\n"))
-				}
-			}
-			for _, n := range tc.notInTar {
-				if names[n] {
-					t.Errorf("merged layer holds %s:\n%s", n, strings.Join(entries, "\n"))
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkMerge(t, tc.lower, tc.run, tc.inTar, tc.notInTar) })
+	}
+}
+
+// checkMerge makes the layers, merges run over lower, and checks that
+// lower plus the merged layer looks like lower plus run, that the merged
+// tar holds inTar and not notInTar, and that merging twice gives the
+// same bytes.
+func checkMerge(t *testing.T, lowerSpecs, runSpecs []layerSpec, inTar, notInTar []string) {
+	t.Helper()
+	ctx := context.Background()
+	s := openStoreT(t, t.TempDir())
+	var lower, run []ID
+	for _, l := range lowerSpecs {
+		lower = append(lower, addLayer(t, s, lower, l))
+	}
+	for _, l := range runSpecs {
+		run = append(run, addLayer(t, s, append(lower, run...), l))
+	}
+	var merged bytes.Buffer
+	if err := s.WriteMerged(ctx, &merged, lower, run, WriteOptions{}); err != nil {
+		t.Fatalf("WriteMerged: %v", err)
+	}
+	var again bytes.Buffer
+	must(t, s.WriteMerged(ctx, &again, lower, run, WriteOptions{}))
+	if !bytes.Equal(merged.Bytes(), again.Bytes()) {
+		t.Errorf("two merges of the same layers differ")
+	}
+	id, err := s.Import(ctx, bytes.NewReader(merged.Bytes()))
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if sum := sha256.Sum256(merged.Bytes()); string(id) != hex.EncodeToString(sum[:]) {
+		t.Errorf("Import named the snapshot %s, not its diff ID", id)
+	}
+	want := viewManifest(t, s, append(lower, run...))
+	got := viewManifest(t, s, append(lower, id))
+	entries := tarEntries(t, merged.Bytes())
+	if d := diffLines(want, got); d != "" {
+		t.Errorf("lower + merged layer differs from lower + run:\n%s\nmerged layer:\n%s", d, strings.Join(entries, "\n"))
+	}
+	names := map[string]bool{}
+	for _, e := range entries {
+		names[strings.TrimSuffix(strings.Fields(e)[0], "/")] = true
+	}
+	for _, n := range inTar {
+		if !names[n] {
+			t.Errorf("merged layer lacks %s:\n%s", n, strings.Join(entries, "\n"))
+		}
+	}
+	for _, n := range notInTar {
+		if names[n] {
+			t.Errorf("merged layer holds %s:\n%s", n, strings.Join(entries, "\n"))
+		}
 	}
 }
 
