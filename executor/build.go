@@ -43,7 +43,7 @@ func buildPlan(ctx context.Context, plan *parser.Plan, opts Options) (*Result, e
 	if err != nil {
 		return nil, err
 	}
-	return b.finish(target)
+	return b.finish(ctx, target)
 }
 
 func (o *Options) check() error {
@@ -155,7 +155,10 @@ func (b *build) waitStage(ctx context.Context, i int) (*imageState, error) {
 var errStageFailed = errors.New("a stage this one needs failed")
 
 // finish writes the target's config and manifest into the store.
-func (b *build) finish(st *imageState) (*Result, error) {
+func (b *build) finish(ctx context.Context, st *imageState) (*Result, error) {
+	if err := b.limitLayers(ctx, st); err != nil {
+		return nil, err
+	}
 	cfg := st.config()
 	if len(b.opts.Labels) > 0 {
 		if cfg.Config.Labels == nil {

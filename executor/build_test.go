@@ -78,6 +78,8 @@ type buildOpts struct {
 	tags        []string
 	verifyCache bool
 	debugKeys   bool
+	maxLayers   int // Options.MaxLayers
+	squash      executor.Squash
 }
 
 // build builds dockerfile (the text) on the context ctxDir through a
@@ -116,6 +118,8 @@ func (e *env) build(t testing.TB, ctxDir, dockerfile string, o *buildOpts) (*exe
 			AllowNetworkHost: o.allowHost,
 			VerifyCache:      o.verifyCache,
 			DebugKeys:        o.debugKeys,
+			MaxLayers:        o.maxLayers,
+			Squash:           o.squash,
 		},
 	})
 	if err != nil {

@@ -13,7 +13,18 @@ const (
 	StepDone                      // the step finished; Duration is set
 	StepFailed                    // the step failed; Err is set
 	BuildWarning                  // a warning not tied to one step (ID 0)
+	LayersMerged                  // layers of the image were merged (ID 0); Merge says which
 )
+
+// MergeReport says which layers a build or a flatten merged.
+type MergeReport struct {
+	Before, After int    // layers before and after
+	Limit         int    // the --max-layers in effect
+	Squash        Squash // --squash or --squash-all, if asked
+	// Steps holds, for each merged layer, the first and last history
+	// entry (numbered from 1 at the bottom, before the merge) it holds.
+	Steps [][2]int
+}
 
 // Event is one thing that happened during a build.
 type Event struct {
@@ -37,6 +48,7 @@ type Event struct {
 	Duration time.Duration
 	Err      error
 	Time     time.Time
+	Merge    *MergeReport // LayersMerged
 }
 
 // Reporter receives events. Report may be called from several goroutines

@@ -68,6 +68,13 @@ type Options struct {
 	AllowNetworkHost bool
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool
+	// MaxLayers bounds the image's layers: 0 means DefaultMaxLayers, a
+	// negative value no bound. Deeper images have layers merged after the
+	// last step (docs/layers.md).
+	MaxLayers int
+	// Squash merges the build's layers (SquashNew) or the whole image
+	// (SquashAll) into one layer.
+	Squash Squash
 	// VerifyCache runs the steps that hit the cache anyway and warns when
 	// the layer they make differs from the cached one: a cache key that
 	// misses an input shows up here (BUILDER_CACHE_VERIFY=1).

@@ -74,12 +74,17 @@ func (b *build) fromImage(ctx context.Context, ref string, platform v1.Platform,
 	}
 	st.fsKey = keyImage(rec.ID).Sum()
 	st.lastKey = st.fsKey
+	st.baseLayers = len(st.layers)
 	return st, nil
 }
 
 // imageState loads a stored image's config and layers.
 func (b *build) imageState(rec cache.ImageRecord) (*imageState, error) {
-	img, err := b.cache.Image(rec.Manifest.Digest)
+	return loadImageState(b.cache, rec)
+}
+
+func loadImageState(c *cache.Store, rec cache.ImageRecord) (*imageState, error) {
+	img, err := c.Image(rec.Manifest.Digest)
 	if err != nil {
 		return nil, err
 	}

@@ -114,6 +114,20 @@ func keyWorkdir(parent cache.Key, dir, user string) *cache.KeyBuilder {
 	return kb
 }
 
+// keyMerge is a layer merged from several (--max-layers, --squash,
+// flatten): the diff IDs of the layers it merges and of those below,
+// whose content decides its whiteouts, identify it exactly.
+func keyMerge(below, run []cache.Layer) *cache.KeyBuilder {
+	kb := cache.NewKeyBuilder()
+	for _, l := range below {
+		kb.AddString("merge.below", l.DiffID.String())
+	}
+	for _, l := range run {
+		kb.AddString("merge.layer", l.DiffID.String())
+	}
+	return kb
+}
+
 // keyMeta is a step that changes only the config: the previous step's
 // key and the instruction.
 func keyMeta(prev cache.Key, ins parser.Instruction) (*cache.KeyBuilder, error) {
@@ -132,6 +146,18 @@ func addEpoch(kb *cache.KeyBuilder, epoch *time.Time) {
 	if epoch != nil {
 		kb.AddString("source-date-epoch", strconv.FormatInt(epoch.Unix(), 10))
 	}
+}
+
+// addCompression keys a merged layer on its compression: unlike a step's
+// layer, which its snapshot holds (cache/held.go), a merged layer is
+// stored as a blob (squash.go), and a hit must not hand a gzip blob to a
+// build that asked for zstd.
+func addCompression(kb *cache.KeyBuilder, c cache.Compression) {
+	format := c.Format
+	if format == "" {
+		format = "gzip"
+	}
+	kb.AddString("layer.compression", fmt.Sprintf("%s/%d", format, c.Level))
 }
 
 // copyFields names every field of a COPY or ADD instruction.

@@ -158,6 +158,10 @@ func TestKeysGolden(t *testing.T) {
 	add("run", keyRun(runKey{parent: parent, argv: []string{"/bin/sh", "-c", "make"}, env: []string{"PATH=/bin", "A=1"},
 		user: "app", workdir: "/src", network: "default", platform: v1.Platform{OS: "linux", Architecture: "arm64"}, history: "|1 A=1 /bin/sh -c make"}))
 	add("workdir", keyWorkdir(parent, "/w", "app"))
+	diff := func(b string) cache.Layer {
+		return cache.Layer{DiffID: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(b, 32)}}
+	}
+	add("merge", keyMerge([]cache.Layer{diff("01")}, []cache.Layer{diff("02"), diff("03")}))
 	for i, ins := range expandAll(t, everyInstruction) {
 		switch ins := ins.(type) {
 		case *parser.Run:

@@ -24,8 +24,15 @@ import (
 // steps printed, stdout and stderr together, with the build's error.
 func (e *env) runOutput(t *testing.T, df string) (string, *executor.Result, error) {
 	t.Helper()
+	return e.runOutputOpts(t, df, &buildOpts{})
+}
+
+// runOutputOpts is runOutput with options (noCache and events are set).
+func (e *env) runOutputOpts(t *testing.T, df string, o *buildOpts) (string, *executor.Result, error) {
+	t.Helper()
 	var events []executor.Event
-	res, err := e.build(t, t.TempDir(), df, &buildOpts{noCache: true, events: &events})
+	o.noCache, o.events = true, &events
+	res, err := e.build(t, t.TempDir(), df, o)
 	var lines []string
 	for _, ev := range events {
 		if ev.Kind == executor.StepLog && ev.Stream != 0 {

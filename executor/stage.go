@@ -302,29 +302,7 @@ func (b *build) debugKey(sc *stepCtx, kb *cache.KeyBuilder) {
 // snapshot; layers that came from the cache or a registry are unpacked
 // here, once, from their blobs.
 func (b *build) ensureChain(ctx context.Context, sc *stepCtx, st *imageState) error {
-	for _, l := range st.layers {
-		id := snapshot.ID(l.DiffID.Hex)
-		if b.snaps.Exists(id) {
-			continue
-		}
-		rc, err := b.cache.OpenLayer(l.Descriptor)
-		if errors.Is(err, cache.ErrNotFound) && b.opts.FetchLayer != nil {
-			// A layer known only to a registry (a --cache-from hit): fetched
-			// now that a step has to run on it.
-			if err = b.opts.FetchLayer(ctx, l); err == nil {
-				rc, err = b.cache.OpenLayer(l.Descriptor)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("opening layer %s: %w", l.Descriptor.Digest, err)
-		}
-		err = b.snaps.Unpack(ctx, id, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("unpacking layer %s: %w", l.Descriptor.Digest, err)
-		}
-	}
-	return nil
+	return ensureLayers(ctx, b.cache, b.snaps, st.layers, b.opts.FetchLayer)
 }
 
 // commitUpper hashes the active snapshot's upper dir as a layer and

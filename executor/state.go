@@ -27,6 +27,9 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 type imageState struct {
 	cfg    v1.ConfigFile // RootFS is filled in by config()
 	layers []cache.Layer
+	// baseLayers counts the layers of the FROM image at the bottom of
+	// layers, which merging leaves alone (planLayers).
+	baseLayers int
 	// fsKey identifies the filesystem: the key of the last step that could
 	// change it (FROM, RUN, COPY, ADD, WORKDIR). Filesystem steps chain on
 	// it, so a changed LABEL or EXPOSE does not invalidate a later RUN,

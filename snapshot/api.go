@@ -70,6 +70,27 @@ func (s *Store) Unpack(ctx context.Context, id ID, layer io.Reader) error {
 	return s.unpack(ctx, id, layer)
 }
 
+// WriteMerged writes to w one OCI layer tar holding the changes of the
+// committed snapshots run (bottom first, at least one) on top of the
+// committed chain lower: applied over lower, it gives exactly the
+// filesystem lower+run gives. Paths the run deleted from lower become
+// whiteouts, hardlinks stay links (also one made to a file of a lower
+// layer), and owners, modes, times and xattrs are the result's. Entries
+// are written as WriteLayer writes them, so the same chains and options
+// give the same bytes. It streams: memory holds the set of paths the run
+// touched, never a file or the tree.
+func (s *Store) WriteMerged(ctx context.Context, w io.Writer, lower, run []ID, opts WriteOptions) error {
+	return s.writeMerged(ctx, w, lower, run, opts)
+}
+
+// Import applies an uncompressed OCI layer tar as a committed snapshot
+// named by the stream's diff ID, which it computes, and returns that id.
+// It is Unpack for a layer this process made itself (a merged layer), so
+// there is no diff ID to check against yet.
+func (s *Store) Import(ctx context.Context, layer io.Reader) (ID, error) {
+	return s.importLayer(ctx, layer)
+}
+
 // Prepare makes an active snapshot on top of the chain parents (bottom
 // first, all committed). Its upper directory is empty and its root has the
 // chain root's mode and owner. A chain deeper than MaxLowers-1 has its

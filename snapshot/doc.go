@@ -68,6 +68,12 @@
 // detaches mounts a killed process left under the root ([CleanupMounts])
 // and then removes the session directories of dead processes.
 //
+// Merging layers: [Store.WriteMerged] writes one layer tar holding what
+// a run of committed snapshots changed over the chain below it, read from
+// an overlay of the whole chain, with whiteouts for what the run deleted
+// from the chain below (docs/layers.md); [Store.Import] makes such a tar
+// a snapshot named by the diff ID it computes.
+//
 // Depth: overlay stacks at most [MaxLowers] directories, one of which a
 // RUN mount needs for its stub. [Store.Prepare] and [Store.View] replace
 // the bottom of a deeper chain with an internal snapshot named

@@ -249,6 +249,31 @@ func (s *Store) unpack(ctx context.Context, id ID, layer io.Reader) error {
 	return s.publish(tmp, id, marker{Origin: originUnpack, DiffID: "sha256:" + string(id), Tree: newTreeDigest(tree, WriteOptions{})})
 }
 
+func (s *Store) importLayer(ctx context.Context, layer io.Reader) (ID, error) {
+	tmp, err := s.sessionDir("import-")
+	if err != nil {
+		return "", err
+	}
+	defer fsutil.RemoveAll(tmp) // a no-op once published
+	stream := newLayerStream(layer, s.maxLayer, true)
+	if err := applyLayer(ctx, stream, filepath.Join(tmp, "fs")); err != nil {
+		return "", fmt.Errorf("importing layer: %w", err)
+	}
+	if err := stream.drain(ctx); err != nil {
+		return "", fmt.Errorf("importing layer: reading the end of the layer: %w", err)
+	}
+	id := ID(stream.sum())
+	if s.exists(id) {
+		return id, nil
+	}
+	tree, err := hashTree(filepath.Join(tmp, "fs"), WriteOptions{})
+	if err != nil {
+		return "", fmt.Errorf("hashing snapshot %s: %w", id, err)
+	}
+	m := marker{Origin: originUnpack, DiffID: "sha256:" + string(id), Tree: newTreeDigest(tree, WriteOptions{})}
+	return id, s.publish(tmp, id, m)
+}
+
 func (s *Store) list() ([]ID, error) {
 	ents, err := os.ReadDir(s.snaps)
 	if err != nil {

@@ -32,7 +32,17 @@ type layerWriter struct {
 	buf    []byte
 	xr     xattrReader
 	linked map[fileKey]string // first name written for each multiply linked inode
+	// descend writes what a directory holds, after the directory's own
+	// entry: walk for one upper dir; the merged writer (squash.go) walks
+	// only what a run of layers changed.
+	descend func(abs, name string) error
+	// linkKey says which entries are links of one another: the inode for
+	// one upper dir; the merged writer also tells layers apart.
+	linkKey func(name string, st *unix.Stat_t) fileKey
 }
+
+// inodeKey pairs the entries of one directory tree that share an inode.
+func inodeKey(_ string, st *unix.Stat_t) fileKey { return fileKey{uint64(st.Dev), st.Ino} }
 
 type fileKey struct{ dev, ino uint64 }
 
@@ -51,6 +61,15 @@ type layerBuf struct {
 }
 
 func writeLayer(w io.Writer, dir string, opts WriteOptions) error {
+	return withLayerWriter(w, opts, func(lw *layerWriter) error {
+		lw.descend, lw.linkKey = lw.walk, inodeKey
+		return lw.walk(dir, "")
+	})
+}
+
+// withLayerWriter runs fill with a layer writer on w (pooled buffers, the
+// options applied) and finishes the tar when fill succeeds.
+func withLayerWriter(w io.Writer, opts WriteOptions, fill func(*layerWriter) error) error {
 	b := layerBuffers.Get().(*layerBuf)
 	defer layerBuffers.Put(b)
 	b.out.Reset(w)
@@ -65,7 +84,7 @@ func writeLayer(w io.Writer, dir string, opts WriteOptions) error {
 		e := opts.SourceDateEpoch.Truncate(time.Second)
 		lw.epoch = &e
 	}
-	if err := lw.walk(dir, ""); err != nil {
+	if err := fill(lw); err != nil {
 		return err
 	}
 	if err := lw.tw.Close(); err != nil {
@@ -134,12 +153,12 @@ func (lw *layerWriter) entry(abs, name string) error {
 				return err
 			}
 		}
-		return lw.walk(abs, name)
+		return lw.descend(abs, name)
 	case unix.S_IFSOCK:
 		return nil // a socket is only meaningful while its server runs
 	}
 	if st.Nlink > 1 {
-		key := fileKey{uint64(st.Dev), st.Ino}
+		key := lw.linkKey(name, &st)
 		if first, ok := lw.linked[key]; ok {
 			return lw.write(&tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: first,
 				Mode: hdr.Mode, Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime})

@@ -31,6 +31,12 @@ and ADD. SOURCE_DATE_EPOCH, in the environment or as a --build-arg, clamps
 file times and sets the creation time, so the same inputs give the same
 image ID.
 
+An image is kept within --max-layers layers (125 by default, docker's
+limit): the bottom layers the build added are merged, one line says which
+steps, and the history keeps every step. --squash makes the build's layers
+one layer, --squash-all the whole image. The per-step layers stay in the
+build cache.
+
 RUN steps get their own network namespace with outbound access only
 (through slirp4netns), as with docker build: the host's loopback services
 are out of their reach. --network=host gives every step the host's

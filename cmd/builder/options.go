@@ -117,7 +117,8 @@ type buildFlags struct {
 	allow, outputs, insecure               []string
 	cacheTo, cacheFrom                     []string
 	noCache, pull, quiet, push             bool
-	jobs                                   int
+	squash, squashAll                      bool
+	jobs, maxLayers                        int
 }
 
 func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
@@ -137,6 +138,9 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache to `SPEC`: type=registry,ref=REF or type=local,dest=DIR, with mode=min (the image's steps, default) or mode=max (every stage's)")
 	fs.StringArrayVar(&f.cacheFrom, "cache-from", nil, "use the build cache at `SPEC`: type=registry,ref=REF (or just REF) or type=local,src=DIR (repeatable)")
 	registerInsecureFlag(fs, &f.insecure)
+	fs.BoolVar(&f.squash, "squash", false, "make the build's layers one layer, keeping the base's (the history keeps every step)")
+	fs.BoolVar(&f.squashAll, "squash-all", false, "make the whole image one layer (the history keeps every step)")
+	registerMaxLayersFlag(fs, &f.maxLayers, executor.DefaultMaxLayers)
 	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd (implies --format oci) or none")
@@ -214,6 +218,17 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 		return nil, usagef("invalid --jobs %d (use 0 for no limit, or a positive number)", f.jobs)
 	}
 	o.Jobs = f.jobs
+	if o.MaxLayers, err = checkMaxLayers(f.maxLayers); err != nil {
+		return nil, err
+	}
+	switch {
+	case f.squash && f.squashAll:
+		return nil, usagef("--squash and --squash-all exclude each other: --squash keeps the base's layers, --squash-all does not")
+	case f.squash:
+		o.Squash = executor.SquashNew
+	case f.squashAll:
+		o.Squash = executor.SquashAll
+	}
 	if err := c.setNetwork(f.network, f.allow); err != nil {
 		return nil, err
 	}
@@ -698,4 +713,18 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q (e.g. 24h, 90m, 7d)", s)
 	}
 	return d, nil
+}
+
+// registerMaxLayersFlag registers --max-layers, for build and flatten.
+func registerMaxLayersFlag(fs *pflag.FlagSet, n *int, def int) {
+	fs.IntVar(n, "max-layers", def, "merge layers so that the image has at most `N` (docs/layers.md)")
+}
+
+// checkMaxLayers refuses a --max-layers below 1: an image needs a layer
+// to hold its files, and 0 would read as "no limit" elsewhere.
+func checkMaxLayers(n int) (int, error) {
+	if n < 1 {
+		return 0, usagef("invalid --max-layers %d: an image needs at least 1 layer (the default is %d, docker's limit)", n, executor.DefaultMaxLayers)
+	}
+	return n, nil
 }

@@ -54,6 +54,10 @@ func (r *plainRenderer) Close() {}
 
 // render writes the lines of one event; the caller holds mu.
 func (r *plainRenderer) render(e executor.Event) {
+	if e.Kind == executor.LayersMerged && e.Merge != nil {
+		r.line(0, mergeLine(e.Merge))
+		return
+	}
 	if e.Kind == executor.BuildWarning || e.ID == 0 {
 		for _, line := range strings.Split(e.Line, "\n") {
 			r.line(0, line)
@@ -128,4 +132,24 @@ func errText(err error) string {
 		return "unknown error"
 	}
 	return err.Error()
+}
+
+// mergeLine is the one line saying which steps' layers were merged.
+func mergeLine(m *executor.MergeReport) string {
+	why := fmt.Sprintf("to stay within --max-layers %d", m.Limit)
+	switch m.Squash {
+	case executor.SquashNew:
+		why = "for --squash"
+	case executor.SquashAll:
+		why = "for --squash-all"
+	}
+	var ranges []string
+	for _, s := range m.Steps {
+		ranges = append(ranges, fmt.Sprintf("%d-%d", s[0], s[1]))
+	}
+	steps := strings.Join(ranges, ", ")
+	if len(ranges) > 4 {
+		steps = fmt.Sprintf("%s, ... %s (%d groups)", strings.Join(ranges[:2], ", "), ranges[len(ranges)-1], len(ranges))
+	}
+	return fmt.Sprintf("merged layers %s: %d layers -> %d; steps %s (builder history shows each step)", why, m.Before, m.After, steps)
 }
