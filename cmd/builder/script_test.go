@@ -44,9 +44,10 @@ func TestMain(m *testing.M) {
 //	                  htpasswd) and sets $NAME to its host:port
 //	proxy NAME ADDR   starts a byte-counting proxy to ADDR and sets $NAME
 //	                  to its host:port
-//	proxybytes NAME reset | received MAX
+//	proxybytes NAME reset | received MAX | sent MIN MAX
 //	                  zeroes the proxy's counters, or fails if it has
-//	                  returned more than MAX response bytes
+//	                  returned more than MAX response bytes, or forwarded
+//	                  request bytes (uploads) outside MIN..MAX
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
@@ -174,12 +175,22 @@ func cmdProxy(ts *testscript.TestScript, neg bool, args []string) {
 func cmdProxyBytes(ts *testscript.TestScript, neg bool, args []string) {
 	v, ok := proxies.Load(ts.MkAbs(args[0]))
 	if neg || len(args) < 2 || !ok {
-		ts.Fatalf("usage: proxybytes NAME reset | received MAX (after proxy NAME)")
+		ts.Fatalf("usage: proxybytes NAME reset | received MAX | sent MIN MAX (after proxy NAME)")
 	}
 	p := v.(*testutil.Proxy)
 	switch {
 	case args[1] == "reset" && len(args) == 2:
 		p.Reset()
+	case args[1] == "sent" && len(args) == 4:
+		lo, err1 := strconv.ParseInt(args[2], 10, 64)
+		hi, err2 := strconv.ParseInt(args[3], 10, 64)
+		if err1 != nil || err2 != nil {
+			ts.Fatalf("usage: proxybytes NAME sent MIN MAX")
+		}
+		if got := p.Sent(); got < lo || got > hi {
+			ts.Fatalf("the proxy forwarded %d request bytes, want %d to %d; requests:\n%s", got, lo, hi, strings.Join(p.Log(), "\n"))
+		}
+		ts.Logf("the proxy forwarded %d request bytes", p.Sent())
 	case args[1] == "received" && len(args) == 3:
 		max, err := strconv.ParseInt(args[2], 10, 64)
 		if err != nil {
@@ -190,6 +201,6 @@ func cmdProxyBytes(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ts.Logf("the proxy returned %d bytes", p.Received())
 	default:
-		ts.Fatalf("usage: proxybytes NAME reset | received MAX")
+		ts.Fatalf("usage: proxybytes NAME reset | received MAX | sent MIN MAX")
 	}
 }
