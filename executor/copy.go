@@ -59,7 +59,7 @@ func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) 
 // stepCopy runs COPY and ADD. Sources come from the build context or,
 // with --from, from a stage or image mounted read-only beside the target.
 func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy) error {
-	if err := unsupportedCopy(ins); err != nil {
+	if err := checkStep(ins, &b.opts); err != nil {
 		return err
 	}
 	o, err := b.copyOptions(ins, st)
@@ -205,26 +205,6 @@ func copyName(ins *parser.Copy) string {
 		return "ADD"
 	}
 	return "COPY"
-}
-
-func unsupportedCopy(ins *parser.Copy) error {
-	what := copyName(ins)
-	switch {
-	case len(ins.Inline) > 0:
-		return fmt.Errorf("%s with a heredoc is not supported yet", what)
-	case len(ins.Exclude) > 0:
-		return fmt.Errorf("%s --exclude is not supported yet", what)
-	case ins.Parents:
-		return fmt.Errorf("%s --parents is not supported yet", what)
-	case ins.Checksum != "":
-		return fmt.Errorf("ADD --checksum is not supported yet")
-	}
-	for _, s := range ins.Sources {
-		if ins.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")) {
-			return fmt.Errorf("ADD of a URL (%s) is not supported yet", s)
-		}
-	}
-	return nil
 }
 
 // checkMultiDest applies docker's rule: several sources need a directory

@@ -25,13 +25,8 @@ const outputTail = 10
 
 // stepRun runs a RUN instruction in a container on the stage's snapshot.
 func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Run) error {
-	switch {
-	case len(ins.Mounts) > 0:
-		return errors.New("RUN --mount is not supported yet")
-	case len(ins.Heredocs) > 0:
-		return errors.New("RUN with a heredoc is not supported yet")
-	case ins.Security == "insecure":
-		return errors.New("RUN --security=insecure is not supported")
+	if err := checkStep(ins, &b.opts); err != nil {
+		return err
 	}
 	network, err := b.networkMode(ins.Network)
 	if err != nil {

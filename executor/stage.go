@@ -94,6 +94,11 @@ func (b *build) runStage(ctx context.Context, s *parser.Stage) (*imageState, err
 			}
 			pre = append(pre, step)
 		}
+		// Before any trigger runs, as the Dockerfile's own steps are
+		// checked before the build starts.
+		if err := errors.Join(checkSteps(pre, &b.opts)...); err != nil {
+			return nil, err // each names the FROM line
+		}
 		steps = append(pre, steps...)
 	}
 	total := countFS(steps) + 1

@@ -294,8 +294,10 @@ func convertRun(c *instructions.RunCommand, n *bkparser.Node, stages map[string]
 			rm.Stage = i
 		}
 		if m.Env != nil {
-			rm.Env = *m.Env
+			v := *m.Env
+			rm.Env = &v
 		}
+		rm.Size = m.SizeLimit
 		if m.UID != nil {
 			u := int(*m.UID)
 			rm.UID = &u
@@ -309,6 +311,9 @@ func convertRun(c *instructions.RunCommand, n *bkparser.Node, stages map[string]
 			rm.Mode = &md
 		}
 		r.Mounts = append(r.Mounts, rm)
+	}
+	for _, d := range instructions.GetDevices(c) {
+		r.Devices = append(r.Devices, d.Name)
 	}
 	return r
 }

@@ -168,7 +168,8 @@ type RunMount struct {
 	UID, GID *int
 	Mode     *uint32
 	Required bool
-	Env      string
+	Env      *string // secret: the variable to set; "" names the id's default
+	Size     int64   // tmpfs: the size limit in bytes; 0 is the kernel's default
 }
 
 // Run is RUN. With Shell set, Args holds one command line for the shell;
@@ -180,6 +181,7 @@ type Run struct {
 	Network  string // "", "default", "none", "host"
 	Security string // "", "sandbox", "insecure"
 	Mounts   []RunMount
+	Devices  []string // RUN --device names (Dockerfile 1.14 labs)
 }
 
 // CopyFrom is the source of a COPY --from: a stage index, or an image.
