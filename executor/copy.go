@@ -69,6 +69,13 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	kb := keyCopy(st.fsKey, ins, o.dest)
 	createdBy := copyName(ins) + " " + stepArgs(sc.step)
 
+	if len(ins.Inline) > 0 {
+		// The key holds every heredoc's content (copyFields).
+		return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
+			return b.copyInline(ctx, a, o, ins)
+		})
+	}
+
 	if !o.inCtx {
 		from, err := b.copyFrom(ctx, ins.From)
 		if err != nil {

@@ -32,7 +32,8 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	if err != nil {
 		return err
 	}
-	argv := commandLine(st, ins.Args, ins.Shell)
+	args, mounts := runArgs(ins)
+	argv := commandLine(st, args, ins.Shell)
 	if len(argv) == 0 {
 		return errors.New("no command given")
 	}
@@ -40,7 +41,8 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 
 	history := runHistory(argv, st)
 	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(), user: st.cfg.Config.User,
-		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history})
+		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history,
+		heredocs: ins.Heredocs})
 
 	command := strings.Join(ins.Args, " ")
 	return b.fsStep(ctx, sc, st, kb, "RUN "+history, func(ctx context.Context, a *snapshot.Active) error {
@@ -54,6 +56,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 			Network:    network,
 			ResolvConf: b.resolvConf(),
 			Hosts:      []byte(hostsFile),
+			Mounts:     mounts,
 		}
 		if network == NetworkDefault {
 			if err := b.joinSandbox(ctx, &spec); err != nil {

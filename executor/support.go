@@ -75,17 +75,14 @@ func unsupportedRun(r *parser.Run, opts *Options) []string {
 	for _, m := range r.Mounts {
 		out = append(out, fmt.Sprintf("RUN --mount=type=%s is not supported yet", m.Type))
 	}
-	if len(r.Heredocs) > 0 {
-		out = append(out, "RUN with a heredoc is not supported yet")
-	}
 	return out
 }
 
 func unsupportedCopy(c *parser.Copy) []string {
 	what := copyName(c)
 	var out []string
-	if len(c.Inline) > 0 {
-		out = append(out, what+" with a heredoc is not supported yet")
+	if len(c.Inline) > 0 && len(c.Sources) > 0 {
+		out = append(out, what+" of heredocs and files together is not supported yet: copy them in two steps")
 	}
 	if len(c.Exclude) > 0 {
 		out = append(out, what+" --exclude is not supported yet")

@@ -287,6 +287,7 @@ func convertRun(c *instructions.RunCommand, n *bkparser.Node, stages map[string]
 		}
 		r.Heredocs = append(r.Heredocs, h)
 	}
+	r.HeredocOnly = len(r.Heredocs) > 0 && len(c.CmdLine) == 1 && c.PrependShell && bkparser.MustParseHeredoc(c.CmdLine[0]) != nil
 	for _, m := range instructions.GetMounts(c) {
 		rm := RunMount{Type: string(m.Type), Target: m.Target, Source: m.Source, From: m.From,
 			ReadOnly: m.ReadOnly, ID: m.CacheID, Sharing: string(m.CacheSharing), Required: m.Required, Stage: -1}

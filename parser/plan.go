@@ -178,10 +178,13 @@ type Run struct {
 	Args     []string
 	Shell    bool
 	Heredocs []Heredoc
-	Network  string // "", "default", "none", "host"
-	Security string // "", "sandbox", "insecure"
-	Mounts   []RunMount
-	Devices  []string // RUN --device names (Dockerfile 1.14 labs)
+	// HeredocOnly is set when the command is nothing but one heredoc
+	// ("RUN <<EOF"): its content is the script, as BuildKit runs it.
+	HeredocOnly bool
+	Network     string // "", "default", "none", "host"
+	Security    string // "", "sandbox", "insecure"
+	Mounts      []RunMount
+	Devices     []string // RUN --device names (Dockerfile 1.14 labs)
 }
 
 // CopyFrom is the source of a COPY --from: a stage index, or an image.
