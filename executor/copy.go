@@ -228,7 +228,25 @@ func (b *build) copyFrom(ctx context.Context, f *parser.CopyFrom) (*imageState, 
 	if f.Stage >= 0 {
 		return b.waitStage(ctx, f.Stage)
 	}
-	return b.fromImage(ctx, f.Image, b.opts.Platform, nil)
+	st, err := b.fromImage(ctx, f.Image, b.opts.Platform, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--from=%s: %s, so it was taken for an image, and getting that image failed: %w", f.Image, b.stageNames(), err)
+	}
+	return st, nil
+}
+
+// stageNames says which stages a --from could have named.
+func (b *build) stageNames() string {
+	var names []string
+	for _, s := range b.plan.Stages {
+		if s.Name != "" {
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "no stage of the Dockerfile has a name"
+	}
+	return "no stage of the Dockerfile has that name (stages: " + strings.Join(names, ", ") + ")"
 }
 
 // unixMode turns permission bits as chmod(1) writes them into an
