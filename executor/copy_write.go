@@ -40,7 +40,7 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 	}
 	c := &copier{root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod, maxArchive: o.maxArchive,
 		keepOwner: !o.inCtx && o.chown == "",
-		inUpper: map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
+		inUpper:   map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
 	for _, s := range srcs {
 		if err := s.walk(o.ignore); err != nil {
 			return nil, err
