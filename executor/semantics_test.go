@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/internal/testutil"
 )
 
@@ -67,5 +71,34 @@ EOF
 		if got := fmt.Sprintf("%d:%d", st.Uid, st.Gid); got != tc.want {
 			t.Errorf("/%s owned by %s, want %s", tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestForeignPlatformRefused: --platform for an architecture this machine
+// cannot run fails before any step, at the first RUN of each stage that
+// would run its programs, saying what to install; a stage FROM
+// --platform=$BUILDPLATFORM still builds.
+func TestForeignPlatformRefused(t *testing.T) {
+	e := newEnv(t)
+	target := v1.Platform{OS: "linux", Architecture: "arm64"}
+	qemu := "aarch64"
+	if runtime.GOARCH == "arm64" {
+		target.Architecture, qemu = "amd64", "x86_64"
+	}
+	df := "FROM --platform=$BUILDPLATFORM busybox:test AS tools\nRUN true\nFROM busybox:test\nCOPY --from=tools /bin/busybox /x\nRUN true\n"
+	var events []executor.Event
+	_, err := e.build(t, t.TempDir(), df, &buildOpts{platform: target, events: &events})
+	if _, statErr := os.Stat("/proc/sys/fs/binfmt_misc/qemu-" + qemu); statErr == nil {
+		t.Logf("an emulator for %s is registered here: the build runs under it (%v)", target.Architecture, err)
+		return
+	}
+	want := "Dockerfile:5: RUN for linux/" + target.Architecture + " cannot run on this linux/" + runtime.GOARCH +
+		" machine: install an emulator (Debian: apt-get install qemu-user-static, which registers qemu-" + qemu +
+		" with binfmt_misc), or build for linux/" + runtime.GOARCH
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant %s", err, want)
+	}
+	if len(events) != 0 {
+		t.Errorf("events before the refusal: %+v", events)
 	}
 }

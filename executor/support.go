@@ -19,6 +19,9 @@ func checkPlan(plan *parser.Plan, opts *Options) error {
 	var errs []error
 	for _, i := range plan.Needed() {
 		errs = append(errs, checkSteps(plan.Stages[i].Steps, opts)...)
+		if err := checkRunnable(plan, i, opts.Platform); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
