@@ -43,20 +43,28 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(), user: st.cfg.Config.User,
 		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history,
 		heredocs: ins.Heredocs})
+	if err := b.mountKey(ctx, sc, kb, ins); err != nil {
+		return err
+	}
 
 	command := strings.Join(ins.Args, " ")
 	return b.fsStep(ctx, sc, st, kb, "RUN "+history, func(ctx context.Context, a *snapshot.Active) error {
+		sm, err := b.prepareMounts(ctx, sc, ins, filepath.Dir(a.Upper()))
+		if err != nil {
+			return err
+		}
+		defer sm.close() // once the command is gone: a locked cache mount waits
 		spec := container.Spec{
 			Root:       a.Mount,
 			Args:       argv,
-			Env:        env,
+			Env:        append(env[:len(env):len(env)], sm.env...),
 			Dir:        st.workdir(),
 			User:       st.cfg.Config.User,
 			Hostname:   runHostname,
 			Network:    network,
 			ResolvConf: b.resolvConf(),
 			Hosts:      []byte(hostsFile),
-			Mounts:     mounts,
+			Mounts:     append(mounts, sm.mounts...),
 		}
 		if network == NetworkDefault {
 			if err := b.joinSandbox(ctx, &spec); err != nil {

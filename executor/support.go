@@ -76,7 +76,23 @@ func unsupportedRun(r *parser.Run, opts *Options) []string {
 		out = append(out, fmt.Sprintf("RUN --device=%s is not supported: builder gives RUN steps no host devices", r.Devices[0]))
 	}
 	for _, m := range r.Mounts {
-		out = append(out, fmt.Sprintf("RUN --mount=type=%s is not supported yet", m.Type))
+		switch m.Type {
+		case "ssh":
+			id := m.ID
+			if id == "" {
+				id = "default"
+			}
+			if _, ok := opts.SSH[id]; !ok && id == "default" {
+				out = append(out, "RUN --mount=type=ssh needs --ssh (see builder build --help)")
+			} else if !ok {
+				out = append(out, fmt.Sprintf("RUN --mount=type=ssh,id=%s needs --ssh %s=SOCKET (see builder build --help)", id, id))
+			}
+		case "secret":
+			id := secretID(m)
+			if _, ok := opts.Secrets[id]; !ok && m.Required {
+				out = append(out, fmt.Sprintf("RUN --mount=type=secret,id=%s,required needs --secret id=%s (see builder build --help)", id, id))
+			}
+		}
 	}
 	return out
 }

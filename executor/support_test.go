@@ -28,9 +28,8 @@ RUN --mount=type=secret,id=opt true
 		"Dockerfile:6: RUN --network=host is not allowed: it would give the step the host's network, loopback services included; pass --allow network.host to permit it",
 		"Dockerfile:7: RUN --security=insecure is not supported: builder grants no privileged steps",
 		"Dockerfile:8: RUN --device=/dev/kvm is not supported: builder gives RUN steps no host devices",
-		"Dockerfile:9: RUN --mount=type=ssh is not supported yet",
-		"Dockerfile:10: RUN --mount=type=secret is not supported yet",
-		"Dockerfile:11: RUN --mount=type=secret is not supported yet",
+		"Dockerfile:9: RUN --mount=type=ssh needs --ssh (see builder build --help)",
+		"Dockerfile:10: RUN --mount=type=secret,id=token,required needs --secret id=token (see builder build --help)",
 	}
 	var events []executor.Event
 	_, err := e.build(t, t.TempDir(), df, &buildOpts{events: &events})

@@ -13,16 +13,23 @@ import (
 // PruneReport says what Prune removed.
 type PruneReport struct {
 	cache.PruneReport
-	Snapshots int
+	Snapshots   int
+	CacheMounts int // RUN --mount=type=cache directories removed
 }
 
 // Prune removes step-cache entries and unreferenced blobs as cache.Prune
 // does (under the exclusive build lock, which it takes), then the
 // snapshots no remaining image or entry needs: all of them with opts.All,
-// since snapshots can be rebuilt from blobs.
+// since snapshots can be rebuilt from blobs. Every cache mount goes too,
+// as BuildKit's prune removes unused exec.cachemount records.
 func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport, error) {
-	var removed int
+	var removed, mounts int
 	opts.Live = func(live map[v1.Hash]bool) error {
+		// Called under the exclusive build lock: no step holds a mount.
+		var err error
+		if mounts, err = s.pruneCacheMounts(); err != nil {
+			return err
+		}
 		ids, err := s.snaps.List()
 		if err != nil {
 			return err
@@ -42,7 +49,7 @@ func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport
 		return nil
 	}
 	rep, err := s.cache.Prune(ctx, opts)
-	return PruneReport{PruneReport: rep, Snapshots: removed}, err
+	return PruneReport{PruneReport: rep, Snapshots: removed, CacheMounts: mounts}, err
 }
 
 // Usage is what the store holds, snapshots included.
@@ -50,6 +57,10 @@ type Usage struct {
 	cache.Usage
 	Snapshots     int
 	SnapshotsSize int64
+	// CacheMounts are RUN --mount=type=cache directories, which prune
+	// removes.
+	CacheMounts     int
+	CacheMountsSize int64
 }
 
 // Usage measures the store.
@@ -62,7 +73,12 @@ func (s *Store) Usage() (Usage, error) {
 	if err != nil {
 		return Usage{}, err
 	}
-	return Usage{Usage: u, Snapshots: n, SnapshotsSize: size}, nil
+	mounts, msize, err := s.cacheMountUsage()
+	if err != nil {
+		return Usage{}, err
+	}
+	u.Reclaimable += msize
+	return Usage{Usage: u, Snapshots: n, SnapshotsSize: size, CacheMounts: mounts, CacheMountsSize: msize}, nil
 }
 
 // Finding is one problem Check found: what, and whether it was removed.
