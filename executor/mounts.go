@@ -320,7 +320,6 @@ func (b *build) copyOutOf(ctx context.Context, st *imageState, rel, dir string) 
 	})
 }
 
-
 // maxSecretSize is BuildKit's bound on a secret's value.
 const maxSecretSize = 500 << 10
 
