@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -267,4 +268,66 @@ func grepTree(t *testing.T, root string, values ...string) {
 		}
 		return nil
 	})
+}
+
+// TestRunMountSSH: a step lists the key of an ssh-agent the test starts
+// (with a key it generates) through the socket --ssh forwards, as
+// "ssh-add -l" lists it on the host.
+func TestRunMountSSH(t *testing.T) {
+	e := newEnv(t)
+	agentBin := testutil.RequireTool(t, "ssh-agent")
+	keygen := testutil.RequireTool(t, "ssh-keygen")
+	sshAdd := testutil.RequireTool(t, "ssh-add")
+	goBin := testutil.RequireTool(t, "go")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "probe-key", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	agent := exec.Command(agentBin, "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	env := append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	for attempt := 0; ; attempt++ {
+		add := exec.Command(sshAdd, key)
+		add.Env = env
+		out, err := add.CombinedOutput()
+		if err == nil {
+			break // the agent is up once it takes the key
+		}
+		if attempt == 1000 {
+			t.Fatalf("ssh-add: %v\n%s", err, out)
+		}
+	}
+	list := exec.Command(sshAdd, "-l")
+	list.Env = env
+	want, err := list.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := t.TempDir()
+	build := exec.Command(goBin, "build", "-o", filepath.Join(ctxDir, "agentprobe"), "./testdata/agentprobe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building agentprobe: %v\n%s", err, out)
+	}
+	id, path, err := executor.ParseSSH("default", func(k string) (string, bool) { return sock, k == "SSH_AUTH_SOCK" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM busybox:test\nCOPY agentprobe /agentprobe\nRUN --mount=type=ssh sh -c 'test \"$SSH_AUTH_SOCK\" = /run/buildkit/ssh_agent.0 && /agentprobe > /keys'\n"
+	res, err := e.buildWith(t, ctxDir, df, nil, func(o *executor.Options) { o.SSH = map[string]string{id: path} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := imageFiles(t, e, res)
+	// ssh-add -l: "256 SHA256:… probe-key (ED25519)".
+	fields := strings.Fields(string(want))
+	if got := readImageFile(t, rootfs, "keys"); len(fields) < 3 || got != fields[1]+" "+fields[2]+"\n" {
+		t.Errorf("the step listed %q; ssh-add -l on the host lists %q", got, want)
+	}
+	mustBeAbsent(t, rootfs, "run")
 }
