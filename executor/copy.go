@@ -27,6 +27,8 @@ type copyOpts struct {
 	inCtx    bool
 	ignore   *parser.Ignore
 	patterns []string
+	parents  bool           // --parents: sources keep their paths
+	exclude  *parser.Ignore // --exclude
 	// maxArchive caps what ADD unpacks from one archive, as layers are
 	// capped (snapshot.Store.MaxLayerSize).
 	maxArchive int64
@@ -38,6 +40,11 @@ func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) 
 		maxArchive: b.snaps.MaxLayerSize()}
 	if ins.Unpack != nil {
 		o.unpack = *ins.Unpack
+	}
+	o.parents = ins.Parents
+	var err error
+	if o.exclude, err = parseExclude(ins.Exclude); err != nil {
+		return o, err
 	}
 	if ins.Chmod != "" {
 		m, err := strconv.ParseUint(ins.Chmod, 8, 32)
@@ -95,21 +102,16 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 		return err
 	}
 	defer tree.Close()
-	srcs, err := selectSources(tree, o.patterns, o.ignore)
+	srcs, err := selectCopy(tree, o, o.ignore)
 	if err != nil {
 		return err
-	}
-	for _, s := range srcs {
-		if err := s.walk(o.ignore); err != nil {
-			return err
-		}
 	}
 	h := sha256.New()
 	if err := b.hashSources(ctx, h, srcs); err != nil {
 		return err
 	}
 	addCopySources(kb, hex.EncodeToString(h.Sum(nil)))
-	if err := checkMultiDest(o, srcs, ins); err != nil {
+	if err := checkMultiDest(&o, srcs, ins); err != nil {
 		return err
 	}
 	prevKey, reuse := b.previousCopy(sc, ins, o)
@@ -158,11 +160,11 @@ func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpt
 			return err
 		}
 		defer unmount()
-		srcs, err := selectSources(tree, o.patterns, nil)
+		srcs, err := selectCopy(tree, o, nil)
 		if err != nil {
 			return err
 		}
-		if err := checkMultiDest(o, srcs, ins); err != nil {
+		if err := checkMultiDest(&o, srcs, ins); err != nil {
 			return err
 		}
 		c, err := copyInto(ctx, root, a.Upper(), o, srcs)
@@ -214,11 +216,19 @@ func copyName(ins *parser.Copy) string {
 	return "COPY"
 }
 
-// checkMultiDest applies docker's rule: several sources need a directory
-// destination written with a trailing slash.
-func checkMultiDest(o copyOpts, srcs []*source, ins *parser.Copy) error {
-	if len(srcs) > 1 && !strings.HasSuffix(o.dest, "/") {
+// checkMultiDest applies the rule docker documents: several sources need
+// a directory destination written with a trailing slash. One wildcard
+// that matches several files copies them into the destination as a
+// directory, as BuildKit does.
+func checkMultiDest(o *copyOpts, srcs []*source, ins *parser.Copy) error {
+	if strings.HasSuffix(o.dest, "/") || o.parents {
+		return nil
+	}
+	if len(ins.Sources)+len(ins.Inline) > 1 {
 		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", copyName(ins))
+	}
+	if len(srcs) > 1 {
+		o.dest += "/"
 	}
 	return nil
 }

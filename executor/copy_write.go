@@ -100,6 +100,13 @@ type dirTime struct {
 func (c *copier) copySource(ctx context.Context, o copyOpts, s *source) error {
 	destIsDir := strings.HasSuffix(o.dest, "/")
 	dest := path.Clean(o.dest)
+	if o.parents {
+		// The source keeps its path below the destination directory.
+		dest, destIsDir = path.Join(dest, path.Dir(s.keep)), true
+		if s.fi.IsDir() {
+			dest = path.Join(dest, path.Base(s.keep))
+		}
+	}
 	if s.fi.IsDir() {
 		existed := false
 		if p, err := securejoin.SecureJoin(c.root, dest); err == nil {

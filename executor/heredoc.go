@@ -74,7 +74,7 @@ func (b *build) copyInline(ctx context.Context, a *snapshot.Active, o copyOpts, 
 	if err != nil {
 		return err
 	}
-	if err := checkMultiDest(o, srcs, ins); err != nil {
+	if err := checkMultiDest(&o, srcs, ins); err != nil {
 		return err
 	}
 	var c *copier

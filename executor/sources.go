@@ -33,6 +33,7 @@ type source struct {
 	sum     v1.Hash     // content hash of a regular file, once hashed
 	fi      os.FileInfo // of the resolved path
 	entries []entry     // for a directory: its contents, parents first, sorted
+	keep    string      // COPY --parents: the path below the destination
 }
 
 // entry is a file under a directory source.

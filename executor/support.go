@@ -103,12 +103,6 @@ func unsupportedCopy(c *parser.Copy) []string {
 	if len(c.Inline) > 0 && len(c.Sources) > 0 {
 		out = append(out, what+" of heredocs and files together is not supported yet: copy them in two steps")
 	}
-	if len(c.Exclude) > 0 {
-		out = append(out, what+" --exclude is not supported yet")
-	}
-	if c.Parents {
-		out = append(out, what+" --parents is not supported yet")
-	}
 	if c.Checksum != "" {
 		out = append(out, "ADD --checksum is not supported yet")
 	}
