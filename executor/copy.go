@@ -76,6 +76,9 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	kb := keyCopy(st.fsKey, ins, o.dest)
 	createdBy := copyName(ins) + " " + stepArgs(sc.step)
 
+	if ins.Add && len(ins.Sources) > 0 && isHTTP(ins.Sources[0]) {
+		return b.stepAddURL(ctx, sc, st, ins, o, kb, createdBy)
+	}
 	if len(ins.Inline) > 0 {
 		// The key holds every heredoc's content (copyFields).
 		return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {

@@ -65,6 +65,12 @@ func (b *build) copyInline(ctx context.Context, a *snapshot.Active, o copyOpts, 
 		}
 		names = append(names, filepath.Base(h.Name))
 	}
+	return b.copyDir(ctx, a, o, ins, dir, names)
+}
+
+// copyDir copies the files names of dir, which the builder wrote (a
+// heredoc, a download), into the step's rootfs as context files are.
+func (b *build) copyDir(ctx context.Context, a *snapshot.Active, o copyOpts, ins *parser.Copy, dir string, names []string) error {
 	tree, err := openTree(dir, true)
 	if err != nil {
 		return err

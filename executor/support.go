@@ -103,24 +103,41 @@ func unsupportedCopy(c *parser.Copy) []string {
 	if len(c.Inline) > 0 && len(c.Sources) > 0 {
 		out = append(out, what+" of heredocs and files together is not supported yet: copy them in two steps")
 	}
-	if c.Checksum != "" {
-		out = append(out, "ADD --checksum is not supported yet")
+	urls := 0
+	for _, src := range c.Sources {
+		switch {
+		case c.Add && isHTTP(src):
+			urls++
+		case c.Add && isGit(src):
+			out = append(out, fmt.Sprintf("ADD of a git repository (%s) is not supported yet", src))
+		}
 	}
-	for _, s := range c.Sources {
-		if c.Add && isURL(s) {
-			out = append(out, fmt.Sprintf("ADD of a URL (%s) is not supported yet", s))
+	if urls > 0 && urls < len(c.Sources) {
+		out = append(out, "ADD of URLs and local files together is not supported yet: use one ADD for each")
+	}
+	if c.Checksum != "" {
+		switch {
+		case urls == 0:
+			out = append(out, "ADD --checksum needs a URL source (it checks a download)")
+		case len(c.Sources) > 1:
+			out = append(out, "ADD --checksum takes one URL: give each download its own ADD")
+		case !validChecksum(c.Checksum):
+			out = append(out, fmt.Sprintf("ADD --checksum=%s: want sha256: and 64 hex digits", c.Checksum))
 		}
 	}
 	return out
 }
 
-// isURL reports whether an ADD source is remote, as BuildKit tells them
-// apart: a URL, or git's scp-like syntax.
-func isURL(s string) bool {
-	for _, p := range []string{"http://", "https://", "git://", "git@", "ssh://"} {
-		if strings.HasPrefix(s, p) {
-			return true
+// validChecksum reports whether s is an ADD --checksum we can check.
+func validChecksum(s string) bool {
+	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return false
+	}
+	for _, r := range hexPart {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
 		}
 	}
-	return false
+	return true
 }
