@@ -76,6 +76,9 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	kb := keyCopy(st.fsKey, ins, o.dest)
 	createdBy := copyName(ins) + " " + stepArgs(sc.step)
 
+	if ins.Add && len(ins.Sources) == 1 && isGit(ins.Sources[0]) {
+		return b.stepAddGit(ctx, sc, st, ins, o, kb, createdBy)
+	}
 	if ins.Add && len(ins.Sources) > 0 && isHTTP(ins.Sources[0]) {
 		return b.stepAddURL(ctx, sc, st, ins, o, kb, createdBy)
 	}

@@ -103,20 +103,27 @@ func unsupportedCopy(c *parser.Copy) []string {
 	if len(c.Inline) > 0 && len(c.Sources) > 0 {
 		out = append(out, what+" of heredocs and files together is not supported yet: copy them in two steps")
 	}
-	urls := 0
+	urls, gits := 0, 0
 	for _, src := range c.Sources {
 		switch {
 		case c.Add && isHTTP(src):
 			urls++
 		case c.Add && isGit(src):
-			out = append(out, fmt.Sprintf("ADD of a git repository (%s) is not supported yet", src))
+			gits++
 		}
 	}
-	if urls > 0 && urls < len(c.Sources) {
+	switch {
+	case gits > 0 && len(c.Sources) > 1:
+		out = append(out, "ADD of a git repository takes it as its one source: give it its own ADD")
+	case urls > 0 && urls < len(c.Sources):
 		out = append(out, "ADD of URLs and local files together is not supported yet: use one ADD for each")
 	}
 	if c.Checksum != "" {
 		switch {
+		case gits == 1 && len(c.Sources) == 1:
+			if len(c.Checksum) < 7 || !isHex(c.Checksum) {
+				out = append(out, fmt.Sprintf("ADD --checksum=%s of a git repository: want a commit id", c.Checksum))
+			}
 		case urls == 0:
 			out = append(out, "ADD --checksum needs a URL source (it checks a download)")
 		case len(c.Sources) > 1:
