@@ -238,6 +238,11 @@ func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 		s.Base = Base{Kind: BaseStage, Stage: i}
 		b.addDep(s, i, s.Pos)
 	default:
+		if repo := repoPath(base); repo != strings.ToLower(repo) {
+			// docker's words; the registry client would only say it
+			// cannot parse the reference.
+			return &Error{Pos: s.Pos, Msg: fmt.Sprintf("FROM %s: invalid reference format: repository name (%s) must be lowercase", base, repo)}
+		}
 		s.Base = Base{Kind: BaseImage, Image: base}
 	}
 	b.plan.Stages = append(b.plan.Stages, s)
@@ -550,4 +555,17 @@ func sourceText(n *bkparser.Node, c instructions.Command) string {
 		return strings.TrimSpace(s.String())
 	}
 	return strings.TrimSpace(n.Original)
+}
+
+// repoPath is the repository part of an image reference as written: no
+// registry host (which may have capitals), tag or digest.
+func repoPath(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	if host, rest, ok := strings.Cut(ref, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		return rest
+	}
+	return ref
 }
