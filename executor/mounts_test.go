@@ -157,6 +157,32 @@ RUN --mount=type=cache,target=/var/cache/dl,uid=7,gid=8,mode=0750 sh -ec 'stat -
 	}
 }
 
+// TestRunMountCacheFrom: a new cache mount with from= starts with the
+// source's content, later mounts inside an earlier one's target are set
+// up after it whatever the order of the options, and ro cannot be
+// written.
+func TestRunMountCacheFrom(t *testing.T) {
+	e := newEnv(t)
+	df := `FROM busybox:test AS seed
+RUN mkdir /data && echo seeded > /data/f
+
+FROM busybox:test
+RUN --mount=type=cache,id=inner,target=/outer/inner,from=seed,source=/data --mount=type=tmpfs,target=/outer sh -ec 'cat /outer/inner/f > /got; echo more > /outer/inner/g'
+RUN --mount=type=cache,id=inner,target=/c,ro sh -ec 'cat /c/g > /got2; ! touch /c/x 2>/dev/null'
+`
+	res, err := e.build(t, t.TempDir(), df, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := imageFiles(t, e, res)
+	for p, want := range map[string]string{"got": "seeded\n", "got2": "more\n"} {
+		if got := readImageFile(t, rootfs, p); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	mustBeAbsent(t, rootfs, "outer", "c")
+}
+
 // TestRunMountCacheLocked: two builds at once whose steps use one cache
 // mount with sharing=locked take turns: each step claims the directory
 // with mkdir, and the other would find it claimed.

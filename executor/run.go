@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -64,7 +66,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 			Network:    network,
 			ResolvConf: b.resolvConf(),
 			Hosts:      []byte(hostsFile),
-			Mounts:     append(mounts, sm.mounts...),
+			Mounts:     sortMounts(append(mounts, sm.mounts...)),
 		}
 		if network == NetworkDefault {
 			if err := b.joinSandbox(ctx, &spec); err != nil {
@@ -157,4 +159,13 @@ func runHistory(argv []string, st *imageState) string {
 		words = append(words, a.key+"="+v)
 	}
 	return strings.Join(append(words, argv...), " ")
+}
+
+// sortMounts orders mounts so that one whose target lies inside another's
+// comes after it, whatever the order of the --mount options, as BuildKit
+// orders them; the order is otherwise kept.
+func sortMounts(m []container.Mount) []container.Mount {
+	depth := func(p string) int { return strings.Count(path.Clean(p), "/") }
+	sort.SliceStable(m, func(i, j int) bool { return depth(m[i].Target) < depth(m[j].Target) })
+	return m
 }
