@@ -126,7 +126,7 @@ func (b *build) prepareMount(ctx context.Context, sc *stepCtx, sm *stepMounts, m
 	case "secret":
 		return b.secretMount(sc, sm, m, target)
 	case "ssh":
-		return b.sshMount(sm, m, target)
+		return b.sshMount(sm, m, target, dir)
 	}
 	return fmt.Errorf("unknown mount type %q", m.Type)
 }
@@ -378,18 +378,3 @@ func (b *build) secretMount(sc *stepCtx, sm *stepMounts, m parser.RunMount, targ
 	return nil
 }
 
-// sshMount binds the agent socket --ssh gave for the mount's id and
-// points SSH_AUTH_SOCK at it.
-func (b *build) sshMount(sm *stepMounts, m parser.RunMount, target string) error {
-	id := m.ID
-	if id == "" {
-		id = "default"
-	}
-	sock, ok := b.opts.SSH[id]
-	if !ok {
-		return fmt.Errorf("no ssh agent socket for id %s: pass --ssh %s=SOCKET", id, id)
-	}
-	sm.mounts = append(sm.mounts, container.Mount{Target: target, Source: filepath.Dir(sock), SubPath: filepath.Base(sock)})
-	sm.env = append(sm.env, "SSH_AUTH_SOCK="+target)
-	return nil
-}

@@ -344,7 +344,10 @@ func TestRunMountSSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := "FROM busybox:test\nCOPY agentprobe /agentprobe\nRUN --mount=type=ssh sh -c 'test \"$SSH_AUTH_SOCK\" = /run/buildkit/ssh_agent.0 && /agentprobe > /keys'\n"
+	df := "FROM busybox:test\nCOPY agentprobe /agentprobe\n" +
+		"RUN --mount=type=ssh sh -c 'test \"$SSH_AUTH_SOCK\" = /run/buildkit/ssh_agent.0 && /agentprobe > /keys'\n" +
+		// The step's user reaches the agent through a socket it owns.
+		"USER 1000:1000\nRUN --mount=type=ssh,uid=1000 /agentprobe > /tmp/keys-as-user\n"
 	res, err := e.buildWith(t, ctxDir, df, nil, func(o *executor.Options) { o.SSH = map[string]string{id: path} })
 	if err != nil {
 		t.Fatal(err)
@@ -352,8 +355,26 @@ func TestRunMountSSH(t *testing.T) {
 	rootfs := imageFiles(t, e, res)
 	// ssh-add -l: "256 SHA256:… probe-key (ED25519)".
 	fields := strings.Fields(string(want))
-	if got := readImageFile(t, rootfs, "keys"); len(fields) < 3 || got != fields[1]+" "+fields[2]+"\n" {
-		t.Errorf("the step listed %q; ssh-add -l on the host lists %q", got, want)
+	if len(fields) < 3 {
+		t.Fatalf("ssh-add -l: %q", want)
+	}
+	for _, p := range []string{"keys", "tmp/keys-as-user"} {
+		if got := readImageFile(t, rootfs, p); got != fields[1]+" "+fields[2]+"\n" {
+			t.Errorf("/%s: the step listed %q; ssh-add -l on the host lists %q", p, got, want)
+		}
 	}
 	mustBeAbsent(t, rootfs, "run")
+
+	// A key file instead of a socket: the builder serves it as an agent.
+	id, path, err = executor.ParseSSH("default="+key, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = e.buildWith(t, ctxDir, df, &buildOpts{noCache: true}, func(o *executor.Options) { o.SSH = map[string]string{id: path} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readImageFile(t, imageFiles(t, e, res), "keys"); !strings.HasPrefix(got, fields[1]+" ") {
+		t.Errorf("with the key file: the step listed %q, want the key %s", got, fields[1])
+	}
 }

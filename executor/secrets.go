@@ -92,27 +92,23 @@ func readSecretFile(name string) ([]byte, error) {
 }
 
 // ParseSSH reads one --ssh value: "default" (or any ID) for the agent
-// $SSH_AUTH_SOCK names, or "ID=SOCKET". It returns the id and the
-// socket's path.
+// $SSH_AUTH_SOCK names, or "ID=PATH", PATH an agent's socket or an
+// unencrypted private key file. It returns the id and the path.
 func ParseSSH(spec string, lookupEnv func(string) (string, bool)) (string, string, error) {
-	id, sock, ok := strings.Cut(spec, "=")
+	id, p, ok := strings.Cut(spec, "=")
 	if id == "" {
-		return "", "", fmt.Errorf("invalid --ssh %q: want default, ID or ID=SOCKET", spec)
+		return "", "", fmt.Errorf("invalid --ssh %q: want default, ID or ID=PATH", spec)
 	}
 	if !ok {
-		if sock, ok = lookupEnv("SSH_AUTH_SOCK"); !ok || sock == "" {
-			return "", "", fmt.Errorf("--ssh %s: SSH_AUTH_SOCK is not set (start ssh-agent, or give --ssh %s=SOCKET)", id, id)
+		if p, ok = lookupEnv("SSH_AUTH_SOCK"); !ok || p == "" {
+			return "", "", fmt.Errorf("--ssh %s: SSH_AUTH_SOCK is not set (start ssh-agent, or give --ssh %s=SOCKET|KEY)", id, id)
 		}
 	}
-	if strings.Contains(sock, ",") {
-		return "", "", errors.New("--ssh: one socket per id (key files are not supported: add them to an ssh-agent)")
+	if strings.Contains(p, ",") {
+		return "", "", errors.New("--ssh: one socket or key per id")
 	}
-	fi, err := os.Stat(sock)
-	if err != nil {
+	if _, err := agentServer(p); err != nil {
 		return "", "", fmt.Errorf("--ssh %s: %w", id, err)
 	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return "", "", fmt.Errorf("--ssh %s: %s is not an agent socket (key files are not supported: start ssh-agent and ssh-add the key)", id, sock)
-	}
-	return id, sock, nil
+	return id, p, nil
 }

@@ -146,7 +146,7 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringVar(&f.network, "network", "default", "the network of RUN steps, `MODE`: default (isolated, outbound only), none or host")
 	fs.StringArrayVar(&f.allow, "allow", nil, "grant an `ENTITLEMENT` the Dockerfile asks for: network.host lets RUN --network=host use the host's network (repeatable)")
 	fs.StringArrayVar(&f.secrets, "secret", nil, "give RUN --mount=type=secret a secret, `SPEC`: id=ID,src=FILE, id=ID,env=VAR, or id=ID (the variable ID if set, else the file ID) (repeatable)")
-	fs.StringArrayVar(&f.ssh, "ssh", nil, "forward an ssh agent to RUN --mount=type=ssh, `SPEC`: default (the agent of $SSH_AUTH_SOCK) or ID=SOCKET (repeatable)")
+	fs.StringArrayVar(&f.ssh, "ssh", nil, "forward an ssh agent to RUN --mount=type=ssh, `SPEC`: default (the agent of $SSH_AUTH_SOCK), ID=SOCKET or ID=KEYFILE (repeatable)")
 	return f
 }
 
