@@ -377,4 +377,3 @@ func (b *build) secretMount(sc *stepCtx, sm *stepMounts, m parser.RunMount, targ
 		File: f.Name, Files: []container.File{f}, ReadOnly: true, NoExec: true, NoSuid: true})
 	return nil
 }
-
