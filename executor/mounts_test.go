@@ -378,3 +378,22 @@ func TestRunMountSSH(t *testing.T) {
 		t.Errorf("with the key file: the step listed %q, want the key %s", got, fields[1])
 	}
 }
+
+// TestRunMountFromLaterStage: RUN --mount from= may name a stage further
+// down the file, as BuildKit allows; the stage is built first.
+func TestRunMountFromLaterStage(t *testing.T) {
+	e := newEnv(t)
+	df := `FROM busybox:test AS first
+RUN --mount=type=bind,from=later,source=/made,target=/m cat /m > /got
+
+FROM busybox:test AS later
+RUN echo made-later > /made
+`
+	res, err := e.build(t, t.TempDir(), df, &buildOpts{target: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readImageFile(t, imageFiles(t, e, res), "got"); got != "made-later\n" {
+		t.Errorf("/got = %q", got)
+	}
+}
