@@ -82,7 +82,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	if ins.Add && len(ins.Sources) > 0 && isHTTP(ins.Sources[0]) {
 		return b.stepAddURL(ctx, sc, st, ins, o, kb, createdBy)
 	}
-	if len(ins.Inline) > 0 {
+	if len(ins.Inline) > 0 && len(ins.Sources) == 0 {
 		// The key holds every heredoc's content (copyFields).
 		return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
 			return b.copyInline(ctx, a, o, ins)
@@ -133,7 +133,14 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 		// The mount is gone: new files go straight into the upper dir,
 		// several at a time.
 		c.reuse = reuse
-		return c.finishDeferred(ctx, 0)
+		if err := c.finishDeferred(ctx, 0); err != nil {
+			return err
+		}
+		if len(ins.Inline) > 0 {
+			// After the files, as BuildKit copies them.
+			return b.copyInline(ctx, a, o, ins)
+		}
+		return nil
 	})
 	if err == nil {
 		b.recordCopy(prevKey, st)

@@ -3,6 +3,7 @@ package executor_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -126,5 +127,30 @@ COPY --from=base --parents /test/a/./*/c /wildcard/
 		if _, err := os.Lstat(filepath.Join(rootfs, p)); err == nil {
 			t.Errorf("/%s exists; the pivot should have cut it", p)
 		}
+	}
+}
+
+// TestCopyFilesAndHeredoc: one COPY of context files and a heredoc, as
+// BuildKit allows; the heredoc's content is in the key.
+func TestCopyFilesAndHeredoc(t *testing.T) {
+	e := newEnv(t)
+	ctxDir := writeContext(t, "", map[string]string{"a.txt": "from the context\n"})
+	df := "FROM busybox:test\nCOPY a.txt <<EOF /dst/\nfrom %s\nEOF\n"
+	res, err := e.build(t, ctxDir, strings.Replace(df, "%s", "the heredoc", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := imageFiles(t, e, res)
+	for p, want := range map[string]string{"dst/a.txt": "from the context\n", "dst/EOF": "from the heredoc\n"} {
+		if got := readImageFile(t, rootfs, p); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	res, err = e.build(t, ctxDir, strings.Replace(df, "%s", "elsewhere", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readImageFile(t, imageFiles(t, e, res), "dst/EOF"); got != "from elsewhere\n" {
+		t.Errorf("after the heredoc changed: %q", got)
 	}
 }

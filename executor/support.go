@@ -98,11 +98,7 @@ func unsupportedRun(r *parser.Run, opts *Options) []string {
 }
 
 func unsupportedCopy(c *parser.Copy) []string {
-	what := copyName(c)
 	var out []string
-	if len(c.Inline) > 0 && len(c.Sources) > 0 {
-		out = append(out, what+" of heredocs and files together is not supported yet: copy them in two steps")
-	}
 	urls, gits := 0, 0
 	for _, src := range c.Sources {
 		switch {
