@@ -117,3 +117,42 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckDirective: "# check=" skips rules or turns their warnings
+// into an error, as BuildKit's linter options do.
+func TestCheckDirective(t *testing.T) {
+	body := "FROM alpine\nENV A 1\nMAINTAINER me\n"
+	for _, tc := range []struct {
+		directive string
+		warnings  []string
+		err       string
+	}{
+		{"", []string{
+			"Dockerfile:2: LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy \"ENV key value\" format",
+			"Dockerfile:3: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label",
+		}, ""},
+		{"# check=skip=LegacyKeyValueFormat\n", []string{
+			"Dockerfile:4: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label",
+		}, ""},
+		{"# check=skip=all\n", nil, ""},
+		{"# check=error=true;skip=MaintainerDeprecated\n", nil,
+			"Dockerfile: lint violation found for rules: LegacyKeyValueFormat (Dockerfile:3: LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy \"ENV key value\" format)"},
+		{"# check=error=true\n", nil, "Dockerfile: lint violation found for rules: LegacyKeyValueFormat, MaintainerDeprecated ("},
+		{"# check=bogus\n", nil, "Dockerfile:1: check directive: invalid check option \"bogus\""},
+	} {
+		p, err := Parse(strings.NewReader(tc.directive+body), Options{})
+		if tc.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.directive, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.directive, err)
+			continue
+		}
+		if strings.Join(p.Warnings, "\n") != strings.Join(tc.warnings, "\n") {
+			t.Errorf("%q: warnings\n%s\nwant\n%s", tc.directive, strings.Join(p.Warnings, "\n"), strings.Join(tc.warnings, "\n"))
+		}
+	}
+}

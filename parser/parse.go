@@ -59,15 +59,32 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		p.warn(line, w.Short)
 	}
 	b := &planner{plan: p, opts: opts, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken}
-	b.lint = linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []bkparser.Range) {
+	// "# check=skip=…;error=true" configures the rules, as in BuildKit.
+	checks, _, loc, _ := bkparser.ParseDirective("check", data)
+	lintCfg, err := linter.ParseLintOptions(checks)
+	if err != nil {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		return nil, &Error{Pos: Pos{File: file, Line: line, EndLine: line}, Msg: "check directive: " + err.Error()}
+	}
+	lintCfg.Warn = func(rule, _, _, msg string, loc []bkparser.Range) {
 		line := 0
 		if len(loc) > 0 {
 			line = loc[0].Start.Line
 		}
 		p.warn(line, rule+": "+msg)
-	}})
+	}
+	b.lint = linter.New(lintCfg)
 	if err := b.walk(res.AST); err != nil {
 		return nil, err
+	}
+	if b.lint.ReturnAsError && len(*b.lint.CalledRules) > 0 {
+		// check=error=true, in BuildKit's words with the rules sorted;
+		// the warnings are the reasons, and no plan carries them out.
+		rules := slices.Compact(slices.Sorted(slices.Values(*b.lint.CalledRules)))
+		return nil, &Error{Pos: Pos{File: file}, Msg: "lint violation found for rules: " + strings.Join(rules, ", ") + " (" + strings.Join(p.Warnings, "; ") + ")"}
 	}
 	if err := b.resolvePending(); err != nil {
 		return nil, err
@@ -196,7 +213,7 @@ func (b *planner) expandFrom(n *bkparser.Node, word string) (string, error) {
 	names := slices.Sorted(maps.Keys(res.Unmatched))
 	for _, name := range names {
 		if !b.declaredGlobal(name) {
-			b.plan.warn(n.StartLine, fmt.Sprintf("UndefinedArgInFrom: FROM argument '%s' is not declared", name))
+			b.lint.Run(&linter.RuleUndefinedArgInFrom, n.Location(), linter.RuleUndefinedArgInFrom.Format(name, ""))
 		}
 	}
 	return res.Result, nil
@@ -322,7 +339,7 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 func (b *planner) legacyKV(n *bkparser.Node, name string, kvs instructions.KeyValuePairs) {
 	for _, kv := range kvs {
 		if kv.NoDelim {
-			b.plan.warn(n.StartLine, "LegacyKeyValueFormat: "+linter.RuleLegacyKeyValueFormat.Format(name))
+			b.lint.Run(&linter.RuleLegacyKeyValueFormat, n.Location(), linter.RuleLegacyKeyValueFormat.Format(name))
 			return
 		}
 	}
