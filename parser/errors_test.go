@@ -156,3 +156,28 @@ func TestCheckDirective(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntaxDirective: BuildKit's Dockerfile frontend in any version is
+// the language builder speaks; another frontend is ignored with a warning.
+func TestSyntaxDirective(t *testing.T) {
+	for _, tc := range []struct {
+		syntax string
+		warn   bool
+	}{
+		{"docker/dockerfile:1", false},
+		{"docker/dockerfile:1.7-labs", false},
+		{"docker.io/docker/dockerfile:1@sha256:" + strings.Repeat("a", 64), false},
+		{"docker/dockerfile-upstream:master", false},
+		{"tonistiigi/dockerfile:runmount", true},
+		{"example.com/frontends/custom:2", true},
+	} {
+		p, err := Parse(strings.NewReader("# syntax="+tc.syntax+"\nFROM scratch\n"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := len(p.Warnings) == 1 && strings.Contains(p.Warnings[0], "the directive is ignored")
+		if warned != tc.warn || p.Syntax != tc.syntax {
+			t.Errorf("syntax=%s: warnings %q, Syntax %q; want a warning: %v", tc.syntax, p.Warnings, p.Syntax, tc.warn)
+		}
+	}
+}

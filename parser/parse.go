@@ -48,8 +48,15 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		return nil, toError(file, err)
 	}
 	p := &Plan{File: file, Escape: res.EscapeToken}
-	if syntax, _, _, ok := bkparser.DetectSyntax(data); ok {
+	if syntax, _, loc, ok := bkparser.DetectSyntax(data); ok {
 		p.Syntax = syntax
+		if !dockerfileFrontend(syntax) {
+			line := 0
+			if len(loc) > 0 {
+				line = loc[0].Start.Line
+			}
+			p.warn(line, fmt.Sprintf("syntax=%s: builder reads Dockerfiles with BuildKit's own parser and runs no other frontend; the directive is ignored", syntax))
+		}
 	}
 	for _, w := range res.Warnings {
 		line := 0
@@ -585,4 +592,18 @@ func repoPath(ref string) string {
 		return rest
 	}
 	return ref
+}
+
+// dockerfileFrontend reports whether a "# syntax=" image is BuildKit's
+// Dockerfile frontend (any version, labs included), whose language
+// builder implements.
+func dockerfileFrontend(ref string) bool {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	for _, p := range []string{"docker.io/", "index.docker.io/"} {
+		ref = strings.TrimPrefix(ref, p)
+	}
+	return ref == "docker/dockerfile" || ref == "docker/dockerfile-upstream"
 }
