@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -101,4 +102,21 @@ func TestForeignPlatformRefused(t *testing.T) {
 	if len(events) != 0 {
 		t.Errorf("events before the refusal: %+v", events)
 	}
+}
+
+// TestHealthcheckStartIntervalWarns: the one HEALTHCHECK option the image
+// config cannot hold is said to be dropped, not dropped silently.
+func TestHealthcheckStartIntervalWarns(t *testing.T) {
+	e := newEnv(t)
+	var events []executor.Event
+	_, err := e.build(t, t.TempDir(), "FROM busybox:test\nHEALTHCHECK --interval=5s --start-interval=1s CMD true\n", &buildOpts{events: &events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if ev.Kind == executor.BuildWarning && strings.Contains(ev.Line, "Dockerfile:2: HEALTHCHECK --start-interval is not recorded") {
+			return
+		}
+	}
+	t.Error("no warning that --start-interval was dropped")
 }
