@@ -102,7 +102,12 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 			return b.copyFromImage(ctx, a, o, ins, from)
 		})
 	}
+	return b.copyContext(ctx, sc, st, ins, o, kb, createdBy)
+}
 
+// copyContext runs a COPY or ADD of files of the build context (and of
+// heredocs beside them).
+func (b *build) copyContext(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy, o copyOpts, kb *cache.KeyBuilder, createdBy string) error {
 	tree, err := openTree(b.opts.ContextDir, true)
 	if err != nil {
 		return err

@@ -66,24 +66,9 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		p.warn(line, w.Short)
 	}
 	b := &planner{plan: p, opts: opts, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken}
-	// "# check=skip=…;error=true" configures the rules, as in BuildKit.
-	checks, _, loc, _ := bkparser.ParseDirective("check", data)
-	lintCfg, err := linter.ParseLintOptions(checks)
-	if err != nil {
-		line := 0
-		if len(loc) > 0 {
-			line = loc[0].Start.Line
-		}
-		return nil, &Error{Pos: Pos{File: file, Line: line, EndLine: line}, Msg: "check directive: " + err.Error()}
+	if b.lint, err = newLinter(p, data); err != nil {
+		return nil, err
 	}
-	lintCfg.Warn = func(rule, _, _, msg string, loc []bkparser.Range) {
-		line := 0
-		if len(loc) > 0 {
-			line = loc[0].Start.Line
-		}
-		p.warn(line, rule+": "+msg)
-	}
-	b.lint = linter.New(lintCfg)
 	if err := b.walk(res.AST); err != nil {
 		return nil, err
 	}
@@ -100,6 +85,28 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// newLinter is BuildKit's linter as the "# check=skip=…;error=true"
+// directive configures it, warning into p.
+func newLinter(p *Plan, data []byte) (*linter.Linter, error) {
+	checks, _, loc, _ := bkparser.ParseDirective("check", data)
+	cfg, err := linter.ParseLintOptions(checks)
+	if err != nil {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		return nil, &Error{Pos: Pos{File: p.File, Line: line, EndLine: line}, Msg: "check directive: " + err.Error()}
+	}
+	cfg.Warn = func(rule, _, _, msg string, loc []bkparser.Range) {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		p.warn(line, rule+": "+msg)
+	}
+	return linter.New(cfg), nil
 }
 
 // maxLine is the longest line BuildKit's parser reads (its bufio.Scanner
