@@ -36,9 +36,9 @@ func (m *stepMounts) close() {
 // the kind and target of each, and the content of bind sources. A
 // cache mount's content, a secret's value and an ssh agent are never
 // keyed, as BuildKit keys them.
-func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder, ins *parser.Run) error {
+func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder, ins *parser.Run, workdir string) error {
 	for _, m := range ins.Mounts {
-		target, err := mountTarget(m)
+		target, err := mountTarget(m, workdir)
 		if err != nil {
 			return err
 		}
@@ -69,8 +69,9 @@ func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder,
 	return nil
 }
 
-// mountTarget is where a mount goes, with BuildKit's defaults.
-func mountTarget(m parser.RunMount) (string, error) {
+// mountTarget is where a mount goes, with BuildKit's defaults; a
+// relative target is below the working directory.
+func mountTarget(m parser.RunMount, workdir string) (string, error) {
 	t := m.Target
 	if t == "" && m.Type == "secret" {
 		id := m.ID
@@ -85,18 +86,23 @@ func mountTarget(m parser.RunMount) (string, error) {
 	if t == "" {
 		return "", fmt.Errorf("RUN --mount=type=%s needs a target", m.Type)
 	}
-	if !path.IsAbs(t) {
-		return "", fmt.Errorf("RUN --mount target %s: want an absolute path", t)
+	if path.IsAbs(t) {
+		t = path.Clean(t)
+	} else {
+		t = path.Join("/", workdir, t)
 	}
-	return path.Clean(t), nil
+	if t == "/" {
+		return "", fmt.Errorf("RUN --mount=type=%s: invalid mount target %q", m.Type, m.Target)
+	}
+	return t, nil
 }
 
 // prepareMounts sets up every mount of a RUN step in work, a directory of
 // the step's that goes when the step is over.
-func (b *build) prepareMounts(ctx context.Context, sc *stepCtx, ins *parser.Run, work string) (*stepMounts, error) {
+func (b *build) prepareMounts(ctx context.Context, sc *stepCtx, ins *parser.Run, workdir, work string) (*stepMounts, error) {
 	sm := &stepMounts{}
 	for i, m := range ins.Mounts {
-		target, err := mountTarget(m)
+		target, err := mountTarget(m, workdir)
 		if err != nil {
 			sm.close()
 			return nil, err

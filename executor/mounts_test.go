@@ -379,8 +379,10 @@ func TestRunMountSSH(t *testing.T) {
 	}
 }
 
-// TestRunMountFromLaterStage: RUN --mount from= may name a stage further
-// down the file, as BuildKit allows; the stage is built first.
+// TestRunMountFromLaterStage: unlike COPY --from, RUN --mount from= may
+// not name a stage further down the file (BuildKit: "stage needs to be
+// defined before current command"); it is refused when the Dockerfile is
+// read.
 func TestRunMountFromLaterStage(t *testing.T) {
 	e := newEnv(t)
 	df := `FROM busybox:test AS first
@@ -389,11 +391,23 @@ RUN --mount=type=bind,from=later,source=/made,target=/m cat /m > /got
 FROM busybox:test AS later
 RUN echo made-later > /made
 `
-	res, err := e.build(t, t.TempDir(), df, &buildOpts{target: "first"})
+	_, err := e.build(t, t.TempDir(), df, &buildOpts{target: "first"})
+	want := "Dockerfile:2: RUN --mount from=later: stage later is defined after this one; a RUN mount can read only a stage defined before it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant %s", err, want)
+	}
+}
+
+// TestRunMountRelativeTarget: a relative target is below WORKDIR, as
+// BuildKit places it.
+func TestRunMountRelativeTarget(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM busybox:test\nWORKDIR /work\nRUN --mount=type=tmpfs,target=scratch sh -c 'grep \" /work/scratch tmpfs \" /proc/mounts > /found'\n"
+	res, err := e.build(t, t.TempDir(), df, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readImageFile(t, imageFiles(t, e, res), "got"); got != "made-later\n" {
-		t.Errorf("/got = %q", got)
+	if got := readImageFile(t, imageFiles(t, e, res), "found"); got == "" {
+		t.Error("no tmpfs at /work/scratch")
 	}
 }

@@ -397,8 +397,8 @@ func stageLabel(s *Stage) string {
 }
 
 // runMountDeps adds the stages RUN --mount from= reads to the stage's deps
-// and returns them by from= value; stages defined further down are added
-// by resolvePending. Like BuildKit, it reads from= as written: variables
+// and returns them by from= value; a stage defined further down is
+// refused by resolvePending, as BuildKit refuses it. Like BuildKit, it reads from= as written: variables
 // are not allowed there.
 func (b *planner) runMountDeps(n *bkparser.Node, s *Stage, run *instructions.RunCommand) (map[string]int, error) {
 	stages := map[string]int{}
@@ -440,8 +440,8 @@ func (b *planner) addDep(s *Stage, i int, pos Pos) {
 }
 
 // resolvePending turns references to stages defined further down into
-// dependencies, as BuildKit does for COPY --from and RUN --mount from=
-// (FROM only ever sees the stages above it), then refuses cycles.
+// dependencies, as BuildKit does for COPY --from (FROM and RUN --mount
+// from= only ever see the stages above them), then refuses cycles.
 func (b *planner) resolvePending() error {
 	for _, r := range b.pending {
 		i, ok := b.stageByName(r.ref)
@@ -462,7 +462,9 @@ func (b *planner) resolvePending() error {
 			r.copyFrom.Stage, r.copyFrom.Image = i, ""
 		}
 		if r.mounts != nil {
-			r.mounts[r.ref] = i
+			// BuildKit resolves COPY --from across the file, but a RUN
+			// mount only from a stage defined before its own.
+			return &Error{Pos: r.pos, Msg: fmt.Sprintf("RUN --mount from=%s: stage %s is defined after this one; a RUN mount can read only a stage defined before it", r.ref, stageLabel(b.plan.Stages[i]))}
 		}
 		b.addDep(r.stage, i, r.pos)
 	}

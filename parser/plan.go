@@ -100,7 +100,7 @@ type Stage struct {
 	Platform string // FROM --platform, after expansion; "" when not given
 	Steps    []Step
 	// Deps are the stages this one needs: its base stage and every
-	// COPY --from=<stage> (later also RUN --mount from=<stage>). Sorted, unique.
+	// COPY --from=<stage> and RUN --mount from=<stage>. Sorted, unique.
 	Deps []int
 }
 
