@@ -36,11 +36,12 @@ func (m *stepMounts) close() {
 // the kind and target of each, and the content of bind sources. A
 // cache mount's content, a secret's value and an ssh agent are never
 // keyed, as BuildKit keys them.
-func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder, ins *parser.Run, workdir string) error {
-	for _, m := range ins.Mounts {
+func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder, ins *parser.Run, workdir string) (contextSums, error) {
+	sums := contextSums{}
+	for i, m := range ins.Mounts {
 		target, err := mountTarget(m, workdir)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		kb.AddString("run.mount", m.Type+" "+target)
 		switch m.Type {
@@ -50,14 +51,15 @@ func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder,
 			if m.From == "" {
 				sum, err := b.contextSum(ctx, m.Source)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				kb.AddString("run.mount.context-files", sum)
+				sums[i] = sum
 				continue
 			}
 			from, err := b.mountFrom(ctx, sc, m)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for _, l := range from.layers {
 				kb.AddString("run.mount.from-layer", l.DiffID.String())
@@ -66,8 +68,13 @@ func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder,
 			kb.AddString("run.mount.size", strconv.FormatInt(m.Size, 10))
 		}
 	}
-	return nil
+	return sums, nil
 }
+
+// contextSums are, by mount index, the hashes the key of a RUN took of
+// the context files its bind mounts show, which the copies it mounts
+// must match.
+type contextSums map[int]string
 
 // mountTarget is where a mount goes, with BuildKit's defaults; a
 // relative target is below the working directory.
@@ -99,7 +106,7 @@ func mountTarget(m parser.RunMount, workdir string) (string, error) {
 
 // prepareMounts sets up every mount of a RUN step in work, a directory of
 // the step's that goes when the step is over.
-func (b *build) prepareMounts(ctx context.Context, sc *stepCtx, ins *parser.Run, workdir, work string) (*stepMounts, error) {
+func (b *build) prepareMounts(ctx context.Context, sc *stepCtx, ins *parser.Run, sums contextSums, workdir, work string) (*stepMounts, error) {
 	sm := &stepMounts{}
 	for i, m := range ins.Mounts {
 		target, err := mountTarget(m, workdir)
@@ -112,7 +119,7 @@ func (b *build) prepareMounts(ctx context.Context, sc *stepCtx, ins *parser.Run,
 			sm.close()
 			return nil, err
 		}
-		if err := b.prepareMount(ctx, sc, sm, m, target, dir); err != nil {
+		if err := b.prepareMount(ctx, sc, sm, m, target, dir, sums[i]); err != nil {
 			sm.close()
 			return nil, fmt.Errorf("--mount=type=%s,target=%s: %w", m.Type, target, err)
 		}
@@ -120,13 +127,13 @@ func (b *build) prepareMounts(ctx context.Context, sc *stepCtx, ins *parser.Run,
 	return sm, nil
 }
 
-func (b *build) prepareMount(ctx context.Context, sc *stepCtx, sm *stepMounts, m parser.RunMount, target, dir string) error {
+func (b *build) prepareMount(ctx context.Context, sc *stepCtx, sm *stepMounts, m parser.RunMount, target, dir, sum string) error {
 	switch m.Type {
 	case "tmpfs":
 		sm.mounts = append(sm.mounts, container.Mount{Target: target, Tmpfs: true, Size: m.Size, NoSuid: true})
 		return nil
 	case "bind":
-		return b.bindMount(ctx, sc, sm, m, target, dir)
+		return b.bindMount(ctx, sc, sm, m, target, dir, sum)
 	case "cache":
 		return b.cacheMount(ctx, sc, sm, m, target)
 	case "secret":
@@ -140,11 +147,11 @@ func (b *build) prepareMount(ctx context.Context, sc *stepCtx, sm *stepMounts, m
 // bindMount binds a directory of the context, a stage or an image,
 // read-only unless rw, and then on a copy (the context) or an overlay
 // (a stage) whose changes are thrown away with the step.
-func (b *build) bindMount(ctx context.Context, sc *stepCtx, sm *stepMounts, m parser.RunMount, target, dir string) error {
+func (b *build) bindMount(ctx context.Context, sc *stepCtx, sm *stepMounts, m parser.RunMount, target, dir, sum string) error {
 	if m.From == "" {
 		// A copy of what COPY would see: .dockerignore applies, and the
 		// context cannot change under the step nor be written through.
-		if err := b.contextCopy(ctx, m.Source, dir); err != nil {
+		if err := b.contextCopy(ctx, m.Source, dir, sum); err != nil {
 			return err
 		}
 		sm.mounts = append(sm.mounts, container.Mount{Target: target, Source: dir, ReadOnly: m.ReadOnly})
@@ -224,13 +231,21 @@ func (b *build) contextSum(ctx context.Context, rel string) (string, error) {
 }
 
 // contextCopy copies the context files under rel into dir, which then
-// holds what a bind mount of rel shows.
-func (b *build) contextCopy(ctx context.Context, rel, dir string) error {
+// holds what a bind mount of rel shows: the files the key hashed (want),
+// each checked as it is copied, as COPY checks them.
+func (b *build) contextCopy(ctx context.Context, rel, dir, want string) error {
 	tree, srcs, err := b.contextSources(rel)
 	if err != nil {
 		return err
 	}
 	defer tree.Close()
+	h := sha256.New()
+	if err := b.hashSources(ctx, h, srcs); err != nil {
+		return err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != want {
+		return fmt.Errorf("the build context under %s changed while the build was reading it; build again", rel)
+	}
 	// dir is a plain directory, its own "upper": nothing to mount.
 	c, err := copyInto(ctx, dir, dir, copyOpts{dest: "/", inCtx: true}, srcs)
 	if err != nil {

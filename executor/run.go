@@ -45,13 +45,14 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(), user: st.cfg.Config.User,
 		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history,
 		heredocs: ins.Heredocs})
-	if err := b.mountKey(ctx, sc, kb, ins, st.workdir()); err != nil {
+	sums, err := b.mountKey(ctx, sc, kb, ins, st.workdir())
+	if err != nil {
 		return err
 	}
 
 	command := strings.Join(ins.Args, " ")
 	return b.fsStep(ctx, sc, st, kb, "RUN "+history, func(ctx context.Context, a *snapshot.Active) error {
-		sm, err := b.prepareMounts(ctx, sc, ins, st.workdir(), filepath.Dir(a.Upper()))
+		sm, err := b.prepareMounts(ctx, sc, ins, sums, st.workdir(), filepath.Dir(a.Upper()))
 		if err != nil {
 			return err
 		}
