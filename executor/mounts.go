@@ -38,11 +38,12 @@ func (m *stepMounts) close() {
 // keyed, as BuildKit keys them.
 func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder, ins *parser.Run, workdir string) (contextSums, error) {
 	sums := contextSums{}
+	targets, err := mountTargets(ins, workdir)
+	if err != nil {
+		return nil, err
+	}
 	for i, m := range ins.Mounts {
-		target, err := mountTarget(m, workdir)
-		if err != nil {
-			return nil, err
-		}
+		target := targets[i]
 		kb.AddString("run.mount", m.Type+" "+target)
 		switch m.Type {
 		case "bind":
@@ -76,9 +77,27 @@ func (b *build) mountKey(ctx context.Context, sc *stepCtx, kb *cache.KeyBuilder,
 // must match.
 type contextSums map[int]string
 
-// mountTarget is where a mount goes, with BuildKit's defaults; a
-// relative target is below the working directory.
-func mountTarget(m parser.RunMount, workdir string) (string, error) {
+// mountTargets are where a RUN's mounts go, in order.
+func mountTargets(ins *parser.Run, workdir string) ([]string, error) {
+	var out []string
+	ssh := 0
+	for _, m := range ins.Mounts {
+		t, err := mountTarget(m, workdir, ssh)
+		if err != nil {
+			return nil, err
+		}
+		if m.Type == "ssh" {
+			ssh++
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// mountTarget is where a mount goes, with BuildKit's defaults (an ssh
+// mount's numbered among the RUN's ssh mounts); a relative target is
+// below the working directory.
+func mountTarget(m parser.RunMount, workdir string, ssh int) (string, error) {
 	t := m.Target
 	if t == "" && m.Type == "secret" {
 		id := m.ID
@@ -88,7 +107,7 @@ func mountTarget(m parser.RunMount, workdir string) (string, error) {
 		t = "/run/secrets/" + id
 	}
 	if t == "" && m.Type == "ssh" {
-		t = "/run/buildkit/ssh_agent.0"
+		t = "/run/buildkit/ssh_agent." + strconv.Itoa(ssh)
 	}
 	if t == "" {
 		return "", fmt.Errorf("RUN --mount=type=%s needs a target", m.Type)
@@ -108,12 +127,12 @@ func mountTarget(m parser.RunMount, workdir string) (string, error) {
 // the step's that goes when the step is over.
 func (b *build) prepareMounts(ctx context.Context, sc *stepCtx, ins *parser.Run, sums contextSums, workdir, work string) (*stepMounts, error) {
 	sm := &stepMounts{}
+	targets, err := mountTargets(ins, workdir)
+	if err != nil {
+		return nil, err
+	}
 	for i, m := range ins.Mounts {
-		target, err := mountTarget(m, workdir)
-		if err != nil {
-			sm.close()
-			return nil, err
-		}
+		target := targets[i]
 		dir := filepath.Join(work, "mount-"+strconv.Itoa(i))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			sm.close()

@@ -346,6 +346,7 @@ func TestRunMountSSH(t *testing.T) {
 	}
 	df := "FROM busybox:test\nCOPY agentprobe /agentprobe\n" +
 		"RUN --mount=type=ssh sh -c 'test \"$SSH_AUTH_SOCK\" = /run/buildkit/ssh_agent.0 && /agentprobe > /keys'\n" +
+		"RUN --mount=type=ssh --mount=type=ssh sh -c 'test -S /run/buildkit/ssh_agent.0 && test -S /run/buildkit/ssh_agent.1'\n" +
 		// The step's user reaches the agent through a socket it owns.
 		"USER 1000:1000\nRUN --mount=type=ssh,uid=1000 /agentprobe > /tmp/keys-as-user\n"
 	res, err := e.buildWith(t, ctxDir, df, nil, func(o *executor.Options) { o.SSH = map[string]string{id: path} })
