@@ -60,6 +60,9 @@ func TestCacheMountSharing(t *testing.T) {
 	if err != nil || u.CacheMounts != 2 || u.CacheMountsSize != 1 {
 		t.Errorf("usage: %d mounts, %d bytes (%v); want 2 (an id and its second private instance) and 1", u.CacheMounts, u.CacheMountsSize, err)
 	}
+	if f, err := s.Check(context.Background(), false); len(f) != 0 || err != nil {
+		t.Errorf("check with cache mounts: %v, %v; want a sound store", f, err)
+	}
 	rep, err := s.Prune(context.Background(), cache.PruneOptions{})
 	if err != nil || rep.CacheMounts != 2 {
 		t.Errorf("prune: %+v, %v; want 2 cache mounts removed", rep, err)
