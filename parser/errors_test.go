@@ -181,3 +181,24 @@ func TestSyntaxDirective(t *testing.T) {
 		}
 	}
 }
+
+// TestMountFlagErrors: a bad --mount option is an error of the Dockerfile,
+// found when it is read, with BuildKit's words; one with a variable waits
+// for the step's environment.
+func TestMountFlagErrors(t *testing.T) {
+	for _, tc := range []struct{ run, want string }{
+		{"RUN --mount=type=cahce,target=/x true", `Dockerfile:2: unsupported mount type "cahce"`},
+		{"RUN --mount=type=cache,target=/x,sharing=sometimes true", `Dockerfile:2: unsupported sharing value "sometimes"`},
+		{"RUN --mount=type=tmpfs,target=/x,uid=1 true", `Dockerfile:2: uid not allowed for "tmpfs" type mounts`},
+		{"RUN --mount=type=cache,target=/x,colour=red true", `Dockerfile:2: unexpected key 'colour' in 'colour=red'`},
+		{"RUN --mount=type=$T,target=/x true", ""},
+	} {
+		_, err := Parse(strings.NewReader("FROM a\n"+tc.run+"\n"), Options{})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want no error before the step's environment is known", tc.run, err)
+		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %s", tc.run, err, tc.want)
+		}
+	}
+}

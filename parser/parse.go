@@ -334,6 +334,9 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 			}
 		}
 	case *instructions.RunCommand:
+		if err := checkMountFlags(n, c); err != nil {
+			return &Error{Pos: step.Pos, Msg: err.Error()}
+		}
 		m, err := b.runMountDeps(n, s, c)
 		if err != nil {
 			return err
@@ -347,6 +350,19 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 	step.expand = b.expander(n, step.Pos, refs)
 	s.Steps = append(s.Steps, step)
 	return nil
+}
+
+// checkMountFlags reads a RUN's --mount options now, when none holds a
+// variable, so that a bad one ("sharing=sometimes", "type=cahce") is an
+// error of the Dockerfile rather than of its step, which runs after the
+// steps before it. BuildKit reads them only when it expands the step.
+func checkMountFlags(n *bkparser.Node, c *instructions.RunCommand) error {
+	for _, f := range n.Flags {
+		if strings.Contains(f, "$") {
+			return nil
+		}
+	}
+	return c.Expand(func(word string) (string, error) { return word, nil })
 }
 
 // legacyKV warns about "ENV key value", which docker deprecates.
