@@ -86,7 +86,7 @@ COPY --exclude=dir1 --exclude=!dir1/file-102.txt --exclude=dir2 --exclude=dir3 -
 }
 
 // TestCopyParents follows BuildKit's testCopyParents and
-// testCopyRelativeParents (without "**", which builder's wildcards lack):
+// testCopyRelativeParents ("**" matches any number of directories there):
 // sources keep their paths below the destination, from the first "/./"
 // pivot on when there is one.
 func TestCopyParents(t *testing.T) {
@@ -94,7 +94,7 @@ func TestCopyParents(t *testing.T) {
 	ctxDir := writeContext(t, "", map[string]string{"foo1/foo2/bar": "testing", "foo1/foo2/baz": "testing2"})
 	df := `FROM busybox:test AS base
 WORKDIR /test
-RUN mkdir -p a/b/c/d/e a/b2/c/d/e && touch a/b/c/d/foo a/b/c/d/e/bay a/b2/c/d/e/bar
+RUN mkdir -p a/b/c/d/e a/b2/c/d/e a/b/c2/d/e a/b/c2/d/e2 && touch a/b/c/d/foo a/b/c/d/e/bay a/b2/c/d/e/bar a/b/c2/d/e/baz a/b/c2/d/e2/baz
 
 FROM busybox:test
 COPY --parents foo1/foo2/bar /
@@ -105,6 +105,8 @@ COPY --from=base --parents /test/a/b/c/d/. /end/
 COPY --from=base --parents ./test/a/b/c/d /start/
 COPY --from=base --parents /test/a/./b/./c /double/
 COPY --from=base --parents /test/a/./*/c /wildcard/
+COPY --from=base --parents /test/a/b*/./c/**/e /doublewildcard/
+COPY --from=base --parents /test/a/b/c*/./d/**/baz /test/a/b*/./c/**/bar /doubleinputs/
 `
 	res, err := e.build(t, ctxDir, df, nil)
 	if err != nil {
@@ -118,12 +120,14 @@ COPY --from=base --parents /test/a/./*/c /wildcard/
 		"start/test/a/b/c/d/e", "start/test/a/b/c/d/foo",
 		"double/b/c/d/e", "double/b/c/d/foo",
 		"wildcard/b/c/d/e", "wildcard/b2/c/d/e/bar",
+		"doublewildcard/c/d/e", "doublewildcard/c/d/e/bay", "doublewildcard/c/d/e/bar",
+		"doubleinputs/d/e/baz", "doubleinputs/d/e2/baz", "doubleinputs/c/d/e/bar",
 	} {
 		if _, err := os.Lstat(filepath.Join(rootfs, p)); err != nil {
 			t.Errorf("/%s: %v", p, err)
 		}
 	}
-	for _, p := range []string{"middle/a", "middle/e", "middle/test"} {
+	for _, p := range []string{"middle/a", "middle/e", "middle/test", "doubleinputs/d/e/bay"} {
 		if _, err := os.Lstat(filepath.Join(rootfs, p)); err == nil {
 			t.Errorf("/%s exists; the pivot should have cut it", p)
 		}

@@ -20,6 +20,8 @@ func selectCopy(t *srcTree, o copyOpts, ig *parser.Ignore) ([]*source, error) {
 			return nil, err
 		}
 	} else {
+		t.doublestar = true
+		defer func() { t.doublestar = false }()
 		for _, pat := range o.patterns {
 			// BuildKit cuts at the first pivot; "a/b/." has none.
 			pivot, rest, ok := strings.Cut(pat, "/./")
@@ -30,12 +32,16 @@ func selectCopy(t *srcTree, o copyOpts, ig *parser.Ignore) ([]*source, error) {
 			if err != nil {
 				return nil, err
 			}
+			// The pivot's components, wildcards included, each matched one
+			// component of the source's path: drop as many.
 			base := strings.TrimPrefix(path.Clean("/"+pivot), "/")
+			drop := 0
+			if ok && base != "" {
+				drop = strings.Count(base, "/") + 1
+			}
 			for _, s := range got {
-				s.keep = s.rel
-				if ok && base != "" {
-					s.keep = strings.TrimPrefix(s.rel, base+"/")
-				}
+				parts := strings.Split(s.rel, "/")
+				s.keep = strings.Join(parts[min(drop, len(parts)):], "/")
 			}
 			srcs = append(srcs, got...)
 		}
