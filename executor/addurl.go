@@ -44,12 +44,43 @@ type download struct {
 	modTime   time.Time // Last-Modified, else the Unix epoch
 }
 
-// stepAddURL runs an ADD of URLs. Its key is, per URL, the --checksum
-// when one is given (nothing is fetched on a hit), else the server's
-// ETag or Last-Modified (asked with HEAD), else the content (fetched to
-// be keyed). The file is mode 0600 unless --chmod, as BuildKit makes it,
-// and a remote archive is not unpacked.
-func (b *build) stepAddURL(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy, o copyOpts, kb *cache.KeyBuilder, createdBy string) error {
+// downloads are an ADD's URL sources. Its key takes, per URL, the
+// --checksum when one is given (nothing is fetched on a hit), else the
+// server's ETag or Last-Modified (asked with HEAD), else the content
+// (fetched to be keyed). Each file is mode 0600 unless --chmod, as
+// BuildKit makes it, and a remote archive is not unpacked.
+type downloads struct {
+	dir   string // in the store's session: files fetched before or during the step
+	items []*download
+}
+
+// prepareDownloads keys the URL sources of an ADD; close removes what
+// was fetched.
+func (b *build) prepareDownloads(ctx context.Context, kb *cache.KeyBuilder, ins *parser.Copy) (*downloads, error) {
+	dir, err := b.snaps.TempDir("add-")
+	if err != nil {
+		return nil, err
+	}
+	dl := &downloads{dir: dir}
+	for _, src := range ins.Sources {
+		if !isHTTP(src) {
+			continue
+		}
+		d := &download{url: src, name: urlFileName(src)}
+		if err := b.keyDownload(ctx, kb, ins.Checksum, d, dir); err != nil {
+			dl.close()
+			return nil, err
+		}
+		dl.items = append(dl.items, d)
+	}
+	return dl, nil
+}
+
+func (dl *downloads) close() { os.RemoveAll(dl.dir) }
+
+// copyDownloads fetches what the key did not and copies the files into
+// the step's rootfs.
+func (b *build) copyDownloads(ctx context.Context, a *snapshot.Active, o copyOpts, ins *parser.Copy, dl *downloads) error {
 	if ins.Unpack == nil {
 		o.unpack = false
 	}
@@ -57,38 +88,23 @@ func (b *build) stepAddURL(ctx context.Context, sc *stepCtx, st *imageState, ins
 		mode := unixMode(0o600)
 		o.chmod = &mode
 	}
-	dir, err := b.snaps.TempDir("add-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	var dls []*download
-	for _, src := range ins.Sources {
-		d := &download{url: src, name: urlFileName(src)}
-		if err := b.keyDownload(ctx, kb, ins.Checksum, d, dir); err != nil {
+	var names []string
+	for _, d := range dl.items {
+		if d.file == "" {
+			if err := b.fetch(ctx, d, dl.dir, ins.Checksum); err != nil {
+				return err
+			}
+		}
+		if err := os.Chtimes(d.file, d.modTime, d.modTime); err != nil {
 			return err
 		}
-		dls = append(dls, d)
-	}
-	return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
-		var names []string
-		for _, d := range dls {
-			if d.file == "" {
-				if err := b.fetch(ctx, d, dir, ins.Checksum); err != nil {
-					return err
-				}
-			}
-			if err := os.Chtimes(d.file, d.modTime, d.modTime); err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(dir, d.file)
-			if err != nil {
-				return err
-			}
-			names = append(names, rel)
+		rel, err := filepath.Rel(dl.dir, d.file)
+		if err != nil {
+			return err
 		}
-		return b.copyDir(ctx, a, o, ins, dir, names)
-	})
+		names = append(names, rel)
+	}
+	return b.copyDir(ctx, a, o, ins, dl.dir, names)
 }
 
 // keyDownload adds what identifies d's content to the key, fetching it

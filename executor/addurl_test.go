@@ -145,9 +145,22 @@ func TestAddURL(t *testing.T) {
 		t.Errorf("after a new Last-Modified: %q", got)
 	}
 
+	// URLs and context files in one ADD.
+	writeFiles(t, ctxDir, map[string]string{"local.txt": "local\n"})
+	res, err := e.build(t, ctxDir, "FROM busybox:test\nADD local.txt "+srv.URL+"/pinned.txt /mixed/\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs = imageFiles(t, e, res)
+	for p, want := range map[string]string{"mixed/local.txt": "local\n", "mixed/pinned.txt": "pinned\n"} {
+		if got := readImageFile(t, rootfs, p); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+
 	// A wrong checksum fails the step and names both digests.
 	bad := "sha256:" + strings.Repeat("0", 64)
-	_, err := e.build(t, ctxDir, "FROM busybox:test\nADD --checksum="+bad+" "+srv.URL+"/etag.txt /x\n", nil)
+	_, err = e.build(t, ctxDir, "FROM busybox:test\nADD --checksum="+bad+" "+srv.URL+"/etag.txt /x\n", nil)
 	if err == nil || !strings.Contains(err.Error(), "not --checksum="+bad) {
 		t.Errorf("a wrong checksum: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,8 +80,18 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	if ins.Add && len(ins.Sources) == 1 && isGit(ins.Sources[0]) {
 		return b.stepAddGit(ctx, sc, st, ins, o, kb, createdBy)
 	}
-	if ins.Add && len(ins.Sources) > 0 && isHTTP(ins.Sources[0]) {
-		return b.stepAddURL(ctx, sc, st, ins, o, kb, createdBy)
+	var dl *downloads
+	if ins.Add && slices.ContainsFunc(ins.Sources, isHTTP) {
+		if dl, err = b.prepareDownloads(ctx, kb, ins); err != nil {
+			return err
+		}
+		defer dl.close()
+		o.patterns = slices.DeleteFunc(slices.Clone(o.patterns), isHTTP)
+		if len(o.patterns) == 0 {
+			return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
+				return b.copyDownloads(ctx, a, o, ins, dl)
+			})
+		}
 	}
 	if len(ins.Inline) > 0 && len(ins.Sources) == 0 {
 		// The key holds every heredoc's content (copyFields).
@@ -102,12 +113,12 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 			return b.copyFromImage(ctx, a, o, ins, from)
 		})
 	}
-	return b.copyContext(ctx, sc, st, ins, o, kb, createdBy)
+	return b.copyContext(ctx, sc, st, ins, o, kb, createdBy, dl)
 }
 
 // copyContext runs a COPY or ADD of files of the build context (and of
 // heredocs beside them).
-func (b *build) copyContext(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy, o copyOpts, kb *cache.KeyBuilder, createdBy string) error {
+func (b *build) copyContext(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy, o copyOpts, kb *cache.KeyBuilder, createdBy string, dl *downloads) error {
 	tree, err := openTree(b.opts.ContextDir, true)
 	if err != nil {
 		return err
@@ -140,6 +151,11 @@ func (b *build) copyContext(ctx context.Context, sc *stepCtx, st *imageState, in
 		c.reuse = reuse
 		if err := c.finishDeferred(ctx, 0); err != nil {
 			return err
+		}
+		if dl != nil {
+			if err := b.copyDownloads(ctx, a, o, ins, dl); err != nil {
+				return err
+			}
 		}
 		if len(ins.Inline) > 0 {
 			// After the files, as BuildKit copies them.

@@ -111,8 +111,6 @@ func unsupportedCopy(c *parser.Copy) []string {
 	switch {
 	case gits > 0 && len(c.Sources) > 1:
 		out = append(out, "ADD of a git repository takes it as its one source: give it its own ADD")
-	case urls > 0 && urls < len(c.Sources):
-		out = append(out, "ADD of URLs and local files together is not supported yet: use one ADD for each")
 	}
 	if c.Checksum != "" {
 		switch {
