@@ -85,8 +85,7 @@ func (b *build) copyDownloads(ctx context.Context, a *snapshot.Active, o copyOpt
 		o.unpack = false
 	}
 	if o.chmod == nil {
-		mode := unixMode(0o600)
-		o.chmod = &mode
+		o.chmod = func(m os.FileMode) os.FileMode { return m&^permBits | 0o600 }
 	}
 	var names []string
 	for _, d := range dl.items {

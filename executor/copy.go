@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/builderdev/builder/cache"
@@ -23,8 +22,8 @@ type copyOpts struct {
 	add      bool
 	dest     string // absolute in the image; trailing "/" kept
 	chown    string
-	chmod    *os.FileMode
-	unpack   bool // ADD: extract local archives
+	chmod    chmodFunc // nil: files keep their modes
+	unpack   bool      // ADD: extract local archives
 	inCtx    bool
 	ignore   *parser.Ignore
 	patterns []string
@@ -48,12 +47,9 @@ func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) 
 		return o, err
 	}
 	if ins.Chmod != "" {
-		m, err := strconv.ParseUint(ins.Chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return o, fmt.Errorf("invalid --chmod=%s: want an octal mode such as 0755", ins.Chmod)
+		if o.chmod, err = parseChmod(ins.Chmod); err != nil {
+			return o, err
 		}
-		mode := unixMode(uint32(m))
-		o.chmod = &mode
 	}
 	if !path.IsAbs(o.dest) {
 		o.dest = path.Join(st.workdir(), o.dest)

@@ -56,7 +56,7 @@ type copier struct {
 	root, upper string
 	uid, gid    int
 	keepOwner   bool // COPY --from without --chown: files keep their owners
-	chmod       *os.FileMode
+	chmod       chmodFunc
 	deferred    []deferredFile
 	pending     map[string]int  // rel → index in deferred, for files not yet written
 	dirs        []dirTime       // directory times to set last
@@ -194,7 +194,7 @@ func (c *copier) copyEntry(target string, src srcFile, sum v1.Hash) error {
 	fi := src.fi
 	mode := fi.Mode()
 	if c.chmod != nil && mode&fs.ModeSymlink == 0 {
-		mode = mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | *c.chmod
+		mode = c.chmod(mode)
 	}
 	rel := c.rel(target)
 	if i, ok := c.pending[rel]; ok {

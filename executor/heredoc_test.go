@@ -39,6 +39,9 @@ EOF
 COPY --chmod=0640 <<EOF /dest/perm-rw
 dummy content
 EOF
+COPY --chmod=u+x,go-w <<EOF /dest/perm-sym
+dummy content
+EOF
 COPY --chown=user:user <<EOF /dest/owned
 dummy content
 EOF
@@ -174,6 +177,7 @@ var heredocWant = map[string]string{
 	"fake":        "foo\n",
 	"perm-all":    "dummy content\n",
 	"perm-rw":     "dummy content\n",
+	"perm-sym":    "dummy content\n",
 	"owned":       "dummy content\n",
 }
 
@@ -199,7 +203,7 @@ func TestHeredocs(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	for name, want := range map[string]os.FileMode{"perm-all": 0o777, "perm-rw": 0o640, "single": 0o644} {
+	for name, want := range map[string]os.FileMode{"perm-all": 0o777, "perm-rw": 0o640, "perm-sym": 0o744, "single": 0o644} {
 		fi, err := os.Stat(filepath.Join(rootfs, "dest", name))
 		if err == nil && fi.Mode().Perm() != want {
 			t.Errorf("%s: mode %v, want %v", name, fi.Mode().Perm(), want)
