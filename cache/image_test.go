@@ -41,6 +41,7 @@ func TestNormalizeName(t *testing.T) {
 	tests := []struct {
 		in, want string
 		wantErr  bool
+		errText  string // a part of the error, when it matters
 	}{
 		{in: "app", want: "app:latest"},
 		{in: "app:1", want: "app:1"},
@@ -56,8 +57,10 @@ func TestNormalizeName(t *testing.T) {
 		{in: "127.0.0.1:5000/x:1", want: "127.0.0.1:5000/x:1"},
 		{in: "ghcr.io/org/app:1.2", want: "ghcr.io/org/app:1.2"},
 		{in: "app@sha256:" + strings.Repeat("a", 64), want: "app@sha256:" + strings.Repeat("a", 64)},
-		{in: "App", wantErr: true},
-		{in: "docker.io/User/app", wantErr: true},
+		{in: "App", wantErr: true, errText: "repository name (App) must be lowercase"},
+		{in: "MyApp:1", wantErr: true, errText: "repository name (MyApp) must be lowercase"},
+		{in: "docker.io/User/app", wantErr: true, errText: "repository name (User/app) must be lowercase"},
+		{in: "Registry.Example.com:5000/app", want: "Registry.Example.com:5000/app:latest"},
 		{in: "", wantErr: true},
 		{in: "app:", wantErr: true},
 		{in: " app", wantErr: true},
@@ -68,8 +71,8 @@ func TestNormalizeName(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := NormalizeName(tc.in)
 			if tc.wantErr {
-				if err == nil {
-					t.Errorf("NormalizeName(%q) = %q, want an error", tc.in, got)
+				if err == nil || !strings.Contains(err.Error(), tc.errText) {
+					t.Errorf("NormalizeName(%q) = %q, %v; want an error saying %q", tc.in, got, err, tc.errText)
 				}
 				return
 			}

@@ -25,9 +25,28 @@ func parseName(s string) (name.Reference, error) {
 	}
 	ref, err := name.ParseReference(s)
 	if err != nil {
+		if repo := repoPath(s); repo != strings.ToLower(repo) {
+			if _, lowerErr := name.ParseReference(strings.ToLower(s)); lowerErr == nil {
+				// As docker words it, which ggcr does not.
+				return nil, fmt.Errorf("invalid image name %q: repository name (%s) must be lowercase", s, repo)
+			}
+		}
 		return nil, fmt.Errorf("invalid image name %q: %w", s, err)
 	}
 	return ref, nil
+}
+
+// repoPath is the repository part of a reference as written: no
+// registry host, tag or digest.
+func repoPath(s string) string {
+	s, _, _ = strings.Cut(s, "@")
+	if i := strings.LastIndexByte(s, ':'); i > strings.LastIndexByte(s, '/') {
+		s = s[:i]
+	}
+	if host, rest, ok := strings.Cut(s, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		return rest
+	}
+	return s
 }
 
 // familiar is the short form docker shows: Docker Hub's registry and its

@@ -86,6 +86,12 @@ type buildOpts struct {
 // Request, as the command line does: the ignore file, the lock, the tags.
 func (e *env) build(t testing.TB, ctxDir, dockerfile string, o *buildOpts) (*executor.Result, error) {
 	t.Helper()
+	return e.buildWith(t, ctxDir, dockerfile, o, nil)
+}
+
+// buildWith is build with options that buildOpts lacks set by set.
+func (e *env) buildWith(t testing.TB, ctxDir, dockerfile string, o *buildOpts, set func(*executor.Options)) (*executor.Result, error) {
+	t.Helper()
 	if o == nil {
 		o = &buildOpts{}
 	}
@@ -98,7 +104,7 @@ func (e *env) build(t testing.TB, ctxDir, dockerfile string, o *buildOpts) (*exe
 			<-mu
 		})
 	}
-	prep, err := executor.Prepare(executor.Request{
+	req := executor.Request{
 		ContextDir: ctxDir,
 		Dockerfile: "-",
 		Stdin:      strings.NewReader(dockerfile),
@@ -121,7 +127,11 @@ func (e *env) build(t testing.TB, ctxDir, dockerfile string, o *buildOpts) (*exe
 			MaxLayers:        o.maxLayers,
 			Squash:           o.squash,
 		},
-	})
+	}
+	if set != nil {
+		set(&req.Options)
+	}
+	prep, err := executor.Prepare(req)
 	if err != nil {
 		return nil, err
 	}

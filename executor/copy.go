@@ -9,7 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/builderdev/builder/cache"
@@ -22,11 +22,13 @@ type copyOpts struct {
 	add      bool
 	dest     string // absolute in the image; trailing "/" kept
 	chown    string
-	chmod    *os.FileMode
-	unpack   bool // ADD: extract local archives
+	chmod    chmodFunc // nil: files keep their modes
+	unpack   bool      // ADD: extract local archives
 	inCtx    bool
 	ignore   *parser.Ignore
 	patterns []string
+	parents  bool           // --parents: sources keep their paths
+	exclude  *parser.Ignore // --exclude
 	// maxArchive caps what ADD unpacks from one archive, as layers are
 	// capped (snapshot.Store.MaxLayerSize).
 	maxArchive int64
@@ -39,13 +41,15 @@ func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) 
 	if ins.Unpack != nil {
 		o.unpack = *ins.Unpack
 	}
+	o.parents = ins.Parents
+	var err error
+	if o.exclude, err = parseExclude(ins.Exclude); err != nil {
+		return o, err
+	}
 	if ins.Chmod != "" {
-		m, err := strconv.ParseUint(ins.Chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return o, fmt.Errorf("invalid --chmod=%s: want an octal mode such as 0755", ins.Chmod)
+		if o.chmod, err = parseChmod(ins.Chmod); err != nil {
+			return o, err
 		}
-		mode := unixMode(uint32(m))
-		o.chmod = &mode
 	}
 	if !path.IsAbs(o.dest) {
 		o.dest = path.Join(st.workdir(), o.dest)
@@ -59,7 +63,7 @@ func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) 
 // stepCopy runs COPY and ADD. Sources come from the build context or,
 // with --from, from a stage or image mounted read-only beside the target.
 func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy) error {
-	if err := unsupportedCopy(ins); err != nil {
+	if err := checkStep(ins, &b.opts); err != nil {
 		return err
 	}
 	o, err := b.copyOptions(ins, st)
@@ -68,6 +72,29 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 	}
 	kb := keyCopy(st.fsKey, ins, o.dest)
 	createdBy := copyName(ins) + " " + stepArgs(sc.step)
+
+	if ins.Add && len(ins.Sources) == 1 && isGit(ins.Sources[0]) {
+		return b.stepAddGit(ctx, sc, st, ins, o, kb, createdBy)
+	}
+	var dl *downloads
+	if ins.Add && slices.ContainsFunc(ins.Sources, isHTTP) {
+		if dl, err = b.prepareDownloads(ctx, kb, ins); err != nil {
+			return err
+		}
+		defer dl.close()
+		o.patterns = slices.DeleteFunc(slices.Clone(o.patterns), isHTTP)
+		if len(o.patterns) == 0 {
+			return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
+				return b.copyDownloads(ctx, a, o, ins, dl)
+			})
+		}
+	}
+	if len(ins.Inline) > 0 && len(ins.Sources) == 0 {
+		// The key holds every heredoc's content (copyFields).
+		return b.fsStep(ctx, sc, st, kb, createdBy, func(ctx context.Context, a *snapshot.Active) error {
+			return b.copyInline(ctx, a, o, ins)
+		})
+	}
 
 	if !o.inCtx {
 		from, err := b.copyFrom(ctx, ins.From)
@@ -82,27 +109,27 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 			return b.copyFromImage(ctx, a, o, ins, from)
 		})
 	}
+	return b.copyContext(ctx, sc, st, ins, o, kb, createdBy, dl)
+}
 
+// copyContext runs a COPY or ADD of files of the build context (and of
+// heredocs beside them).
+func (b *build) copyContext(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy, o copyOpts, kb *cache.KeyBuilder, createdBy string, dl *downloads) error {
 	tree, err := openTree(b.opts.ContextDir, true)
 	if err != nil {
 		return err
 	}
 	defer tree.Close()
-	srcs, err := selectSources(tree, o.patterns, o.ignore)
+	srcs, err := selectCopy(tree, o, o.ignore)
 	if err != nil {
 		return err
-	}
-	for _, s := range srcs {
-		if err := s.walk(o.ignore); err != nil {
-			return err
-		}
 	}
 	h := sha256.New()
 	if err := b.hashSources(ctx, h, srcs); err != nil {
 		return err
 	}
 	addCopySources(kb, hex.EncodeToString(h.Sum(nil)))
-	if err := checkMultiDest(o, srcs, ins); err != nil {
+	if err := checkMultiDest(&o, srcs, ins); err != nil {
 		return err
 	}
 	prevKey, reuse := b.previousCopy(sc, ins, o)
@@ -118,7 +145,19 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 		// The mount is gone: new files go straight into the upper dir,
 		// several at a time.
 		c.reuse = reuse
-		return c.finishDeferred(ctx, 0)
+		if err := c.finishDeferred(ctx, 0); err != nil {
+			return err
+		}
+		if dl != nil {
+			if err := b.copyDownloads(ctx, a, o, ins, dl); err != nil {
+				return err
+			}
+		}
+		if len(ins.Inline) > 0 {
+			// After the files, as BuildKit copies them.
+			return b.copyInline(ctx, a, o, ins)
+		}
+		return nil
 	})
 	if err == nil {
 		b.recordCopy(prevKey, st)
@@ -151,11 +190,11 @@ func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpt
 			return err
 		}
 		defer unmount()
-		srcs, err := selectSources(tree, o.patterns, nil)
+		srcs, err := selectCopy(tree, o, nil)
 		if err != nil {
 			return err
 		}
-		if err := checkMultiDest(o, srcs, ins); err != nil {
+		if err := checkMultiDest(&o, srcs, ins); err != nil {
 			return err
 		}
 		c, err := copyInto(ctx, root, a.Upper(), o, srcs)
@@ -207,31 +246,19 @@ func copyName(ins *parser.Copy) string {
 	return "COPY"
 }
 
-func unsupportedCopy(ins *parser.Copy) error {
-	what := copyName(ins)
-	switch {
-	case len(ins.Inline) > 0:
-		return fmt.Errorf("%s with a heredoc is not supported yet", what)
-	case len(ins.Exclude) > 0:
-		return fmt.Errorf("%s --exclude is not supported yet", what)
-	case ins.Parents:
-		return fmt.Errorf("%s --parents is not supported yet", what)
-	case ins.Checksum != "":
-		return fmt.Errorf("ADD --checksum is not supported yet")
+// checkMultiDest applies the rule docker documents: several sources need
+// a directory destination written with a trailing slash. One wildcard
+// that matches several files copies them into the destination as a
+// directory, as BuildKit does.
+func checkMultiDest(o *copyOpts, srcs []*source, ins *parser.Copy) error {
+	if strings.HasSuffix(o.dest, "/") || o.parents {
+		return nil
 	}
-	for _, s := range ins.Sources {
-		if ins.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")) {
-			return fmt.Errorf("ADD of a URL (%s) is not supported yet", s)
-		}
-	}
-	return nil
-}
-
-// checkMultiDest applies docker's rule: several sources need a directory
-// destination written with a trailing slash.
-func checkMultiDest(o copyOpts, srcs []*source, ins *parser.Copy) error {
-	if len(srcs) > 1 && !strings.HasSuffix(o.dest, "/") {
+	if len(ins.Sources)+len(ins.Inline) > 1 {
 		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", copyName(ins))
+	}
+	if len(srcs) > 1 {
+		o.dest += "/"
 	}
 	return nil
 }
@@ -241,7 +268,25 @@ func (b *build) copyFrom(ctx context.Context, f *parser.CopyFrom) (*imageState, 
 	if f.Stage >= 0 {
 		return b.waitStage(ctx, f.Stage)
 	}
-	return b.fromImage(ctx, f.Image, b.opts.Platform, nil)
+	st, err := b.fromImage(ctx, f.Image, b.opts.Platform, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--from=%s: %s, so it was taken for an image, and getting that image failed: %w", f.Image, b.stageNames(), err)
+	}
+	return st, nil
+}
+
+// stageNames says which stages a --from could have named.
+func (b *build) stageNames() string {
+	var names []string
+	for _, s := range b.plan.Stages {
+		if s.Name != "" {
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "no stage of the Dockerfile has a name"
+	}
+	return "no stage of the Dockerfile has that name (stages: " + strings.Join(names, ", ") + ")"
 }
 
 // unixMode turns permission bits as chmod(1) writes them into an

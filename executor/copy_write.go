@@ -39,7 +39,8 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 		}
 	}
 	c := &copier{root: root, upper: upper, uid: uid, gid: gid, chmod: o.chmod, maxArchive: o.maxArchive,
-		inUpper: map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
+		keepOwner: !o.inCtx && o.chown == "",
+		inUpper:   map[string]bool{}, pending: map[string]int{}, leaders: map[fileID]int{}}
 	for _, s := range srcs {
 		if err := s.walk(o.ignore); err != nil {
 			return nil, err
@@ -54,7 +55,8 @@ func copyInto(ctx context.Context, root, upper string, o copyOpts, srcs []*sourc
 type copier struct {
 	root, upper string
 	uid, gid    int
-	chmod       *os.FileMode
+	keepOwner   bool // COPY --from without --chown: files keep their owners
+	chmod       chmodFunc
 	deferred    []deferredFile
 	pending     map[string]int  // rel → index in deferred, for files not yet written
 	dirs        []dirTime       // directory times to set last
@@ -98,6 +100,13 @@ type dirTime struct {
 func (c *copier) copySource(ctx context.Context, o copyOpts, s *source) error {
 	destIsDir := strings.HasSuffix(o.dest, "/")
 	dest := path.Clean(o.dest)
+	if o.parents {
+		// The source keeps its path below the destination directory.
+		dest, destIsDir = path.Join(dest, path.Dir(s.keep)), true
+		if s.fi.IsDir() {
+			dest = path.Join(dest, path.Base(s.keep))
+		}
+	}
 	if s.fi.IsDir() {
 		existed := false
 		if p, err := securejoin.SecureJoin(c.root, dest); err == nil {
@@ -185,7 +194,7 @@ func (c *copier) copyEntry(target string, src srcFile, sum v1.Hash) error {
 	fi := src.fi
 	mode := fi.Mode()
 	if c.chmod != nil && mode&fs.ModeSymlink == 0 {
-		mode = mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | *c.chmod
+		mode = c.chmod(mode)
 	}
 	rel := c.rel(target)
 	if i, ok := c.pending[rel]; ok {
@@ -344,10 +353,11 @@ func (c *copier) finishDeferred(ctx context.Context, workers int) error {
 		if d.dropped || linked(d) {
 			return nil
 		}
-		if prev >= 0 && d.linkFrom(ctx, prev, c.upper, c.uid, c.gid, claim) {
+		uid, gid := c.owner(d.fi)
+		if prev >= 0 && d.linkFrom(ctx, prev, c.upper, uid, gid, claim) {
 			return nil
 		}
-		return d.write(c.upper, c.uid, c.gid)
+		return d.write(c.upper, uid, gid)
 	})
 	if err != nil {
 		return err
@@ -502,7 +512,8 @@ func (c *copier) removeForReplace(target string, existing os.FileInfo) error {
 // finish sets owner, mode and times, in that order: a chown clears the
 // setuid bits, so the mode must come after it.
 func (c *copier) finish(target string, fi os.FileInfo, mode os.FileMode, symlink bool) error {
-	if err := os.Lchown(target, c.uid, c.gid); err != nil {
+	uid, gid := c.owner(fi)
+	if err := os.Lchown(target, uid, gid); err != nil {
 		return err
 	}
 	if symlink {
@@ -512,4 +523,14 @@ func (c *copier) finish(target string, fi os.FileInfo, mode os.FileMode, symlink
 		return err
 	}
 	return os.Chtimes(target, fi.ModTime(), fi.ModTime())
+}
+
+// owner is who a copied file belongs to: --chown's user; else root for a
+// file of the build context, and for COPY --from the owner the file has
+// in its stage or image, as docker keeps it.
+func (c *copier) owner(fi os.FileInfo) (int, int) {
+	if st, ok := fi.Sys().(*unix.Stat_t); ok && c.keepOwner {
+		return int(st.Uid), int(st.Gid)
+	}
+	return c.uid, c.gid
 }

@@ -66,6 +66,13 @@ type Options struct {
 	// AllowNetworkHost lets RUN --network=host have the host's network;
 	// without it such a Dockerfile is refused before any step runs.
 	AllowNetworkHost bool
+	// Secrets are the values RUN --mount=type=secret reads, by id
+	// (--secret; see ParseSecret). They reach no layer, key, history,
+	// event or file of the store.
+	Secrets map[string][]byte
+	// SSH are the ssh agent sockets RUN --mount=type=ssh forwards, by id
+	// ("default" for --ssh default; see ParseSSH).
+	SSH map[string]string
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool
 	// MaxLayers bounds the image's layers: 0 means DefaultMaxLayers, a

@@ -53,6 +53,9 @@ type runKey struct {
 	// even when unset or hidden by an ENV; a hit reuses the recorded
 	// text, so it must be in the key.
 	history string
+	// heredocs are the RUN's inline files; a script run from a file
+	// (a shebang) is not in argv.
+	heredocs []parser.Heredoc
 }
 
 func keyRun(r runKey) *cache.KeyBuilder {
@@ -65,6 +68,11 @@ func keyRun(r runKey) *cache.KeyBuilder {
 	kb.AddString("run.network", r.network)
 	kb.AddString("run.platform", r.platform.String())
 	kb.AddString("run.history", r.history)
+	// Only a RUN with heredocs has these fields, and no such RUN had a
+	// key before: the recipe version stays.
+	for _, h := range r.heredocs {
+		heredocFields(kb, "run.heredoc", h)
+	}
 	return kb
 }
 

@@ -157,6 +157,8 @@ func TestKeysGolden(t *testing.T) {
 	add("image", keyImage(v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}))
 	add("run", keyRun(runKey{parent: parent, argv: []string{"/bin/sh", "-c", "make"}, env: []string{"PATH=/bin", "A=1"},
 		user: "app", workdir: "/src", network: "default", platform: v1.Platform{OS: "linux", Architecture: "arm64"}, history: "|1 A=1 /bin/sh -c make"}))
+	add("run-heredoc", keyRun(runKey{parent: parent, argv: []string{"/bin/sh", "-c", "/dev/pipes/EOF"},
+		heredocs: []parser.Heredoc{{Name: "EOF", Data: "#!/bin/sh\necho hi\n", Chomp: true, Expand: true}}}))
 	add("workdir", keyWorkdir(parent, "/w", "app"))
 	diff := func(b string) cache.Layer {
 		return cache.Layer{DiffID: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(b, 32)}}

@@ -85,6 +85,9 @@ func Prepare(req Request) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPlan(plan, &req.Options); err != nil {
+		return nil, err
+	}
 	ignore, err := req.readIgnore()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -70,7 +71,12 @@ func lookupChown(root, spec string) (uid, gid int, err error) {
 		return 0, 0, err
 	}
 	if !hasGroup {
-		return u.Uid, u.Uid, nil
+		// As BuildKit: a user named by name gets its primary group from
+		// /etc/passwd, one given by number the group of that number.
+		if _, err := strconv.Atoi(name); err == nil {
+			return u.Uid, u.Uid, nil
+		}
+		return u.Uid, u.Gid, nil
 	}
 	g, err := lookupUser(root, "0:"+grp)
 	if err != nil {

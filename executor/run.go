@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -25,19 +27,15 @@ const outputTail = 10
 
 // stepRun runs a RUN instruction in a container on the stage's snapshot.
 func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Run) error {
-	switch {
-	case len(ins.Mounts) > 0:
-		return errors.New("RUN --mount is not supported yet")
-	case len(ins.Heredocs) > 0:
-		return errors.New("RUN with a heredoc is not supported yet")
-	case ins.Security == "insecure":
-		return errors.New("RUN --security=insecure is not supported")
+	if err := checkStep(ins, &b.opts); err != nil {
+		return err
 	}
 	network, err := b.networkMode(ins.Network)
 	if err != nil {
 		return err
 	}
-	argv := commandLine(st, ins.Args, ins.Shell)
+	args, mounts := runArgs(ins)
+	argv := commandLine(st, args, ins.Shell)
 	if len(argv) == 0 {
 		return errors.New("no command given")
 	}
@@ -45,20 +43,31 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 
 	history := runHistory(argv, st)
 	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(), user: st.cfg.Config.User,
-		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history})
+		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history,
+		heredocs: ins.Heredocs})
+	sums, err := b.mountKey(ctx, sc, kb, ins, st.workdir())
+	if err != nil {
+		return err
+	}
 
 	command := strings.Join(ins.Args, " ")
 	return b.fsStep(ctx, sc, st, kb, "RUN "+history, func(ctx context.Context, a *snapshot.Active) error {
+		sm, err := b.prepareMounts(ctx, sc, ins, sums, st.workdir(), filepath.Dir(a.Upper()))
+		if err != nil {
+			return err
+		}
+		defer sm.close() // once the command is gone: a locked cache mount waits
 		spec := container.Spec{
 			Root:       a.Mount,
 			Args:       argv,
-			Env:        env,
+			Env:        append(env[:len(env):len(env)], sm.env...),
 			Dir:        st.workdir(),
 			User:       st.cfg.Config.User,
 			Hostname:   runHostname,
 			Network:    network,
 			ResolvConf: b.resolvConf(),
 			Hosts:      []byte(hostsFile),
+			Mounts:     sortMounts(append(mounts, sm.mounts...)),
 		}
 		if network == NetworkDefault {
 			if err := b.joinSandbox(ctx, &spec); err != nil {
@@ -151,4 +160,13 @@ func runHistory(argv []string, st *imageState) string {
 		words = append(words, a.key+"="+v)
 	}
 	return strings.Join(append(words, argv...), " ")
+}
+
+// sortMounts orders mounts so that one whose target lies inside another's
+// comes after it, whatever the order of the --mount options, as BuildKit
+// orders them; the order is otherwise kept.
+func sortMounts(m []container.Mount) []container.Mount {
+	depth := func(p string) int { return strings.Count(path.Clean(p), "/") }
+	sort.SliceStable(m, func(i, j int) bool { return depth(m[i].Target) < depth(m[j].Target) })
+	return m
 }

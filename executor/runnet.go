@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"strings"
 	"sync"
 
 	"github.com/builderdev/builder/executor/container"
-	"github.com/builderdev/builder/parser"
 )
 
 // Network modes a RUN step can have; Options.Network picks the one a step
@@ -47,30 +45,6 @@ func (b *build) networkMode(flag string) (string, error) {
 		return mode, nil
 	}
 	return "", fmt.Errorf("unsupported --network=%s (use default, host or none)", mode)
-}
-
-// checkEntitlements refuses, before any step runs, a Dockerfile whose RUN
-// steps ask for what the user has not allowed, naming every such line.
-func (b *build) checkEntitlements() error {
-	if b.opts.AllowNetworkHost || b.opts.Network == NetworkHost {
-		return nil
-	}
-	var lines []string
-	for _, i := range b.plan.Needed() {
-		for _, step := range b.plan.Stages[i].Steps {
-			if step.Name != "RUN" {
-				continue
-			}
-			ins, err := step.Expand(nil)
-			if r, ok := ins.(*parser.Run); ok && err == nil && r.Network == NetworkHost {
-				lines = append(lines, step.Pos.String())
-			}
-		}
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s: RUN --network=host is not allowed: it would give the step the host's network, loopback services included; pass --allow network.host to permit it", strings.Join(lines, ", "))
 }
 
 // joinSandbox points spec at the build's sandbox network, starting it on

@@ -33,6 +33,7 @@ type source struct {
 	sum     v1.Hash     // content hash of a regular file, once hashed
 	fi      os.FileInfo // of the resolved path
 	entries []entry     // for a directory: its contents, parents first, sorted
+	keep    string      // COPY --parents: the path below the destination
 }
 
 // entry is a file under a directory source.
@@ -241,6 +242,10 @@ func globIn(t *srcTree, pattern string, ig *parser.Ignore) ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
+			if comp == "**" && t.doublestar {
+				next = append(next, t.dirsBelow(dir, resolved)...)
+				continue
+			}
 			if !hasGlob(comp) {
 				if _, _, err := t.lookup(path.Join(resolved, comp)); err == nil {
 					next = append(next, path.Join(dir, comp))
@@ -271,7 +276,23 @@ func globIn(t *srcTree, pattern string, ig *parser.Ignore) ([]string, error) {
 		out = append(out, m)
 	}
 	slices.Sort(out)
-	return out, nil
+	return slices.Compact(out), nil // "**" may reach a path twice
+}
+
+// dirsBelow is dir and every directory below it, resolved being dir's
+// path in the tree; symlinks are not followed, so no cycle is.
+func (t *srcTree) dirsBelow(dir, resolved string) []string {
+	out := []string{dir}
+	names, err := t.list(resolved)
+	if err != nil {
+		return out
+	}
+	for _, name := range names {
+		if fi, _, err := t.lookup(path.Join(resolved, name)); err == nil && fi.IsDir() {
+			out = append(out, t.dirsBelow(path.Join(dir, name), path.Join(resolved, name))...)
+		}
+	}
+	return out
 }
 
 // walk lists everything under a directory source, sorted, parents first.

@@ -23,6 +23,10 @@ import (
 type srcTree struct {
 	fd        int  // O_PATH directory
 	inContext bool // the build context: links out of it are refused
+	// doublestar lets "**" in a glob match any number of directories,
+	// as COPY --parents patterns do in BuildKit (its other wildcards
+	// match one component).
+	doublestar bool
 }
 
 func openTree(dir string, inContext bool) (*srcTree, error) {

@@ -94,6 +94,11 @@ func (b *build) runStage(ctx context.Context, s *parser.Stage) (*imageState, err
 			}
 			pre = append(pre, step)
 		}
+		// Before any trigger runs, as the Dockerfile's own steps are
+		// checked before the build starts.
+		if err := errors.Join(checkSteps(pre, &b.opts)...); err != nil {
+			return nil, err // each names the FROM line
+		}
 		steps = append(pre, steps...)
 	}
 	total := countFS(steps) + 1
@@ -164,6 +169,11 @@ func (b *build) runStep(ctx context.Context, sc *stepCtx, s *parser.Stage, st *i
 		b.declareArgs(st, ins)
 		return b.metaStep(sc, st, ins, argHistory(st, ins))
 	default:
+		if hc, ok := ins.(*parser.Healthcheck); ok && hc.StartInterval != 0 {
+			// go-containerregistry's HealthConfig, which the image config
+			// is written through, has no StartInterval.
+			b.warn("%s: HEALTHCHECK --start-interval is not recorded in the image: builder's image config has no field for it yet", sc.step.Pos)
+		}
 		text, err := applyMeta(st, ins)
 		if err != nil {
 			return err

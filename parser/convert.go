@@ -287,6 +287,7 @@ func convertRun(c *instructions.RunCommand, n *bkparser.Node, stages map[string]
 		}
 		r.Heredocs = append(r.Heredocs, h)
 	}
+	r.HeredocOnly = len(r.Heredocs) > 0 && len(c.CmdLine) == 1 && c.PrependShell && bkparser.MustParseHeredoc(c.CmdLine[0]) != nil
 	for _, m := range instructions.GetMounts(c) {
 		rm := RunMount{Type: string(m.Type), Target: m.Target, Source: m.Source, From: m.From,
 			ReadOnly: m.ReadOnly, ID: m.CacheID, Sharing: string(m.CacheSharing), Required: m.Required, Stage: -1}
@@ -294,8 +295,10 @@ func convertRun(c *instructions.RunCommand, n *bkparser.Node, stages map[string]
 			rm.Stage = i
 		}
 		if m.Env != nil {
-			rm.Env = *m.Env
+			v := *m.Env
+			rm.Env = &v
 		}
+		rm.Size = m.SizeLimit
 		if m.UID != nil {
 			u := int(*m.UID)
 			rm.UID = &u
@@ -309,6 +312,9 @@ func convertRun(c *instructions.RunCommand, n *bkparser.Node, stages map[string]
 			rm.Mode = &md
 		}
 		r.Mounts = append(r.Mounts, rm)
+	}
+	for _, d := range instructions.GetDevices(c) {
+		r.Devices = append(r.Devices, d.Name)
 	}
 	return r
 }

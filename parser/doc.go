@@ -32,9 +32,10 @@
 // [Plan.Warnings] as "Dockerfile:N: Rule: text".
 //
 // NOTE: where this package departs from BuildKit, on purpose:
-//   - COPY --from and RUN --mount from= may name a stage further down the
-//     file, by name or index, as in BuildKit (docker's classic builder
-//     refused that); FROM sees only the stages above it. A cycle is an
+//   - COPY --from may name a stage further down the file, by name or
+//     index, as in BuildKit (docker's classic builder refused that); FROM
+//     and RUN --mount from= see only the stages above them (BuildKit: "stage
+//     needs to be defined before current command"). A cycle is an
 //     error that lists its edges; an index past the last stage is an error
 //     rather than an image named "7".
 //   - FROM <n> with n the index of an earlier stage starts from that stage;

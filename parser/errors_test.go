@@ -57,8 +57,8 @@ func TestParseErrors(t *testing.T) {
 			"Dockerfile:2: COPY --from=1: there is no stage 1 (stages are numbered from 0, and this Dockerfile has 1)"},
 		{"a cycle through a later stage", "FROM a AS x\nCOPY --from=y a b\nFROM a AS y\nCOPY --from=x a b\n", Options{}, 2,
 			"Dockerfile:2: circular dependency detected on stage: x (x needs y at line 2, y needs x at line 4)"},
-		{"a cycle through a base", "FROM a AS x\nRUN --mount=from=y,target=/y true\nFROM x AS y\n", Options{}, 2,
-			"Dockerfile:2: circular dependency detected on stage: x (x needs y at line 2, y needs x at line 3)"},
+		{"a RUN mount of a later stage", "FROM a AS x\nRUN --mount=from=y,target=/y true\nFROM x AS y\n", Options{}, 2,
+			"Dockerfile:2: RUN --mount from=y: stage y is defined after this one; a RUN mount can read only a stage defined before it"},
 		{"BuildKit's three-stage cycle", "FROM busybox AS stage0\nCOPY --from=stage2 f1 /sub/\nFROM busybox AS stage1\nCOPY --from=stage0 f2 /sub/\nFROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n", Options{}, 2,
 			"Dockerfile:2: circular dependency detected on stage: stage0 (stage0 needs stage2 at line 2, stage2 needs stage1 at line 6, stage1 needs stage0 at line 4)"},
 		{"RUN --mount from a variable", "FROM a\nRUN --mount=from=$X,target=/x a\n", Options{}, 2,
@@ -115,5 +115,90 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse(%q) error has several lines: %q", tt.src, err.Error())
 			}
 		})
+	}
+}
+
+// TestCheckDirective: "# check=" skips rules or turns their warnings
+// into an error, as BuildKit's linter options do.
+func TestCheckDirective(t *testing.T) {
+	body := "FROM alpine\nENV A 1\nMAINTAINER me\n"
+	for _, tc := range []struct {
+		directive string
+		warnings  []string
+		err       string
+	}{
+		{"", []string{
+			"Dockerfile:2: LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy \"ENV key value\" format",
+			"Dockerfile:3: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label",
+		}, ""},
+		{"# check=skip=LegacyKeyValueFormat\n", []string{
+			"Dockerfile:4: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label",
+		}, ""},
+		{"# check=skip=all\n", nil, ""},
+		{"# check=error=true;skip=MaintainerDeprecated\n", nil,
+			"Dockerfile: lint violation found for rules: LegacyKeyValueFormat (Dockerfile:3: LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy \"ENV key value\" format)"},
+		{"# check=error=true\n", nil, "Dockerfile: lint violation found for rules: LegacyKeyValueFormat, MaintainerDeprecated ("},
+		{"# check=bogus\n", nil, "Dockerfile:1: check directive: invalid check option \"bogus\""},
+	} {
+		p, err := Parse(strings.NewReader(tc.directive+body), Options{})
+		if tc.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.directive, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.directive, err)
+			continue
+		}
+		if strings.Join(p.Warnings, "\n") != strings.Join(tc.warnings, "\n") {
+			t.Errorf("%q: warnings\n%s\nwant\n%s", tc.directive, strings.Join(p.Warnings, "\n"), strings.Join(tc.warnings, "\n"))
+		}
+	}
+}
+
+// TestSyntaxDirective: BuildKit's Dockerfile frontend in any version is
+// the language builder speaks; another frontend is ignored with a warning.
+func TestSyntaxDirective(t *testing.T) {
+	for _, tc := range []struct {
+		syntax string
+		warn   bool
+	}{
+		{"docker/dockerfile:1", false},
+		{"docker/dockerfile:1.7-labs", false},
+		{"docker.io/docker/dockerfile:1@sha256:" + strings.Repeat("a", 64), false},
+		{"docker/dockerfile-upstream:master", false},
+		{"tonistiigi/dockerfile:runmount", true},
+		{"example.com/frontends/custom:2", true},
+	} {
+		p, err := Parse(strings.NewReader("# syntax="+tc.syntax+"\nFROM scratch\n"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := len(p.Warnings) == 1 && strings.Contains(p.Warnings[0], "the directive is ignored")
+		if warned != tc.warn || p.Syntax != tc.syntax {
+			t.Errorf("syntax=%s: warnings %q, Syntax %q; want a warning: %v", tc.syntax, p.Warnings, p.Syntax, tc.warn)
+		}
+	}
+}
+
+// TestMountFlagErrors: a bad --mount option is an error of the Dockerfile,
+// found when it is read, with BuildKit's words; one with a variable waits
+// for the step's environment.
+func TestMountFlagErrors(t *testing.T) {
+	for _, tc := range []struct{ run, want string }{
+		{"RUN --mount=type=cahce,target=/x true", `Dockerfile:2: unsupported mount type "cahce"`},
+		{"RUN --mount=type=cache,target=/x,sharing=sometimes true", `Dockerfile:2: unsupported sharing value "sometimes"`},
+		{"RUN --mount=type=tmpfs,target=/x,uid=1 true", `Dockerfile:2: uid not allowed for "tmpfs" type mounts`},
+		{"RUN --mount=type=cache,target=/x,colour=red true", `Dockerfile:2: unexpected key 'colour' in 'colour=red'`},
+		{"RUN --mount=type=$T,target=/x true", ""},
+	} {
+		_, err := Parse(strings.NewReader("FROM a\n"+tc.run+"\n"), Options{})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want no error before the step's environment is known", tc.run, err)
+		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %s", tc.run, err, tc.want)
+		}
 	}
 }

@@ -48,8 +48,15 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		return nil, toError(file, err)
 	}
 	p := &Plan{File: file, Escape: res.EscapeToken}
-	if syntax, _, _, ok := bkparser.DetectSyntax(data); ok {
+	if syntax, _, loc, ok := bkparser.DetectSyntax(data); ok {
 		p.Syntax = syntax
+		if !dockerfileFrontend(syntax) {
+			line := 0
+			if len(loc) > 0 {
+				line = loc[0].Start.Line
+			}
+			p.warn(line, fmt.Sprintf("syntax=%s: builder reads Dockerfiles with BuildKit's own parser and runs no other frontend; the directive is ignored", syntax))
+		}
 	}
 	for _, w := range res.Warnings {
 		line := 0
@@ -59,15 +66,17 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		p.warn(line, w.Short)
 	}
 	b := &planner{plan: p, opts: opts, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken}
-	b.lint = linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []bkparser.Range) {
-		line := 0
-		if len(loc) > 0 {
-			line = loc[0].Start.Line
-		}
-		p.warn(line, rule+": "+msg)
-	}})
+	if b.lint, err = newLinter(p, data); err != nil {
+		return nil, err
+	}
 	if err := b.walk(res.AST); err != nil {
 		return nil, err
+	}
+	if b.lint.ReturnAsError && len(*b.lint.CalledRules) > 0 {
+		// check=error=true, in BuildKit's words with the rules sorted;
+		// the warnings are the reasons, and no plan carries them out.
+		rules := slices.Compact(slices.Sorted(slices.Values(*b.lint.CalledRules)))
+		return nil, &Error{Pos: Pos{File: file}, Msg: "lint violation found for rules: " + strings.Join(rules, ", ") + " (" + strings.Join(p.Warnings, "; ") + ")"}
 	}
 	if err := b.resolvePending(); err != nil {
 		return nil, err
@@ -76,6 +85,28 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// newLinter is BuildKit's linter as the "# check=skip=…;error=true"
+// directive configures it, warning into p.
+func newLinter(p *Plan, data []byte) (*linter.Linter, error) {
+	checks, _, loc, _ := bkparser.ParseDirective("check", data)
+	cfg, err := linter.ParseLintOptions(checks)
+	if err != nil {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		return nil, &Error{Pos: Pos{File: p.File, Line: line, EndLine: line}, Msg: "check directive: " + err.Error()}
+	}
+	cfg.Warn = func(rule, _, _, msg string, loc []bkparser.Range) {
+		line := 0
+		if len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+		p.warn(line, rule+": "+msg)
+	}
+	return linter.New(cfg), nil
 }
 
 // maxLine is the longest line BuildKit's parser reads (its bufio.Scanner
@@ -196,7 +227,7 @@ func (b *planner) expandFrom(n *bkparser.Node, word string) (string, error) {
 	names := slices.Sorted(maps.Keys(res.Unmatched))
 	for _, name := range names {
 		if !b.declaredGlobal(name) {
-			b.plan.warn(n.StartLine, fmt.Sprintf("UndefinedArgInFrom: FROM argument '%s' is not declared", name))
+			b.lint.Run(&linter.RuleUndefinedArgInFrom, n.Location(), linter.RuleUndefinedArgInFrom.Format(name, ""))
 		}
 	}
 	return res.Result, nil
@@ -238,6 +269,11 @@ func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 		s.Base = Base{Kind: BaseStage, Stage: i}
 		b.addDep(s, i, s.Pos)
 	default:
+		if repo := repoPath(base); repo != strings.ToLower(repo) {
+			// docker's words; the registry client would only say it
+			// cannot parse the reference.
+			return &Error{Pos: s.Pos, Msg: fmt.Sprintf("FROM %s: invalid reference format: repository name (%s) must be lowercase", base, repo)}
+		}
 		s.Base = Base{Kind: BaseImage, Image: base}
 	}
 	b.plan.Stages = append(b.plan.Stages, s)
@@ -298,6 +334,9 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 			}
 		}
 	case *instructions.RunCommand:
+		if err := checkMountFlags(n, c); err != nil {
+			return &Error{Pos: step.Pos, Msg: err.Error()}
+		}
 		m, err := b.runMountDeps(n, s, c)
 		if err != nil {
 			return err
@@ -313,11 +352,24 @@ func (b *planner) addStep(n *bkparser.Node, c instructions.Command) error {
 	return nil
 }
 
+// checkMountFlags reads a RUN's --mount options now, when none holds a
+// variable, so that a bad one ("sharing=sometimes", "type=cahce") is an
+// error of the Dockerfile rather than of its step, which runs after the
+// steps before it. BuildKit reads them only when it expands the step.
+func checkMountFlags(n *bkparser.Node, c *instructions.RunCommand) error {
+	for _, f := range n.Flags {
+		if strings.Contains(f, "$") {
+			return nil
+		}
+	}
+	return c.Expand(func(word string) (string, error) { return word, nil })
+}
+
 // legacyKV warns about "ENV key value", which docker deprecates.
 func (b *planner) legacyKV(n *bkparser.Node, name string, kvs instructions.KeyValuePairs) {
 	for _, kv := range kvs {
 		if kv.NoDelim {
-			b.plan.warn(n.StartLine, "LegacyKeyValueFormat: "+linter.RuleLegacyKeyValueFormat.Format(name))
+			b.lint.Run(&linter.RuleLegacyKeyValueFormat, n.Location(), linter.RuleLegacyKeyValueFormat.Format(name))
 			return
 		}
 	}
@@ -361,8 +413,8 @@ func stageLabel(s *Stage) string {
 }
 
 // runMountDeps adds the stages RUN --mount from= reads to the stage's deps
-// and returns them by from= value; stages defined further down are added
-// by resolvePending. Like BuildKit, it reads from= as written: variables
+// and returns them by from= value; a stage defined further down is
+// refused by resolvePending, as BuildKit refuses it. Like BuildKit, it reads from= as written: variables
 // are not allowed there.
 func (b *planner) runMountDeps(n *bkparser.Node, s *Stage, run *instructions.RunCommand) (map[string]int, error) {
 	stages := map[string]int{}
@@ -404,8 +456,8 @@ func (b *planner) addDep(s *Stage, i int, pos Pos) {
 }
 
 // resolvePending turns references to stages defined further down into
-// dependencies, as BuildKit does for COPY --from and RUN --mount from=
-// (FROM only ever sees the stages above it), then refuses cycles.
+// dependencies, as BuildKit does for COPY --from (FROM and RUN --mount
+// from= only ever see the stages above them), then refuses cycles.
 func (b *planner) resolvePending() error {
 	for _, r := range b.pending {
 		i, ok := b.stageByName(r.ref)
@@ -426,7 +478,9 @@ func (b *planner) resolvePending() error {
 			r.copyFrom.Stage, r.copyFrom.Image = i, ""
 		}
 		if r.mounts != nil {
-			r.mounts[r.ref] = i
+			// BuildKit resolves COPY --from across the file, but a RUN
+			// mount only from a stage defined before its own.
+			return &Error{Pos: r.pos, Msg: fmt.Sprintf("RUN --mount from=%s: stage %s is defined after this one; a RUN mount can read only a stage defined before it", r.ref, stageLabel(b.plan.Stages[i]))}
 		}
 		b.addDep(r.stage, i, r.pos)
 	}
@@ -550,4 +604,31 @@ func sourceText(n *bkparser.Node, c instructions.Command) string {
 		return strings.TrimSpace(s.String())
 	}
 	return strings.TrimSpace(n.Original)
+}
+
+// repoPath is the repository part of an image reference as written: no
+// registry host (which may have capitals), tag or digest.
+func repoPath(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	if host, rest, ok := strings.Cut(ref, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		return rest
+	}
+	return ref
+}
+
+// dockerfileFrontend reports whether a "# syntax=" image is BuildKit's
+// Dockerfile frontend (any version, labs included), whose language
+// builder implements.
+func dockerfileFrontend(ref string) bool {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	for _, p := range []string{"docker.io/", "index.docker.io/"} {
+		ref = strings.TrimPrefix(ref, p)
+	}
+	return ref == "docker/dockerfile" || ref == "docker/dockerfile-upstream"
 }

@@ -100,7 +100,7 @@ type Stage struct {
 	Platform string // FROM --platform, after expansion; "" when not given
 	Steps    []Step
 	// Deps are the stages this one needs: its base stage and every
-	// COPY --from=<stage> (later also RUN --mount from=<stage>). Sorted, unique.
+	// COPY --from=<stage> and RUN --mount from=<stage>. Sorted, unique.
 	Deps []int
 }
 
@@ -168,7 +168,8 @@ type RunMount struct {
 	UID, GID *int
 	Mode     *uint32
 	Required bool
-	Env      string
+	Env      *string // secret: the variable to set; "" names the id's default
+	Size     int64   // tmpfs: the size limit in bytes; 0 is the kernel's default
 }
 
 // Run is RUN. With Shell set, Args holds one command line for the shell;
@@ -177,9 +178,13 @@ type Run struct {
 	Args     []string
 	Shell    bool
 	Heredocs []Heredoc
-	Network  string // "", "default", "none", "host"
-	Security string // "", "sandbox", "insecure"
-	Mounts   []RunMount
+	// HeredocOnly is set when the command is nothing but one heredoc
+	// ("RUN <<EOF"): its content is the script, as BuildKit runs it.
+	HeredocOnly bool
+	Network     string // "", "default", "none", "host"
+	Security    string // "", "sandbox", "insecure"
+	Mounts      []RunMount
+	Devices     []string // RUN --device names (Dockerfile 1.14 labs)
 }
 
 // CopyFrom is the source of a COPY --from: a stage index, or an image.

@@ -75,16 +75,17 @@ func TestStageReferences(t *testing.T) {
 	}
 }
 
-// TestLaterStageReferences checks that COPY --from and RUN --mount from=
-// may name a stage further down, as BuildKit allows, and that Needed puts
-// it first.
+// TestLaterStageReferences checks that COPY --from may name a stage
+// further down, as BuildKit allows, and that Needed puts it first; RUN
+// --mount from= may not (BuildKit: "stage needs to be defined before
+// current command").
 func TestLaterStageReferences(t *testing.T) {
-	src := "FROM a AS app\nCOPY --from=assets /x /x\nRUN --mount=from=TOOLS,target=/t --mount=from=3,target=/u true\nFROM b AS assets\nFROM c AS tools\nFROM d\n"
+	src := "FROM a AS app\nCOPY --from=assets /x /x\nCOPY --from=3 /y /y\nFROM b AS assets\nFROM c AS tools\nFROM d\n"
 	p, err := Parse(strings.NewReader(src), Options{Target: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []int{1, 2, 3}; !slices.Equal(p.Stages[0].Deps, want) {
+	if want := []int{1, 3}; !slices.Equal(p.Stages[0].Deps, want) {
 		t.Errorf("deps of app = %v, want %v", p.Stages[0].Deps, want)
 	}
 	cp, err := p.Stages[0].Steps[0].Expand(nil)
@@ -94,19 +95,16 @@ func TestLaterStageReferences(t *testing.T) {
 	if got := cp.(*Copy).From; got == nil || *got != (CopyFrom{Stage: 1}) {
 		t.Errorf("COPY --from = %+v, want stage 1", got)
 	}
-	run, err := p.Stages[0].Steps[1].Expand(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int
-	for _, m := range run.(*Run).Mounts {
-		got = append(got, m.Stage)
-	}
-	if want := []int{2, 3}; !slices.Equal(got, want) {
-		t.Errorf("mount stages = %v, want %v", got, want)
-	}
-	if got, want := p.Needed(), []int{1, 2, 3, 0}; !slices.Equal(got, want) {
+	if got, want := p.Needed(), []int{1, 3, 0}; !slices.Equal(got, want) {
 		t.Errorf("Needed() = %v, want %v", got, want)
+	}
+	for _, from := range []string{"TOOLS", "2"} {
+		src := "FROM a AS app\nRUN --mount=from=" + from + ",target=/t true\nFROM b AS assets\nFROM c AS tools\n"
+		_, err := Parse(strings.NewReader(src), Options{})
+		want := "Dockerfile:2: RUN --mount from=" + from + ": stage tools is defined after this one; a RUN mount can read only a stage defined before it"
+		if err == nil || err.Error() != want {
+			t.Errorf("RUN --mount from=%s of a later stage: %v, want %s", from, err, want)
+		}
 	}
 }
 

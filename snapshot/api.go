@@ -42,6 +42,11 @@ func (s *Store) MaxLayerSize() int64 { return s.maxLayer }
 // Close removes this process's temporary directories.
 func (s *Store) Close() error { return s.closeStore() }
 
+// TempDir makes a fresh directory in this process's session directory
+// of the store, for work that is not a snapshot (an ADD's download); the
+// caller removes it, and a killed process's session goes whole.
+func (s *Store) TempDir(pattern string) (string, error) { return s.sessionDir(pattern) }
+
 // Exists reports whether the committed snapshot id is present.
 func (s *Store) Exists(id ID) bool { return s.exists(id) }
 

@@ -15,17 +15,28 @@ import (
 // PruneReport says what Prune removed.
 type PruneReport struct {
 	cache.PruneReport
-	Snapshots int
+	Snapshots   int
+	CacheMounts int // RUN --mount=type=cache directories removed
 }
 
 // Prune removes step-cache entries and unreferenced blobs as cache.Prune
 // does (under the exclusive build lock, which it takes), then the
 // snapshots no remaining image or entry needs; with opts.All, also those
-// that blobs can rebuild (all but the held layers').
+// that blobs can rebuild (all but the held layers'). Every cache mount
+// goes too, as BuildKit's prune removes unused exec.cachemount records.
 func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport, error) {
-	var removed int
+	var removed, mounts int
 	var freed int64
 	opts.Live = func(live, held map[v1.Hash]bool) error {
+		// Called under the exclusive build lock: no step holds a mount.
+		_, msize, err := s.cacheMountUsage()
+		if err != nil {
+			return err
+		}
+		if mounts, err = s.pruneCacheMounts(); err != nil {
+			return err
+		}
+		freed += msize
 		sizes, err := s.snaps.Sizes() // what removing each one frees, for the report
 		if err != nil {
 			return err
@@ -50,7 +61,7 @@ func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport
 	}
 	rep, err := s.cache.Prune(ctx, opts)
 	rep.Reclaimed += freed
-	return PruneReport{PruneReport: rep, Snapshots: removed}, err
+	return PruneReport{PruneReport: rep, Snapshots: removed, CacheMounts: mounts}, err
 }
 
 // Usage is what the store holds, snapshots included.
@@ -58,6 +69,10 @@ type Usage struct {
 	cache.Usage
 	Snapshots     int
 	SnapshotsSize int64
+	// CacheMounts are RUN --mount=type=cache directories, which prune
+	// removes.
+	CacheMounts     int
+	CacheMountsSize int64
 }
 
 // Usage measures the store; Reclaimable covers the snapshots too.
@@ -70,7 +85,12 @@ func (s *Store) Usage() (Usage, error) {
 	if err != nil {
 		return Usage{}, err
 	}
-	out := Usage{Usage: u, Snapshots: len(sizes)}
+	mounts, msize, err := s.cacheMountUsage()
+	if err != nil {
+		return Usage{}, err
+	}
+	out := Usage{Usage: u, Snapshots: len(sizes), CacheMounts: mounts, CacheMountsSize: msize}
+	out.Reclaimable += msize
 	for id, n := range sizes {
 		out.SnapshotsSize += n
 		// prune --all removes every snapshot but those that are a

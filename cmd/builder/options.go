@@ -116,6 +116,7 @@ type buildFlags struct {
 	progress, compression, network, format string
 	allow, outputs, insecure               []string
 	cacheTo, cacheFrom                     []string
+	secrets, ssh                           []string
 	noCache, pull, quiet, push             bool
 	squash, squashAll                      bool
 	jobs, maxLayers                        int
@@ -148,6 +149,8 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.IntVar(&f.jobs, "jobs", 0, "run at most `N` stages at once (default 0: every stage whose dependencies are done)")
 	fs.StringVar(&f.network, "network", "default", "the network of RUN steps, `MODE`: default (isolated, outbound only), none or host")
 	fs.StringArrayVar(&f.allow, "allow", nil, "grant an `ENTITLEMENT` the Dockerfile asks for: network.host lets RUN --network=host use the host's network (repeatable)")
+	fs.StringArrayVar(&f.secrets, "secret", nil, "give RUN --mount=type=secret a secret, `SPEC`: id=ID,src=FILE, id=ID,env=VAR, or id=ID (the variable ID if set, else the file ID) (repeatable)")
+	fs.StringArrayVar(&f.ssh, "ssh", nil, "forward an ssh agent to RUN --mount=type=ssh, `SPEC`: default (the agent of $SSH_AUTH_SOCK), ID=SOCKET or ID=KEYFILE (repeatable)")
 	return f
 }
 
@@ -232,6 +235,9 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	if err := c.setNetwork(f.network, f.allow); err != nil {
 		return nil, err
 	}
+	if err := env.setSecrets(o, f.secrets, f.ssh); err != nil {
+		return nil, err
+	}
 	if f.pull {
 		c.pull = registry.PullAlways
 	}
@@ -299,6 +305,31 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	o.DebugKeys, _ = strconv.ParseBool(env.getenv("BUILDER_DEBUG_KEYS"))
 	o.VerifyCache, _ = strconv.ParseBool(env.getenv("BUILDER_CACHE_VERIFY"))
 	return c, nil
+}
+
+// setSecrets reads --secret and --ssh, as buildx reads them.
+func (env *environment) setSecrets(o *executor.Options, secrets, ssh []string) error {
+	for _, spec := range secrets {
+		id, data, err := executor.ParseSecret(spec, env.lookupEnv)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if o.Secrets == nil {
+			o.Secrets = map[string][]byte{}
+		}
+		o.Secrets[id] = data
+	}
+	for _, spec := range ssh {
+		id, sock, err := executor.ParseSSH(spec, env.lookupEnv)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if o.SSH == nil {
+			o.SSH = map[string]string{}
+		}
+		o.SSH[id] = sock
+	}
+	return nil
 }
 
 // setNetwork reads --network and --allow, with BuildKit's names.

@@ -58,6 +58,11 @@ func setupRootfs(spec *Spec) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return fmt.Errorf("creating rootfs mount point: %w", err)
 	}
+	// Before the rootfs: the stub layer makes their mount points.
+	extras, err := stageMounts(spec)
+	if err != nil {
+		return err
+	}
 	if err := spec.Root.MountAt(root); err != nil {
 		return fmt.Errorf("mounting rootfs: %w", err)
 	}
@@ -83,6 +88,9 @@ func setupRootfs(spec *Spec) error {
 		return err
 	}
 	if err := maskPaths(proc, sys); err != nil {
+		return err
+	}
+	if err := mountExtras(root, extras); err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(hostname)); err != nil {

@@ -47,6 +47,9 @@ type Spec struct {
 	// copies) on /etc/resolv.conf and /etc/hosts.
 	ResolvConf []byte
 	Hosts      []byte
+	// Mounts are mounted after /proc, /dev and /sys, in order: a mount
+	// inside another's target comes after it.
+	Mounts []Mount
 }
 
 // Network modes of a container (Spec.Network).
@@ -275,6 +278,11 @@ func (s *Spec) check() error {
 		}
 	default:
 		return fmt.Errorf("container spec: unsupported network %q", s.Network)
+	}
+	for i := range s.Mounts {
+		if err := s.Mounts[i].check(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
