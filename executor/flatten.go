@@ -23,6 +23,10 @@ type FlattenOptions struct {
 	Reporter Reporter // default Discard
 	// FetchLayer brings a layer the store lists but lacks, as in Options.
 	FetchLayer func(ctx context.Context, l cache.Layer) error
+	// StreamLayer, if set, is used instead of FetchLayer for the layers
+	// that are merged: they are unpacked from the registry, their blobs
+	// never stored, so that flatten's temporary disk is their snapshots.
+	StreamLayer StreamLayer
 }
 
 // Flatten stores a copy of the stored image rec with at most MaxLayers
@@ -50,7 +54,7 @@ func Flatten(ctx context.Context, st *store.Store, rec cache.ImageRecord, o Flat
 	if len(groups) == 0 {
 		return rec, img.config(), nil
 	}
-	m := &layerMerger{cache: c, snaps: st.Snapshots(), compression: o.Compression, fetch: o.FetchLayer}
+	m := &layerMerger{cache: c, snaps: st.Snapshots(), compression: o.Compression, fetch: o.FetchLayer, stream: o.StreamLayer}
 	before := len(img.layers)
 	layers, hist, steps, err := m.mergeImage(ctx, img.layers, img.cfg.History, groups)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/snapshot"
@@ -24,7 +23,12 @@ type layerMerger struct {
 	epoch       *time.Time
 	noCache     bool
 	fetch       func(ctx context.Context, l cache.Layer) error
+	stream      StreamLayer // if set, layers the store lacks are unpacked from it, not fetched
 }
+
+// StreamLayer hands fn the uncompressed stream of a layer the store
+// lacks, from a registry, storing no blob (registry.Client.StreamLayer).
+type StreamLayer func(ctx context.Context, l cache.Layer, fn func(io.Reader) error) error
 
 // mergeImage merges the groups of layers and rewrites hist to match
 // (mergeHistory). It first makes sure every layer up to the last group
@@ -38,7 +42,7 @@ func (m *layerMerger) mergeImage(ctx context.Context, layers []cache.Layer, hist
 	if len(groups) == 0 {
 		return layers, newHist, nil, nil
 	}
-	if err := ensureLayers(ctx, m.cache, m.snaps, layers[:groups[len(groups)-1].end], m.fetch); err != nil {
+	if err := ensureLayersStreaming(ctx, m.cache, m.snaps, layers[:groups[len(groups)-1].end], m.fetch, m.stream); err != nil {
 		if ctx.Err() == nil {
 			err = fmt.Errorf("%w (builder check --repair removes a damaged layer; pulling or building the image again restores it)", err)
 		}
@@ -84,41 +88,18 @@ func (m *layerMerger) mergeGroup(ctx context.Context, below, run []cache.Layer) 
 	return layer, nil
 }
 
-// importLayer stores the layer tar that write produces, as a blob (the
-// returned layer) and as the committed snapshot of its diff ID, from one
-// pass over the tar. It is the one place a merged layer enters the
-// store.
+// importLayer stores the layer tar that write produces as a blob, the
+// returned layer. It is the one place a merged layer enters the store.
+// No snapshot is made of it: the merge only reads the layers below it,
+// a later FROM of the image unpacks it on use, and flatten's result then
+// takes on disk only its blob (issue 16: temporary disk at most the
+// result's size).
 func (m *layerMerger) importLayer(ctx context.Context, write func(io.Writer) error) (cache.Layer, error) {
-	blobR, blobW := io.Pipe()
-	snapR, snapW := io.Pipe()
-	var layer cache.Layer
-	var id snapshot.ID
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		layer, err = m.cache.PutLayer(gctx, blobR, m.compression, nil)
-		blobR.CloseWithError(errors.New("layer write stopped")) // unblocks the writer if PutLayer gave up
-		return err
-	})
-	g.Go(func() error {
-		var err error
-		id, err = m.snaps.Import(gctx, snapR)
-		snapR.CloseWithError(errors.New("snapshot import stopped"))
-		return err
-	})
-	g.Go(func() error {
-		err := write(io.MultiWriter(blobW, snapW))
-		blobW.CloseWithError(err)
-		snapW.CloseWithError(err)
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		return cache.Layer{}, err
-	}
-	if string(id) != layer.DiffID.Hex {
-		return cache.Layer{}, fmt.Errorf("merged layer: snapshot %s and blob diff ID %s differ", id, layer.DiffID)
-	}
-	return layer, nil
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(write(pw)) }()
+	layer, err := m.cache.PutLayer(ctx, pr, m.compression, nil)
+	pr.CloseWithError(errors.New("layer write stopped")) // unblocks the writer if PutLayer gave up
+	return layer, err
 }
 
 func chainOf(layers []cache.Layer) []snapshot.ID {
@@ -133,9 +114,23 @@ func chainOf(layers []cache.Layer) []snapshot.ID {
 // that came from the cache or a registry are unpacked here, once, from
 // their blobs (fetched first with fetch when the store lacks one).
 func ensureLayers(ctx context.Context, c *cache.Store, s *snapshot.Store, layers []cache.Layer, fetch func(context.Context, cache.Layer) error) error {
+	return ensureLayersStreaming(ctx, c, s, layers, fetch, nil)
+}
+
+// ensureLayersStreaming is ensureLayers that, given stream, unpacks a
+// layer the store lacks straight from its registry, storing no blob.
+func ensureLayersStreaming(ctx context.Context, c *cache.Store, s *snapshot.Store, layers []cache.Layer,
+	fetch func(context.Context, cache.Layer) error, stream StreamLayer) error {
 	for _, l := range layers {
 		id := snapshot.ID(l.DiffID.Hex)
 		if s.Exists(id) {
+			continue
+		}
+		if stream != nil && !c.HasLayer(l.Descriptor) {
+			err := stream(ctx, l, func(r io.Reader) error { return s.Unpack(ctx, id, r) })
+			if err != nil {
+				return fmt.Errorf("unpacking layer %s: %w", l.Descriptor.Digest, err)
+			}
 			continue
 		}
 		rc, err := c.OpenLayer(l.Descriptor)

@@ -237,10 +237,66 @@ func parseCacheConfig(raw []byte, layers []v1.Descriptor) (map[cache.Key]cache.E
 	return out, nil
 }
 
+// StreamLayer hands fn the uncompressed stream of layer l, read from a
+// repository known to hold it, without storing the blob: for flatten,
+// whose source layers are needed once, as snapshots (issue 16: temporary
+// disk at most the result's size). fn must check the stream against the
+// diff ID, as snapshot.Store.Unpack does: that is what vouches for the
+// content (the config, which lists it, is checked against the manifest);
+// ggcr also checks the digest when the body reaches its end. A source
+// that fails, fn's work included, gives the next one its turn.
+func (c *Client) StreamLayer(ctx context.Context, l cache.Layer, fn func(io.Reader) error) error {
+	return c.eachSource(l, func(src string, ref name.Digest) error {
+		return c.streamFrom(ctx, src, ref, l, fn)
+	})
+}
+
+func (c *Client) streamFrom(ctx context.Context, src string, ref name.Digest, l cache.Layer, fn func(io.Reader) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := fmt.Errorf("no data for %v", c.opts.IdleTimeout)
+	idle := time.AfterFunc(c.opts.IdleTimeout, func() { cancel(stalled) })
+	defer idle.Stop()
+	rl, err := remote.Layer(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(c.opts.Keychain),
+		remote.WithTransport(c.transport()))
+	if err != nil {
+		return err
+	}
+	rc, err := rl.Compressed() // checks the digest at EOF
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	cr := &countingReader{r: rc, ctx: ctx, report: func(n int64) {
+		idle.Reset(c.opts.IdleTimeout)
+		if c.opts.Progress != nil {
+			c.opts.Progress(Progress{Ref: src, Digest: l.Descriptor.Digest, Complete: n, Total: l.Descriptor.Size})
+		}
+	}}
+	zr, err := cache.DecompressLayer(cr)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	err = fn(zr)
+	if err != nil && context.Cause(ctx) == stalled {
+		return stalled
+	}
+	return err
+}
+
 // FetchLayer downloads layer l into the store from a repository that a
 // pull, a push or a cache import saw holding it, checked against its
 // digest and diff ID as a pull checks it.
 func (c *Client) FetchLayer(ctx context.Context, l cache.Layer) error {
+	return c.eachSource(l, func(src string, ref name.Digest) error {
+		return c.fetchFrom(ctx, src, ref, l)
+	})
+}
+
+// eachSource tries get on each repository known to hold layer l, newest
+// first, until one succeeds.
+func (c *Client) eachSource(l cache.Layer, get func(src string, ref name.Digest) error) error {
 	srcs := c.store.BlobSources(l.Descriptor.Digest)
 	if len(srcs) == 0 {
 		return fmt.Errorf("layer %s: %w, and no registry is known to hold it (pull its image again, or build with --no-cache)", l.Descriptor.Digest, cache.ErrNotFound)
@@ -256,7 +312,7 @@ func (c *Client) FetchLayer(ctx context.Context, l cache.Layer) error {
 			errs = append(errs, err)
 			continue
 		}
-		err = c.fetchFrom(ctx, src, ref, l)
+		err = get(src, ref)
 		if err == nil {
 			return nil
 		}

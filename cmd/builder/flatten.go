@@ -84,6 +84,10 @@ func runFlatten(ctx context.Context, a *app, env *environment, f *flattenFlags, 
 		return err
 	}
 	defer st.Close()
+	// A pulled source's layers are not downloaded as blobs: the merge
+	// unpacks each from the registry once (StreamLayer), and the layers
+	// the result keeps are fetched, or mounted, only if it is pushed.
+	opts.LazyLayers = true
 	client := registry.New(st.Cache(), opts)
 	r := newRenderer(mode, a.stderr, env, false)
 	closeRenderer := sync.OnceFunc(r.Close)
@@ -114,7 +118,8 @@ func runFlatten(ctx context.Context, a *app, env *environment, f *flattenFlags, 
 		if err == nil {
 			err = step(2, fmt.Sprintf("merge layers (at most %d)", max), func() error {
 				var err error
-				out, _, err = executor.Flatten(ctx, st, rec, executor.FlattenOptions{MaxLayers: max, Reporter: r, FetchLayer: client.FetchLayer})
+				out, _, err = executor.Flatten(ctx, st, rec, executor.FlattenOptions{MaxLayers: max, Reporter: r,
+					FetchLayer: client.FetchLayer, StreamLayer: client.StreamLayer})
 				return err
 			})
 		}
