@@ -23,10 +23,11 @@ NORACE_PKGS :=
 
 # gcc and libc6-dev because the race detector needs cgo; slirp4netns is
 # the outbound path of RUN's default network, iproute2 what the network
-# tests build their own namespaces with.
+# tests build their own namespaces with, tmux the real terminal the
+# display is tested in.
 RUN_PKGS    := slirp4netns
 DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap \
-	xz-utils bzip2 zstd gzip gcc libc6-dev iproute2 $(RUN_PKGS)
+	xz-utils bzip2 zstd gzip gcc libc6-dev iproute2 tmux $(RUN_PKGS)
 
 .DEFAULT_GOAL := help
 .PHONY: help build deps lint test test-race test-norace test-fuzz fuzz bench demo clean

@@ -35,7 +35,7 @@ type environment struct {
 	lookupEnv func(string) (string, bool)
 	euid      int
 	stderrTTY bool
-	width     func() int // terminal columns of stderr
+	size      func() (cols, rows int) // of the terminal on stderr
 }
 
 func newEnvironment() *environment {
@@ -44,12 +44,12 @@ func newEnvironment() *environment {
 		lookupEnv: os.LookupEnv,
 		euid:      os.Geteuid(),
 		stderrTTY: term.IsTerminal(fd),
-		width: func() int {
-			w, _, err := term.GetSize(fd)
-			if err != nil || w <= 0 {
-				return 80
+		size: func() (int, int) {
+			w, h, err := term.GetSize(fd)
+			if err != nil || w <= 0 || h <= 0 {
+				return 80, 24
 			}
-			return w
+			return w, h
 		},
 	}
 }
@@ -59,8 +59,17 @@ func (env *environment) getenv(k string) string {
 	return v
 }
 
-// inCI reports CI=true, where progress is always plain.
-func (env *environment) inCI() bool { return env.getenv("CI") == "true" }
+// plainTerminal reports what makes --progress=auto plain even on a
+// terminal: TERM=dumb, NO_COLOR set (no-color.org), or CI set, as CI
+// services set it (CI=false and CI=0 do not count).
+func (env *environment) plainTerminal() bool {
+	switch env.getenv("CI") {
+	case "", "false", "0":
+	default:
+		return true
+	}
+	return env.getenv("TERM") == "dumb" || env.getenv("NO_COLOR") != ""
+}
 
 // rootValue is --root as a pflag.Value. Unlike StringVar, defining it does
 // not reset the variable, so the global flag set and the command's flag
@@ -485,8 +494,8 @@ func parseCacheSpec(flag, spec, dirKey string) (cacheSpec, error) {
 	return cs, nil
 }
 
-// progressMode picks the renderer: under CI=true always plain lines, on a
-// terminal a live view, elsewhere plain lines.
+// progressMode picks the renderer: on a terminal a live view, unless
+// plainTerminal says otherwise; elsewhere plain lines.
 func (env *environment) progressMode(p string, quiet bool) (string, error) {
 	switch p {
 	case "auto", "plain", "tty", "quiet":
@@ -496,7 +505,7 @@ func (env *environment) progressMode(p string, quiet bool) (string, error) {
 	switch {
 	case quiet || p == "quiet":
 		return "quiet", nil
-	case env.inCI() || p == "plain":
+	case p == "plain" || (p == "auto" && env.plainTerminal()):
 		return "plain", nil
 	case p == "tty" || env.stderrTTY:
 		return "tty", nil

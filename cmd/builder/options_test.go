@@ -28,7 +28,7 @@ func testEnv(vars ...string) *environment {
 	return &environment{
 		lookupEnv: func(k string) (string, bool) { v, ok := m[k]; return v, ok },
 		euid:      1000,
-		width:     func() int { return 80 },
+		size:      func() (int, int) { return 80, 24 },
 	}
 }
 
@@ -119,15 +119,29 @@ func TestBuildConfig(t *testing.T) {
 }
 
 func TestProgressAutoOnTerminal(t *testing.T) {
-	env := testEnv()
-	env.stderrTTY = true
-	if c, err := parseBuild(env, "."); err != nil || c.progress != "tty" {
-		t.Errorf("build . on a terminal: progress %q, %v; want tty", c.progress, err)
+	tests := []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, nil, "tty"},
+		{[]string{"CI=true"}, nil, "plain"},
+		{[]string{"CI=1"}, nil, "plain"},
+		{[]string{"CI=false"}, nil, "tty"},
+		{[]string{"NO_COLOR=1"}, nil, "plain"},
+		{[]string{"NO_COLOR="}, nil, "tty"},
+		{[]string{"TERM=dumb"}, nil, "plain"},
+		{[]string{"TERM=dumb"}, []string{"--progress=tty"}, "tty"},
 	}
-	env = testEnv("CI=true")
-	env.stderrTTY = true
-	if c, err := parseBuild(env, "."); err != nil || c.progress != "plain" {
-		t.Errorf("build . on a terminal under CI=true: progress %q, %v; want plain", c.progress, err)
+	for _, tt := range tests {
+		env := testEnv(tt.env...)
+		env.stderrTTY = true
+		c, err := parseBuild(env, append(tt.args, ".")...)
+		if err != nil {
+			t.Errorf("build %q: %v", tt.args, err)
+		} else if c.progress != tt.want {
+			t.Errorf("build %q on a terminal with %q: progress %q, want %s", tt.args, tt.env, c.progress, tt.want)
+		}
 	}
 }
 

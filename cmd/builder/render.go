@@ -25,9 +25,16 @@ func newRenderer(mode string, w io.Writer, env *environment, multiStage bool) re
 	case "quiet":
 		return quietRenderer{}
 	case "tty":
-		return newTTYRenderer(w, env.width, multiStage)
+		return startTTYDisplay(w, env.size, multiStage)
 	}
 	return newPlainRenderer(w, multiStage)
+}
+
+// setTotal tells a renderer that counts steps how many to expect.
+func setTotal(r renderer, n int) {
+	if t, ok := r.(interface{ SetTotal(int) }); ok {
+		t.SetTotal(n)
+	}
 }
 
 type quietRenderer struct{}

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 	if container.ReexecMain() {
 		return
 	}
-	testscript.Main(m, map[string]func(){"builder": main})
+	testscript.Main(m, map[string]func(){"builder": main, "termrun": termRunMain})
 }
 
 // TestScripts runs the CLI scripts in testdata/script. Each has its own
@@ -47,10 +47,15 @@ func TestMain(m *testing.M) {
 //	proxybytes NAME reset | received MAX
 //	                  zeroes the proxy's counters, or fails if it has
 //	                  returned more than MAX response bytes
+//	term OP ...       runs and reads a program in a real terminal (tmux);
+//	                  see cmdTerm
+//	noproc REGEXP     waits until no process's command line matches
+//	nomount DIR       fails if anything is mounted at or under DIR
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: false,
+		UpdateScripts:       *update, // go test -update rewrites what cmp compares with
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("BUILDER_ROOT", filepath.Join(e.WorkDir, "root"))
 			if v, ok := os.LookupEnv("CI"); ok {
@@ -86,6 +91,9 @@ func TestScripts(t *testing.T) {
 			"registry":   cmdRegistry,
 			"proxy":      cmdProxy,
 			"proxybytes": cmdProxyBytes,
+			"term":       cmdTerm,
+			"noproc":     cmdNoProc,
+			"nomount":    cmdNoMount,
 		},
 	})
 }
