@@ -85,6 +85,7 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	// that a prune cannot remove what an import stored or the image a push
 	// is about to send before anything names it.
 	var res *executor.Result
+	var pushed []registry.PushReport
 	closeRenderer := sync.OnceFunc(r.Close)
 	defer closeRenderer()
 	err = st.Build(ctx, func() error {
@@ -96,16 +97,18 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		if err != nil {
 			return err
 		}
-		return exportAll(ctx, a, st, client, cfg, res)
+		pushed, err = exportAll(ctx, a, st, client, cfg, res)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	return deliver(a, cfg, res.Image)
+	return deliver(a, cfg, res.Image, pushed)
 }
 
-// exportAll pushes the image and the build cache as the flags say.
-func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Client, cfg *buildConfig, res *executor.Result) error {
+// exportAll pushes the image and the build cache as the flags say, and
+// returns the reports of the pushes.
+func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Client, cfg *buildConfig, res *executor.Result) ([]registry.PushReport, error) {
 	var jobs []pushJob
 	for _, dest := range cfg.pushes {
 		jobs = append(jobs, imagePush(client, st, res.Image, dest))
@@ -117,7 +120,7 @@ func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Cl
 		}
 		if cs.typ == "local" {
 			if err := client.ExportCacheDir(ctx, cs.ref, steps); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
@@ -127,10 +130,9 @@ func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Cl
 			}})
 	}
 	if len(jobs) == 0 {
-		return nil
+		return nil, nil
 	}
-	_, err := pushAll(ctx, a, st, cfg.progress, jobs)
-	return err
+	return pushAll(ctx, a, st, cfg.progress, jobs)
 }
 
 // importCaches reads every --cache-from, the first one's entry winning
@@ -161,13 +163,16 @@ func importCaches(ctx context.Context, client *registry.Client, specs []cacheSpe
 }
 
 // deliver does what is left once the image is built, tagged and
-// exported: --iidfile, and the image ID on stdout.
-func deliver(a *app, cfg *buildConfig, img cache.ImageRecord) error {
+// exported: --iidfile, --metadata-file, and the image ID on stdout.
+func deliver(a *app, cfg *buildConfig, img cache.ImageRecord, pushed []registry.PushReport) error {
 	id := img.ID.String()
 	if cfg.iidfile != "" {
 		if err := fsutil.WriteFileAtomic(cfg.iidfile, []byte(id), 0o644); err != nil {
 			return fmt.Errorf("writing --iidfile: %w", err)
 		}
+	}
+	if err := writeMetadata(cfg, img, pushed); err != nil {
+		return err
 	}
 	// With an output to stdout, stdout is the archive.
 	for _, o := range cfg.req.Outputs {

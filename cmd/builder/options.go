@@ -59,15 +59,19 @@ func (env *environment) getenv(k string) string {
 	return v
 }
 
-// plainTerminal reports what makes --progress=auto plain even on a
-// terminal: TERM=dumb, NO_COLOR set (no-color.org), or CI set, as CI
-// services set it (CI=false and CI=0 do not count).
-func (env *environment) plainTerminal() bool {
+// inCI reports CI set, as CI services set it (CI=false and CI=0 do not
+// count): progress is plain there, even with --progress=tty.
+func (env *environment) inCI() bool {
 	switch env.getenv("CI") {
 	case "", "false", "0":
-	default:
-		return true
+		return false
 	}
+	return true
+}
+
+// plainTerminal reports what makes --progress=auto plain even on a
+// terminal: TERM=dumb, or NO_COLOR set (no-color.org).
+func (env *environment) plainTerminal() bool {
 	return env.getenv("TERM") == "dumb" || env.getenv("NO_COLOR") != ""
 }
 
@@ -127,6 +131,7 @@ type buildFlags struct {
 	cacheTo, cacheFrom                     []string
 	noCache, pull, quiet, push             bool
 	jobs                                   int
+	tool                                   toolFlags
 }
 
 func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
@@ -146,14 +151,25 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache to `SPEC`: type=registry,ref=REF or type=local,dest=DIR, with mode=min (the image's steps, default) or mode=max (every stage's)")
 	fs.StringArrayVar(&f.cacheFrom, "cache-from", nil, "use the build cache at `SPEC`: type=registry,ref=REF (or just REF) or type=local,src=DIR (repeatable)")
 	registerInsecureFlag(fs, &f.insecure)
-	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
+	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto (a live display on a terminal, else plain), plain, tty, rawjson (one JSON event a line) or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd (implies --format oci) or none")
 	fs.StringVar(&f.format, "format", "", "the image's media types, `FORMAT`: docker (default, as docker build) or oci")
 	fs.IntVar(&f.jobs, "jobs", 0, "run at most `N` stages at once (default 0: every stage whose dependencies are done)")
 	fs.StringVar(&f.network, "network", "default", "the network of RUN steps, `MODE`: default (isolated, outbound only), none or host")
 	fs.StringArrayVar(&f.allow, "allow", nil, "grant an `ENTITLEMENT` the Dockerfile asks for: network.host lets RUN --network=host use the host's network (repeatable)")
+	registerToolFlags(fs, &f.tool)
 	return f
+}
+
+// toolFlags are the build flags that scripts and tools written for
+// docker build and buildx pass.
+type toolFlags struct {
+	metadataFile string
+}
+
+func registerToolFlags(fs *pflag.FlagSet, f *toolFlags) {
+	fs.StringVar(&f.metadataFile, "metadata-file", "", "write the image's digests and names to `FILE` as JSON, as buildx does")
 }
 
 // buildConfig is a build command line turned into a build request.
@@ -163,7 +179,8 @@ type buildConfig struct {
 	req      executor.Request
 	pull     registry.PullPolicy
 	iidfile  string
-	progress string // "plain", "tty" or "quiet"
+	progress string // "plain", "tty", "rawjson" or "quiet"
+	metadata string // --metadata-file
 	// pushes are where the image goes once built: the tags with --push,
 	// and every -o type=registry name.
 	pushes    []string
@@ -195,7 +212,7 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	if err != nil {
 		return nil, err
 	}
-	c := &buildConfig{iidfile: f.iidfile}
+	c := &buildConfig{iidfile: f.iidfile, metadata: f.tool.metadataFile}
 	r := &c.req
 	r.ContextDir, r.Dockerfile, r.Target = ctxDir, f.file, f.target
 	for _, t := range f.tags {
@@ -494,18 +511,20 @@ func parseCacheSpec(flag, spec, dirKey string) (cacheSpec, error) {
 	return cs, nil
 }
 
-// progressMode picks the renderer: on a terminal a live view, unless
-// plainTerminal says otherwise; elsewhere plain lines.
+// progressMode picks the renderer: on a terminal a live view, unless in
+// CI or plainTerminal says otherwise; elsewhere plain lines.
 func (env *environment) progressMode(p string, quiet bool) (string, error) {
 	switch p {
-	case "auto", "plain", "tty", "quiet":
+	case "auto", "plain", "tty", "rawjson", "quiet":
 	default:
-		return "", usagef("invalid --progress %q (use auto, plain, tty or quiet)", p)
+		return "", usagef("invalid --progress %q (use auto, plain, tty, rawjson or quiet)", p)
 	}
 	switch {
 	case quiet || p == "quiet":
 		return "quiet", nil
-	case p == "plain" || (p == "auto" && env.plainTerminal()):
+	case p == "rawjson":
+		return p, nil
+	case p == "plain" || env.inCI() || (p == "auto" && env.plainTerminal()):
 		return "plain", nil
 	case p == "tty" || env.stderrTTY:
 		return "tty", nil

@@ -132,6 +132,7 @@ func TestProgressAutoOnTerminal(t *testing.T) {
 		{[]string{"NO_COLOR="}, nil, "tty"},
 		{[]string{"TERM=dumb"}, nil, "plain"},
 		{[]string{"TERM=dumb"}, []string{"--progress=tty"}, "tty"},
+		{[]string{"CI=true"}, []string{"--progress=rawjson"}, "rawjson"},
 	}
 	for _, tt := range tests {
 		env := testEnv(tt.env...)
@@ -183,7 +184,7 @@ func TestUsageErrors(t *testing.T) {
 			buildUsage + "builder: invalid --output \"type=oci,dest=x,compression=zstd\": unknown key \"compression\" (use type, dest and name)\n"},
 		{"output layout to stdout", nil, []string{"build", "--output", "type=oci-layout,dest=-", "."},
 			buildUsage + "builder: invalid --output \"type=oci-layout,dest=-\": an oci-layout is a directory and cannot go to stdout\n"},
-		{"bad progress", nil, []string{"build", "--progress", "fancy", "."}, buildUsage + "builder: invalid --progress \"fancy\" (use auto, plain, tty or quiet)\n"},
+		{"bad progress", nil, []string{"build", "--progress", "fancy", "."}, buildUsage + "builder: invalid --progress \"fancy\" (use auto, plain, tty, rawjson or quiet)\n"},
 		{"bad compression", nil, []string{"build", "--compression", "lz4", "."}, buildUsage + "builder: invalid --compression \"lz4\" (use gzip, zstd or none)\n"},
 		{"negative jobs", nil, []string{"build", "--jobs", "-1", "."}, buildUsage + "builder: invalid --jobs -1 (use 0 for no limit, or a positive number)\n"},
 		{"bad network", nil, []string{"build", "--network", "bridge", "."}, buildUsage + "builder: invalid --network \"bridge\" (use default, none or host)\n"},

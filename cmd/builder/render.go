@@ -18,7 +18,7 @@ type renderer interface {
 }
 
 // newRenderer returns the renderer for a progress mode ("plain", "tty",
-// "quiet"). multiStage puts stage names in step headers, as BuildKit does
+// "rawjson", "quiet"). multiStage puts stage names in step headers, as BuildKit does
 // for Dockerfiles with more than one stage.
 func newRenderer(mode string, w io.Writer, env *environment, multiStage bool) renderer {
 	switch mode {
@@ -26,6 +26,8 @@ func newRenderer(mode string, w io.Writer, env *environment, multiStage bool) re
 		return quietRenderer{}
 	case "tty":
 		return startTTYDisplay(w, env.size, multiStage)
+	case "rawjson":
+		return newRawJSONRenderer(w)
 	}
 	return newPlainRenderer(w, multiStage)
 }
