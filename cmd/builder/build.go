@@ -54,8 +54,17 @@ builder build --allow network.host -t app .   # the Dockerfile has RUN --network
 }
 
 func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
+	if cfg.stdinContext {
+		cleanup, err := contextFromStdin(cfg, a.stdin)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	}
 	req := cfg.req
-	req.Stdin = a.stdin
+	if req.Stdin == nil {
+		req.Stdin = a.stdin
+	}
 	for i, o := range req.Outputs {
 		if o.Dest == "-" {
 			req.Outputs[i].Writer = a.stdout

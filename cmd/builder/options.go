@@ -165,11 +165,15 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 // toolFlags are the build flags that scripts and tools written for
 // docker build and buildx pass.
 type toolFlags struct {
-	metadataFile string
+	metadataFile      string
+	rm, forceRm, load bool
 }
 
 func registerToolFlags(fs *pflag.FlagSet, f *toolFlags) {
 	fs.StringVar(&f.metadataFile, "metadata-file", "", "write the image's digests and names to `FILE` as JSON, as buildx does")
+	fs.BoolVar(&f.rm, "rm", true, "accepted for docker's scripts: there are no intermediate containers to remove")
+	fs.BoolVar(&f.forceRm, "force-rm", false, "accepted for docker's scripts: there are no intermediate containers to remove")
+	fs.BoolVar(&f.load, "load", false, "accepted for buildx's scripts: the image is always in the local store")
 }
 
 // buildConfig is a build command line turned into a build request.
@@ -181,6 +185,9 @@ type buildConfig struct {
 	iidfile  string
 	progress string // "plain", "tty", "rawjson" or "quiet"
 	metadata string // --metadata-file
+	// stdinContext is `build -`: the context is a tar archive on stdin
+	// (or a Dockerfile, with no context), for contextFromStdin.
+	stdinContext bool
 	// pushes are where the image goes once built: the tags with --push,
 	// and every -o type=registry name.
 	pushes    []string
@@ -205,16 +212,13 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	if len(args) > 1 {
 		return nil, usagef("unexpected argument %q: build takes one context directory", args[1])
 	}
-	if args[0] == "-" {
-		return nil, usagef("a build context from stdin is not supported; give a directory (and -f - for a Dockerfile on stdin)")
-	}
-	ctxDir, err := filepath.Abs(args[0])
+	c := &buildConfig{iidfile: f.iidfile, metadata: f.tool.metadataFile}
+	r := &c.req
+	r.Dockerfile, r.Target = f.file, f.target
+	err := c.setContext(args[0])
 	if err != nil {
 		return nil, err
 	}
-	c := &buildConfig{iidfile: f.iidfile, metadata: f.tool.metadataFile}
-	r := &c.req
-	r.ContextDir, r.Dockerfile, r.Target = ctxDir, f.file, f.target
 	for _, t := range f.tags {
 		name, err := cache.NormalizeName(t)
 		if err != nil {
@@ -310,6 +314,34 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	o.DebugKeys, _ = strconv.ParseBool(env.getenv("BUILDER_DEBUG_KEYS"))
 	o.VerifyCache, _ = strconv.ParseBool(env.getenv("BUILDER_CACHE_VERIFY"))
 	return c, nil
+}
+
+// setContext reads the context argument: a directory, or "-" for a tar
+// archive (or a Dockerfile) on stdin, which the build command reads.
+func (c *buildConfig) setContext(arg string) error {
+	switch {
+	case arg == "-" && c.req.Dockerfile == "-":
+		return usagef("the context and the Dockerfile cannot both come from stdin (-f - with a context directory, or - alone)")
+	case arg == "-":
+		c.stdinContext = true
+		return nil
+	case isURLContext(arg):
+		return usagef("a URL or git repository as the build context is not supported: clone or download it, then give its directory")
+	}
+	dir, err := filepath.Abs(arg)
+	c.req.ContextDir = dir
+	return err
+}
+
+// isURLContext reports the contexts docker fetches: git repositories and
+// URLs.
+func isURLContext(arg string) bool {
+	for _, p := range []string{"http://", "https://", "git://", "git@", "github.com/", "ssh://"} {
+		if strings.HasPrefix(arg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // setNetwork reads --network and --allow, with BuildKit's names.
@@ -573,7 +605,7 @@ func (f *saveFlags) options() (saveOptions, error) {
 }
 
 type pruneFlags struct {
-	all         bool
+	all, force  bool
 	keepStorage string
 	filters     []string
 }
@@ -583,6 +615,7 @@ func registerPruneFlags(fs *pflag.FlagSet) *pruneFlags {
 	fs.BoolVarP(&f.all, "all", "a", false, "remove every cache entry and snapshot, not only unused ones")
 	fs.StringVar(&f.keepStorage, "keep-storage", "", "remove least recently used entries until the cache takes at most `SIZE` (e.g. 10GB, 512MB)")
 	fs.StringArrayVar(&f.filters, "filter", nil, "`until=DURATION`: only entries unused for longer than DURATION (e.g. 24h, 7d)")
+	fs.BoolVarP(&f.force, "force", "f", false, "accepted for docker's scripts: prune never asks")
 	return f
 }
 
@@ -659,6 +692,63 @@ func registerDuFlags(fs *pflag.FlagSet) *duOptions {
 	o := &duOptions{}
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "also list every image and snapshot")
 	return o
+}
+
+// --- the flags scripts pass to docker's image commands ---
+
+type inspectFlags struct{ format string }
+
+func registerInspectFlags(fs *pflag.FlagSet) *inspectFlags {
+	f := &inspectFlags{}
+	fs.StringVarP(&f.format, "format", "f", "", "print each image through the Go `TEMPLATE`, as docker does ({{.Id}}, {{json .Config}}, {{index .RepoTags 0}})")
+	return f
+}
+
+type imagesFlags struct {
+	quiet, noTrunc, all bool
+	format              string
+	filters             []string
+}
+
+func registerImagesFlags(fs *pflag.FlagSet) *imagesFlags {
+	f := &imagesFlags{}
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only image IDs")
+	fs.StringVar(&f.format, "format", "", "print each image through the Go `TEMPLATE` ({{.Repository}}, {{.Tag}}, {{.ID}}, {{.CreatedSince}}, {{.CreatedAt}}, {{.Size}}, {{.Digest}}); 'table TEMPLATE' adds a header, 'json' one JSON object a line")
+	fs.BoolVar(&f.noTrunc, "no-trunc", false, "print whole image IDs")
+	fs.StringArrayVarP(&f.filters, "filter", "f", nil, "only images matching `FILTER`: reference=PATTERN (as the REPOSITORY[:TAG] argument)")
+	fs.BoolVarP(&f.all, "all", "a", false, "accepted for docker's scripts: the store keeps no intermediate images to show")
+	return f
+}
+
+// imagesOptions are an images command line, checked.
+type imagesOptions struct {
+	quiet, noTrunc bool
+	format         string
+	patterns       []string // REPOSITORY[:TAG] patterns; an image must match one
+}
+
+func (f *imagesFlags) options(args []string) (imagesOptions, error) {
+	o := imagesOptions{quiet: f.quiet, noTrunc: f.noTrunc, format: f.format}
+	if len(args) > 1 {
+		return o, usagef("unexpected argument %q: images takes at most one REPOSITORY[:TAG]", args[1])
+	}
+	o.patterns = append(o.patterns, args...)
+	for _, filter := range f.filters {
+		k, v, _ := strings.Cut(filter, "=")
+		if k != "reference" || v == "" {
+			return o, usagef("invalid --filter %q: only reference=PATTERN is supported", filter)
+		}
+		o.patterns = append(o.patterns, v)
+	}
+	return o, nil
+}
+
+type rmiFlags struct{ force bool }
+
+func registerRmiFlags(fs *pflag.FlagSet) *rmiFlags {
+	f := &rmiFlags{}
+	fs.BoolVarP(&f.force, "force", "f", false, "accepted for docker's scripts: there are no containers to stop a removal")
+	return f
 }
 
 // --- values ---
