@@ -44,8 +44,9 @@ type Request struct {
 
 // Output is an export of the built image.
 type Output struct {
-	// Type is "docker" (a docker-load archive), "oci" (an OCI archive) or
-	// "oci-layout" (an OCI layout directory at Dest).
+	// Type is "docker" (a docker-load archive), "oci" (an OCI archive),
+	// "oci-layout" (an OCI layout directory at Dest), or the image's
+	// final filesystem: OutputLocal (a directory) or OutputTar.
 	Type string
 	// Dest is a file, written atomically, or the layout's directory; with
 	// Writer set, the archive goes there instead.
@@ -170,13 +171,14 @@ func (p *Prepared) Run(ctx context.Context, st *store.Store) (*Result, error) {
 		if res, err = buildPlan(ctx, p.Plan, opts); err != nil {
 			return err
 		}
-		return p.deliver(ctx, st.Cache(), res.Image, opts.FetchLayer)
+		return p.deliver(ctx, st, res.Image, opts.FetchLayer)
 	})
 	return res, err
 }
 
 // deliver tags the image and writes the outputs.
-func (p *Prepared) deliver(ctx context.Context, c *cache.Store, rec cache.ImageRecord, fetch func(context.Context, cache.Layer) error) error {
+func (p *Prepared) deliver(ctx context.Context, st *store.Store, rec cache.ImageRecord, fetch func(context.Context, cache.Layer) error) error {
+	c := st.Cache()
 	for _, t := range p.req.Tags {
 		if err := c.Tag(t, rec.Manifest); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
@@ -190,6 +192,12 @@ func (p *Prepared) deliver(ctx context.Context, c *cache.Store, rec cache.ImageR
 	for _, o := range p.req.Outputs {
 		if o.Name == "" && len(p.req.Tags) > 0 {
 			o.Name = p.req.Tags[0]
+		}
+		if o.Type == OutputLocal || o.Type == OutputTar {
+			if err := exportFS(ctx, st, rec, o); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := Export(c, rec, o); err != nil {
 			return err

@@ -146,7 +146,7 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run every step of `STAGE`, ignoring the cache (repeatable)")
 	fs.BoolVar(&f.pull, "pull", false, "always check the registry for newer base images")
 	fs.StringVar(&f.iidfile, "iidfile", "", "write the image ID to `FILE`")
-	fs.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout), type=oci-layout,dest=DIR or type=registry,name=REF (repeatable)")
+	fs.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout), type=oci-layout,dest=DIR, type=registry,name=REF, or its final files: type=local,dest=DIR (or just DIR), type=tar,dest=FILE (repeatable)")
 	fs.BoolVar(&f.push, "push", false, "push the image to every -t name once it is built")
 	fs.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache to `SPEC`: type=registry,ref=REF or type=local,dest=DIR, with mode=min (the image's steps, default) or mode=max (every stage's)")
 	fs.StringArrayVar(&f.cacheFrom, "cache-from", nil, "use the build cache at `SPEC`: type=registry,ref=REF (or just REF) or type=local,src=DIR (repeatable)")
@@ -440,11 +440,18 @@ func parsePlatform(s string) (v1.Platform, error) {
 // dest=- is stdout, which the build command fills in.
 func parseOutput(s string) (*executor.Output, error) {
 	o := &executor.Output{}
+	if !strings.Contains(s, "=") {
+		// docker reads a bare path as type=local,dest=PATH, and - as
+		// type=tar to stdout.
+		if s == "-" {
+			return &executor.Output{Type: executor.OutputTar, Dest: "-"}, nil
+		}
+		return &executor.Output{Type: executor.OutputLocal, Dest: s}, nil
+	}
 	for _, field := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
-			// docker reads a bare path as type=local,dest=PATH.
-			return nil, usagef("--output %q: exporting to a local directory is not supported (use type=oci, type=docker or type=oci-layout with dest=PATH)", s)
+			return nil, usagef("invalid --output %q: want KEY=VALUE fields (type, dest, name), or a directory", s)
 		}
 		switch strings.TrimSpace(k) {
 		case "type":
@@ -458,7 +465,7 @@ func parseOutput(s string) (*executor.Output, error) {
 		}
 	}
 	switch o.Type {
-	case "oci", "docker", "oci-layout":
+	case "oci", "docker", "oci-layout", executor.OutputLocal, executor.OutputTar:
 	case "registry":
 		if o.Name == "" || o.Dest != "" {
 			return nil, usagef("invalid --output %q: type=registry takes name=REF and no dest", s)
@@ -468,15 +475,15 @@ func parseOutput(s string) (*executor.Output, error) {
 		}
 		return o, nil
 	case "":
-		return nil, usagef("invalid --output %q: missing type= (oci, docker, oci-layout or registry)", s)
+		return nil, usagef("invalid --output %q: missing type= (oci, docker, oci-layout, local, tar or registry)", s)
 	default:
-		return nil, usagef("--output type=%s is not supported (use type=oci, type=docker, type=oci-layout or type=registry)", o.Type)
+		return nil, usagef("--output type=%s is not supported (use type=oci, type=docker, type=oci-layout, type=local, type=tar or type=registry)", o.Type)
 	}
 	if o.Dest == "" {
 		return nil, usagef("invalid --output %q: missing dest=PATH", s)
 	}
-	if o.Type == "oci-layout" && o.Dest == "-" {
-		return nil, usagef("invalid --output %q: an oci-layout is a directory and cannot go to stdout", s)
+	if (o.Type == "oci-layout" || o.Type == executor.OutputLocal) && o.Dest == "-" {
+		return nil, usagef("invalid --output %q: type=%s is a directory and cannot go to stdout", s, o.Type)
 	}
 	return o, nil
 }
