@@ -66,6 +66,9 @@ type Options struct {
 	// AllowNetworkHost lets RUN --network=host have the host's network;
 	// without it such a Dockerfile is refused before any step runs.
 	AllowNetworkHost bool
+	// Sandbox is what RUN containers get besides their network: extra
+	// /etc/hosts entries, the size of /dev/shm, resource limits.
+	Sandbox Sandbox
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool
 	// VerifyCache runs the steps that hit the cache anyway and warns when

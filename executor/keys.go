@@ -53,6 +53,9 @@ type runKey struct {
 	// even when unset or hidden by an ENV; a hit reuses the recorded
 	// text, so it must be in the key.
 	history string
+	// sandbox is Options.Sandbox as text, "" when it is the default
+	// (and then not in the key, so that such keys stay as they were).
+	sandbox string
 }
 
 func keyRun(r runKey) *cache.KeyBuilder {
@@ -65,6 +68,9 @@ func keyRun(r runKey) *cache.KeyBuilder {
 	kb.AddString("run.network", r.network)
 	kb.AddString("run.platform", r.platform.String())
 	kb.AddString("run.history", r.history)
+	if r.sandbox != "" {
+		kb.AddString("run.sandbox", r.sandbox)
+	}
 	return kb
 }
 

@@ -45,7 +45,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 
 	history := runHistory(argv, st)
 	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(), user: st.cfg.Config.User,
-		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history})
+		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history, sandbox: b.opts.Sandbox.key()})
 
 	command := strings.Join(ins.Args, " ")
 	return b.fsStep(ctx, sc, st, kb, "RUN "+history, func(ctx context.Context, a *snapshot.Active) error {
@@ -58,7 +58,9 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 			Hostname:   runHostname,
 			Network:    network,
 			ResolvConf: b.resolvConf(),
-			Hosts:      []byte(hostsFile),
+			Hosts:      b.opts.Sandbox.hosts(),
+			ShmSize:    b.opts.Sandbox.ShmSize,
+			Rlimits:    b.opts.Sandbox.Ulimits,
 		}
 		if network == NetworkDefault {
 			if err := b.joinSandbox(ctx, &spec); err != nil {

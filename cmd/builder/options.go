@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -167,6 +168,8 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 type toolFlags struct {
 	metadataFile      string
 	rm, forceRm, load bool
+	addHosts, ulimits []string
+	shmSize           string
 }
 
 func registerToolFlags(fs *pflag.FlagSet, f *toolFlags) {
@@ -174,6 +177,66 @@ func registerToolFlags(fs *pflag.FlagSet, f *toolFlags) {
 	fs.BoolVar(&f.rm, "rm", true, "accepted for docker's scripts: there are no intermediate containers to remove")
 	fs.BoolVar(&f.forceRm, "force-rm", false, "accepted for docker's scripts: there are no intermediate containers to remove")
 	fs.BoolVar(&f.load, "load", false, "accepted for buildx's scripts: the image is always in the local store")
+	fs.StringArrayVar(&f.addHosts, "add-host", nil, "add `HOST:IP` to the /etc/hosts of RUN steps (repeatable)")
+	fs.StringVar(&f.shmSize, "shm-size", "", "the size of /dev/shm in RUN steps, `SIZE` such as 64m or 1g (default 64m)")
+	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "a resource limit of RUN steps, `NAME=SOFT[:HARD]`, e.g. nofile=1024:2048 (repeatable)")
+}
+
+// sandbox reads --add-host, --shm-size and --ulimit.
+func (f *toolFlags) sandbox() (executor.Sandbox, error) {
+	var s executor.Sandbox
+	for _, h := range f.addHosts {
+		// HOST:IP, or HOST=IP as newer docker takes it (IPv6 has colons)
+		i := strings.IndexAny(h, ":=")
+		name, ip := h[:max(i, 0)], h[i+1:]
+		if i <= 0 || net.ParseIP(ip) == nil {
+			return s, usagef("invalid --add-host %q: want HOST:IP, e.g. db:10.0.0.5", h)
+		}
+		s.ExtraHosts = append(s.ExtraHosts, [2]string{name, ip})
+	}
+	if f.shmSize != "" {
+		n, err := parseSize(f.shmSize)
+		if err != nil || n <= 0 {
+			return s, usagef("invalid --shm-size %q: want a size such as 64m or 1g", f.shmSize)
+		}
+		s.ShmSize = n
+	}
+	for _, u := range f.ulimits {
+		l, err := parseUlimit(u)
+		if err != nil {
+			return s, err
+		}
+		s.Ulimits = append(s.Ulimits, l)
+	}
+	return s, nil
+}
+
+// parseUlimit reads docker's NAME=SOFT[:HARD]; -1 is unlimited.
+func parseUlimit(u string) (executor.Rlimit, error) {
+	name, val, _ := strings.Cut(u, "=")
+	res, ok := executor.UlimitResource(name)
+	if !ok {
+		return executor.Rlimit{}, usagef("invalid --ulimit %q: unknown limit %q (e.g. nofile, nproc, core, stack, memlock)", u, name)
+	}
+	soft, hard, hasHard := strings.Cut(val, ":")
+	if !hasHard {
+		hard = soft
+	}
+	num := func(s string) (uint64, bool) {
+		if s == "-1" || s == "unlimited" {
+			return math.MaxUint64, true
+		}
+		n, err := strconv.ParseUint(s, 10, 64)
+		return n, err == nil
+	}
+	l := executor.Rlimit{Resource: res}
+	var okS, okH bool
+	l.Soft, okS = num(soft)
+	l.Hard, okH = num(hard)
+	if !okS || !okH || l.Soft > l.Hard {
+		return l, usagef("invalid --ulimit %q: want NAME=SOFT[:HARD] with SOFT at most HARD", u)
+	}
+	return l, nil
 }
 
 // buildConfig is a build command line turned into a build request.
@@ -245,6 +308,9 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	}
 	o.Jobs = f.jobs
 	if err := c.setNetwork(f.network, f.allow); err != nil {
+		return nil, err
+	}
+	if o.Sandbox, err = f.tool.sandbox(); err != nil {
 		return nil, err
 	}
 	if f.pull {
