@@ -167,6 +167,9 @@ func copyFields(kb *cache.KeyBuilder, c *parser.Copy) {
 		kb.AddString("copy.from", "")
 	case c.From.Stage >= 0:
 		kb.AddString("copy.from", "stage "+strconv.Itoa(c.From.Stage))
+	case c.From.Dir != "":
+		// its files are keyed by content; the path is the machine's
+		kb.AddString("copy.from", "context")
 	default:
 		kb.AddString("copy.from", "image "+c.From.Image)
 	}

@@ -40,6 +40,9 @@ type Request struct {
 	Tags []string
 	// Outputs are exports of the image, made once it is tagged.
 	Outputs []Output
+	// NamedContexts are the --build-context values by name: an image, or
+	// a directory that COPY --from reads as it reads the build context.
+	NamedContexts map[string]parser.NamedContext
 }
 
 // Output is an export of the built image.
@@ -79,6 +82,16 @@ func Prepare(req Request) (*Prepared, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", req.ContextDir)
 	}
+	for name, nc := range req.NamedContexts {
+		if nc.Dir == "" {
+			continue
+		}
+		if fi, err := os.Stat(nc.Dir); err != nil {
+			return nil, fmt.Errorf("build context %s: %w", name, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("build context %s: %s is not a directory", name, nc.Dir)
+		}
+	}
 	if req.Dockerfile == "" {
 		req.Dockerfile = filepath.Join(req.ContextDir, "Dockerfile")
 	}
@@ -100,6 +113,7 @@ func (req *Request) parse() (*parser.Plan, error) {
 		Target:         req.Target,
 		BuildPlatform:  hostPlatform().String(),
 		TargetPlatform: req.Options.Platform.String(),
+		NamedContexts:  req.NamedContexts,
 	}
 	r := req.Stdin
 	if req.Dockerfile != "-" {
@@ -132,21 +146,29 @@ func (req *Request) readIgnore() (*parser.Ignore, error) {
 	}
 	candidates = append(candidates, filepath.Join(req.ContextDir, ".dockerignore"))
 	for _, p := range candidates {
-		f, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		ig, err := readIgnoreFile(p)
+		if err != nil || ig != nil {
+			return ig, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading ignore file: %w", err)
-		}
-		defer f.Close()
-		ig, err := parser.ParseIgnore(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-		return ig, nil
 	}
 	return nil, nil
+}
+
+// readIgnoreFile reads one ignore file; nil when there is none.
+func readIgnoreFile(p string) (*parser.Ignore, error) {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading ignore file: %w", err)
+	}
+	defer f.Close()
+	ig, err := parser.ParseIgnore(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return ig, nil
 }
 
 // Options are the request's build options, to set what needs the plan

@@ -24,6 +24,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/registry"
 )
 
@@ -170,6 +171,7 @@ type toolFlags struct {
 	rm, forceRm, load bool
 	addHosts, ulimits []string
 	shmSize           string
+	buildContexts     []string
 }
 
 func registerToolFlags(fs *pflag.FlagSet, f *toolFlags) {
@@ -180,6 +182,38 @@ func registerToolFlags(fs *pflag.FlagSet, f *toolFlags) {
 	fs.StringArrayVar(&f.addHosts, "add-host", nil, "add `HOST:IP` to the /etc/hosts of RUN steps (repeatable)")
 	fs.StringVar(&f.shmSize, "shm-size", "", "the size of /dev/shm in RUN steps, `SIZE` such as 64m or 1g (default 64m)")
 	fs.StringArrayVar(&f.ulimits, "ulimit", nil, "a resource limit of RUN steps, `NAME=SOFT[:HARD]`, e.g. nofile=1024:2048 (repeatable)")
+	fs.StringArrayVar(&f.buildContexts, "build-context", nil, "another context, `NAME=DIR|docker-image://REF`: FROM NAME and COPY --from=NAME read it instead of a stage or an image of that name (repeatable)")
+}
+
+// namedContexts reads --build-context.
+func (f *toolFlags) namedContexts() (map[string]parser.NamedContext, error) {
+	if len(f.buildContexts) == 0 {
+		return nil, nil
+	}
+	m := map[string]parser.NamedContext{}
+	for _, bc := range f.buildContexts {
+		name, v, ok := strings.Cut(bc, "=")
+		if !ok || name == "" || v == "" {
+			return nil, usagef("invalid --build-context %q: want NAME=DIR or NAME=docker-image://REF", bc)
+		}
+		name = strings.ToLower(name)
+		switch ref, isImage := strings.CutPrefix(v, "docker-image://"); {
+		case isImage:
+			if _, err := registry.ParseReference(ref, nil); err != nil {
+				return nil, usagef("invalid --build-context %q: %v", bc, err)
+			}
+			m[name] = parser.NamedContext{Image: ref}
+		case strings.Contains(v, "://") || isURLContext(v):
+			return nil, usagef("--build-context %q is not supported: give a directory or docker-image://REF", bc)
+		default:
+			dir, err := filepath.Abs(v)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = parser.NamedContext{Dir: dir}
+		}
+	}
+	return m, nil
 }
 
 // sandbox reads --add-host, --shm-size and --ulimit.
@@ -311,6 +345,9 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 		return nil, err
 	}
 	if o.Sandbox, err = f.tool.sandbox(); err != nil {
+		return nil, err
+	}
+	if r.NamedContexts, err = f.tool.namedContexts(); err != nil {
 		return nil, err
 	}
 	if f.pull {
