@@ -23,7 +23,7 @@ type copyOpts struct {
 	dest     string // absolute in the image; trailing "/" kept
 	chown    string
 	chmod    *os.FileMode
-	unpack   bool // ADD: extract local archives
+	unpack   bool   // ADD: extract local archives
 	inCtx    bool   // sources come from a context directory, ctxDir
 	ctxDir   string // the build context, or a --build-context directory
 	ignore   *parser.Ignore
