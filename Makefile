@@ -35,8 +35,14 @@ DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap \
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# The version and commit `builder version` prints: git's, as the build
+# info has none under GOFLAGS=-buildvcs=false or outside a checkout.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build: ## build bin/builder, a static binary
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN) $(PKG)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) $(PKG)
 
 deps: ## install the Debian packages and Go modules tests and the demo need
 	hack/deps.sh $(DEBIAN_PKGS)
