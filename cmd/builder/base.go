@@ -131,6 +131,9 @@ func run(ctx context.Context, a *app, args []string) int {
 		return a.usage(cmd.usageLine(), err)
 	}
 	printError(a.stderr, err)
+	for _, h := range storeHints(a.env, err) {
+		fmt.Fprintln(a.stderr, "builder: hint: "+h)
+	}
 	return exitFailure
 }
 

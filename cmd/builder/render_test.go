@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -212,6 +213,24 @@ func TestPrintError(t *testing.T) {
 		printError(&b, tt.err)
 		if b.String() != tt.want {
 			t.Errorf("%s: printError wrote\n%s\nwant\n%s", tt.name, b.String(), tt.want)
+		}
+	}
+}
+
+func TestStoreHints(t *testing.T) {
+	env := testEnv("BUILDER_ROOT=/srv/store")
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("writing x: %w", &os.PathError{Op: "open", Path: "/srv/store/x", Err: syscall.EROFS}), "the store /srv/store is on a read-only file system"},
+		{fmt.Errorf("writing x: %w", &os.PathError{Op: "write", Path: "/srv/store/x", Err: syscall.ENOSPC}), "no space left for the store /srv/store: 'builder prune'"},
+		{errors.New("other"), ""},
+	}
+	for _, tt := range tests {
+		h := strings.Join(storeHints(env, tt.err), "\n")
+		if (tt.want == "") != (h == "") || !strings.Contains(h, tt.want) {
+			t.Errorf("storeHints(%v) = %q, want %q", tt.err, h, tt.want)
 		}
 	}
 }
