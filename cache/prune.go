@@ -12,6 +12,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // PruneOptions select what Prune removes.
@@ -33,6 +35,9 @@ type PruneOptions struct {
 	// Live, if set, is called with the diff IDs still referenced after
 	// pruning, so that the caller can remove the snapshots of the rest.
 	Live func(diffIDs map[v1.Hash]bool) error
+	// Locked, if set, is called once the build lock is held, before
+	// anything is removed: the caller measures the store there.
+	Locked func()
 }
 
 // PruneReport says what Prune removed.
@@ -60,6 +65,9 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		return PruneReport{}, err
 	}
 	defer release()
+	if opts.Locked != nil {
+		opts.Locked()
+	}
 	var rep PruneReport
 	tagged, err := s.taggedRefs()
 	if err != nil {
@@ -349,6 +357,22 @@ type Usage struct {
 	Entries, EntriesSize int64 // step-cache entries and the bytes of layers only they keep
 	Blobs, BlobsSize     int64
 	Reclaimable          int64 // bytes Prune --all would free
+	// ReclaimableOnDisk is Reclaimable as du counts it: the blocks the
+	// files take, which for small files (step entries) is far more
+	// than their length.
+	ReclaimableOnDisk int64
+}
+
+// onDisk is the blocks the file at p takes, 0 if it is gone.
+func (s *Store) onDisk(p string, err error) int64 {
+	if err != nil {
+		return 0
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return 0
+	}
+	return fsutil.DiskSize(fi)
 }
 
 // Usage reports what the store holds.
@@ -372,10 +396,12 @@ func (s *Store) Usage() (Usage, error) {
 			u.ImagesSize += size
 		} else {
 			u.Reclaimable += size
+			u.ReclaimableOnDisk += s.onDisk(s.blobPath(h))
 		}
 	}
 	counted := map[v1.Hash]bool{}
 	for _, st := range steps {
+		u.ReclaimableOnDisk += s.onDisk(st.path, nil)
 		if st.broken {
 			u.Reclaimable += st.size
 			continue

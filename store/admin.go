@@ -7,6 +7,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/snapshot"
 )
 
@@ -41,7 +42,27 @@ func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport
 		}
 		return nil
 	}
+	// What was reclaimed is measured as du measures it, under the lock,
+	// not added up: file lengths are not the blocks they free, and the
+	// snapshots' share used to be left out.
+	var before, after int64
+	var merr error
+	opts.Locked = func() { before, merr = fsutil.DiskUsage(s.root) }
+	live := opts.Live
+	opts.Live = func(ids map[v1.Hash]bool) error {
+		if err := live(ids); err != nil {
+			return err
+		}
+		var err error
+		if after, err = fsutil.DiskUsage(s.root); err != nil {
+			merr = err
+		}
+		return nil
+	}
 	rep, err := s.cache.Prune(ctx, opts)
+	if err == nil && merr == nil {
+		rep.Reclaimed = max(before-after, 0)
+	}
 	return PruneReport{PruneReport: rep, Snapshots: removed}, err
 }
 
@@ -62,6 +83,9 @@ func (s *Store) Usage() (Usage, error) {
 	if err != nil {
 		return Usage{}, err
 	}
+	// Prune --all removes every snapshot too; counted in blocks, as du
+	// and Prune's report count.
+	u.Reclaimable = u.ReclaimableOnDisk + size
 	return Usage{Usage: u, Snapshots: n, SnapshotsSize: size}, nil
 }
 
