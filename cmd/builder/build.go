@@ -81,7 +81,7 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	defer st.Close()
 
 	r := newRenderer(cfg.progress, a.stderr, a.env, len(prep.Plan.Stages) > 1)
-	setTotal(r, executor.StepCount(prep.Plan))
+	describe(r, "Building", executor.StepCount(prep.Plan))
 	for _, w := range prep.Plan.Warnings {
 		r.Report(executor.Event{Kind: executor.BuildWarning, Line: "[Warning] " + w, Time: time.Now()})
 	}

@@ -58,7 +58,8 @@ type ttyDisplay struct {
 	size       func() (cols, rows int)
 	now        func() time.Time
 	multiStage bool
-	total      int // steps the build will show; 0 when unknown
+	title      string // "Building", "Pushing", "Pulling"
+	total      int    // steps the build will show; 0 when unknown
 	start      time.Time
 	steps      []*dispStep // in the order they first appeared
 	byID       map[int]*dispStep
@@ -101,7 +102,7 @@ type dispBar struct {
 // newTTYDisplay returns a display drawing on w. It draws only when told
 // (draw) until run starts its loop.
 func newTTYDisplay(w io.Writer, size func() (int, int), now func() time.Time, multiStage bool) *ttyDisplay {
-	return &ttyDisplay{w: w, size: size, now: now, multiStage: multiStage, start: now(),
+	return &ttyDisplay{w: w, size: size, now: now, multiStage: multiStage, start: now(), title: "Building",
 		byID: map[int]*dispStep{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -115,11 +116,12 @@ func startTTYDisplay(w io.Writer, size func() (int, int), multiStage bool) *ttyD
 	return d
 }
 
-// SetTotal sets the number of steps the header counts toward.
-func (d *ttyDisplay) SetTotal(n int) {
+// Describe sets the header's word and the number of steps it counts
+// toward.
+func (d *ttyDisplay) Describe(title string, total int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.total = n
+	d.title, d.total = title, total
 	d.dirty = true
 }
 
@@ -317,7 +319,7 @@ func (d *ttyDisplay) frame(now time.Time, cols, rows int, final bool) []string {
 		finished = append(finished, s.state != stateRunning)
 	}
 	total := max(d.total, len(d.steps))
-	head := fmt.Sprintf("[+] Building %.1fs (%d/%d)", now.Sub(d.start).Seconds(), doneCount, total)
+	head := fmt.Sprintf("[+] %s %.1fs (%d/%d)", d.title, now.Sub(d.start).Seconds(), doneCount, total)
 	if final {
 		switch {
 		case failed:

@@ -82,7 +82,7 @@ func TestDisplayFrames(t *testing.T) {
 	var b strings.Builder
 	var scr screen
 	d := newTTYDisplay(&scr, func() (int, int) { return 60, 24 }, func() time.Time { return at(0) }, true)
-	d.SetTotal(5)
+	d.Describe("Building", 5)
 	for i, e := range events {
 		d.Report(e)
 		if what, ok := show[i]; ok {

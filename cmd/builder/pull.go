@@ -43,7 +43,7 @@ goes to stdout.`,
 			defer st.Close()
 			store := st.Cache()
 			r := newRenderer(mode, a.stderr, env, false)
-			setTotal(r, 1)
+			describe(r, "Pulling", 1)
 			ref := args[0]
 			start := time.Now()
 			r.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "pull " + ref, Time: start})

@@ -32,10 +32,11 @@ func newRenderer(mode string, w io.Writer, env *environment, multiStage bool) re
 	return newPlainRenderer(w, multiStage)
 }
 
-// setTotal tells a renderer that counts steps how many to expect.
-func setTotal(r renderer, n int) {
-	if t, ok := r.(interface{ SetTotal(int) }); ok {
-		t.SetTotal(n)
+// describe tells a renderer with a header what the work is ("Building",
+// "Pushing") and how many steps to expect.
+func describe(r renderer, title string, total int) {
+	if d, ok := r.(interface{ Describe(string, int) }); ok {
+		d.Describe(title, total)
 	}
 }
 
