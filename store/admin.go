@@ -47,14 +47,16 @@ func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport
 	// snapshots' share used to be left out.
 	var before, after int64
 	var merr error
-	opts.Locked = func() { before, merr = fsutil.DiskUsage(s.root) }
+	// Without tmp/: it holds this process's own session, gone at Close,
+	// and nothing of anyone else's at rest.
+	opts.Locked = func() { before, merr = fsutil.DiskUsage(s.root, "tmp") }
 	live := opts.Live
 	opts.Live = func(ids map[v1.Hash]bool) error {
 		if err := live(ids); err != nil {
 			return err
 		}
 		var err error
-		if after, err = fsutil.DiskUsage(s.root); err != nil {
+		if after, err = fsutil.DiskUsage(s.root, "tmp"); err != nil {
 			merr = err
 		}
 		return nil

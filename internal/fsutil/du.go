@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 )
 
@@ -20,8 +21,9 @@ func DiskSize(fi os.FileInfo) int64 {
 
 // DiskUsage is what `du -s dir` reports, in bytes: the blocks of every
 // file and directory under dir, each inode counted once however many
-// links it has. Entries removed during the walk are skipped.
-func DiskUsage(dir string) (int64, error) {
+// links it has. Entries removed during the walk are skipped, and so are
+// the subdirectories of dir named in skip.
+func DiskUsage(dir string, skip ...string) (int64, error) {
 	type inode struct{ dev, ino uint64 }
 	seen := map[inode]bool{}
 	var total int64
@@ -31,6 +33,9 @@ func DiskUsage(dir string) (int64, error) {
 				return nil
 			}
 			return err
+		}
+		if d.IsDir() && filepath.Dir(p) == dir && slices.Contains(skip, d.Name()) {
+			return filepath.SkipDir
 		}
 		fi, err := os.Lstat(p)
 		if err != nil {
