@@ -40,7 +40,10 @@ network; a Dockerfile's RUN --network=host is refused unless
 builder build -t app:1.0 --build-arg VERSION=1.0 .
 builder build -f - -q . < Dockerfile
 builder build --output type=docker,dest=app.tar -t app .
-builder build --allow network.host -t app .   # the Dockerfile has RUN --network=host`,
+builder build --allow network.host -t app .   # the Dockerfile has RUN --network=host
+builder build -t app - < context.tar.gz       # the context as a tar archive on stdin
+builder build -o type=local,dest=rootfs .     # the image's files, in a directory
+builder build --build-context base=docker-image://alpine:3 --metadata-file meta.json .`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
 		f := registerBuildFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {
