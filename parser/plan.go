@@ -198,7 +198,7 @@ type Run struct {
 type CopyFrom struct {
 	Stage int    // -1 when not a stage
 	Image string // set when --from names an image
-	Dir   string // set when --from names a directory context
+	Dir   string `json:",omitempty"` // set when --from names a directory context
 }
 
 // Copy is COPY, or ADD when Add is set.
