@@ -44,7 +44,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		cmdBuild, cmdImages, cmdInspect, cmdHistory, cmdTag, cmdRmi,
-		cmdSave, cmdPull, cmdPush, cmdLogin, cmdLogout, cmdPrune, cmdDu, cmdCheck, cmdVersion,
+		cmdSave, cmdPull, cmdPush, cmdLogin, cmdLogout, cmdPrune, cmdDu, cmdCheck, cmdVersion, cmdCompletion,
 	}
 }
 
