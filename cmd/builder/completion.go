@@ -19,7 +19,7 @@ flags in bash, zsh or fish, made from the same command table as --help.
 Load it in the shell's startup file, or install it where the shell looks
 for completions.`,
 	Example: `
-source <(builder completion bash)                        # in ~/.bashrc
+builder completion bash > /etc/bash_completion.d/builder  # or source <(builder completion bash) in ~/.bashrc
 builder completion zsh > "${fpath[1]}/_builder"
 builder completion fish > ~/.config/fish/completions/builder.fish`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {

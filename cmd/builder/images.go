@@ -30,7 +30,8 @@ builder images
 builder images app
 builder images -q app:1.0
 builder images --format '{{.Repository}}:{{.Tag}} {{.ID}}'
-builder images --format 'table {{.Repository}}\t{{.Size}}'`,
+builder images --format 'table {{.Repository}}\t{{.Size}}'
+builder images --tree`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
 		f := registerImagesFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {
@@ -51,6 +52,15 @@ builder images --format 'table {{.Repository}}\t{{.Size}}'`,
 			recs, err := store.Images()
 			if err != nil {
 				return fmt.Errorf("listing images: %w", err)
+			}
+			if o.tree {
+				var shown []cache.ImageRecord
+				for _, rec := range recs {
+					if repo, tag := splitName(rec.Name); matchesAny(o.patterns, repo, tag) {
+						shown = append(shown, rec)
+					}
+				}
+				return writeImageTree(a.stdout, store, shown)
 			}
 			now := time.Now()
 			for _, rec := range recs {

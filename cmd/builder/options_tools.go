@@ -137,7 +137,7 @@ func registerInspectFlags(fs *pflag.FlagSet) *inspectFlags {
 }
 
 type imagesFlags struct {
-	quiet, noTrunc, all bool
+	quiet, noTrunc, all, tree bool
 	format              string
 	filters             []string
 }
@@ -149,18 +149,22 @@ func registerImagesFlags(fs *pflag.FlagSet) *imagesFlags {
 	fs.BoolVar(&f.noTrunc, "no-trunc", false, "print whole image IDs")
 	fs.StringArrayVarP(&f.filters, "filter", "f", nil, "only images matching `FILTER`: reference=PATTERN (as the REPOSITORY[:TAG] argument)")
 	fs.BoolVarP(&f.all, "all", "a", false, "accepted for docker's scripts: the store keeps no intermediate images to show")
+	fs.BoolVar(&f.tree, "tree", false, "draw the images as a tree of the layers they share, with the size each layer adds")
 	return f
 }
 
 // imagesOptions are an images command line, checked.
 type imagesOptions struct {
-	quiet, noTrunc bool
+	quiet, noTrunc, tree bool
 	format         string
 	patterns       []string // REPOSITORY[:TAG] patterns; an image must match one
 }
 
 func (f *imagesFlags) options(args []string) (imagesOptions, error) {
-	o := imagesOptions{quiet: f.quiet, noTrunc: f.noTrunc, format: f.format}
+	o := imagesOptions{quiet: f.quiet, noTrunc: f.noTrunc, format: f.format, tree: f.tree}
+	if f.tree && (f.quiet || f.format != "") {
+		return o, usagef("--tree draws a tree: it takes no -q or --format")
+	}
 	if len(args) > 1 {
 		return o, usagef("unexpected argument %q: images takes at most one REPOSITORY[:TAG]", args[1])
 	}
