@@ -43,7 +43,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		cmdBuild, cmdImages, cmdInspect, cmdHistory, cmdTag, cmdRmi,
+		cmdBuild, cmdImages, cmdInspect, cmdHistory, cmdDiff, cmdTag, cmdRmi,
 		cmdSave, cmdPull, cmdPush, cmdLogin, cmdLogout, cmdPrune, cmdDu, cmdCheck, cmdVersion, cmdCompletion,
 	}
 }
