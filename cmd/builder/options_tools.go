@@ -138,8 +138,8 @@ func registerInspectFlags(fs *pflag.FlagSet) *inspectFlags {
 
 type imagesFlags struct {
 	quiet, noTrunc, all, tree bool
-	format              string
-	filters             []string
+	format                    string
+	filters                   []string
 }
 
 func registerImagesFlags(fs *pflag.FlagSet) *imagesFlags {
@@ -156,8 +156,8 @@ func registerImagesFlags(fs *pflag.FlagSet) *imagesFlags {
 // imagesOptions are an images command line, checked.
 type imagesOptions struct {
 	quiet, noTrunc, tree bool
-	format         string
-	patterns       []string // REPOSITORY[:TAG] patterns; an image must match one
+	format               string
+	patterns             []string // REPOSITORY[:TAG] patterns; an image must match one
 }
 
 func (f *imagesFlags) options(args []string) (imagesOptions, error) {
