@@ -44,7 +44,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		cmdBuild, cmdImages, cmdInspect, cmdHistory, cmdDiff, cmdTag, cmdRmi,
-		cmdSave, cmdPull, cmdPush, cmdLogin, cmdLogout, cmdPrune, cmdDu, cmdCheck, cmdVersion, cmdCompletion,
+		cmdSave, cmdLoad, cmdPull, cmdPush, cmdLogin, cmdLogout, cmdPrune, cmdDu, cmdCheck, cmdVersion, cmdCompletion,
 	}
 }
 
