@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,10 @@ func TestMain(m *testing.M) {
 //	proxybytes NAME reset | received MAX
 //	                  zeroes the proxy's counters, or fails if it has
 //	                  returned more than MAX response bytes
+//	proxystall NAME REGISTRY N
+//	                  the proxy sends N bytes of each blob longer than
+//	                  that, then nothing until the client gives up (a
+//	                  pull frozen mid-layer)
 //	term OP ...       runs and reads a program in a real terminal (tmux);
 //	                  see cmdTerm
 //	noproc REGEXP     waits until no process's command line matches
@@ -91,6 +96,7 @@ func TestScripts(t *testing.T) {
 			"registry":   cmdRegistry,
 			"proxy":      cmdProxy,
 			"proxybytes": cmdProxyBytes,
+			"proxystall": cmdProxyStall,
 			"term":       cmdTerm,
 			"noproc":     cmdNoProc,
 			"nomount":    cmdNoMount,
@@ -200,4 +206,36 @@ func cmdProxyBytes(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("usage: proxybytes NAME reset | received MAX")
 	}
+}
+
+func cmdProxyStall(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: proxystall NAME REGISTRY BYTES (after proxy NAME REGISTRY)")
+	}
+	v, ok := proxies.Load(ts.MkAbs(args[0]))
+	if !ok {
+		ts.Fatalf("proxystall: no proxy %s", args[0])
+	}
+	n, err := strconv.ParseInt(args[2], 10, 64)
+	if err != nil {
+		ts.Fatalf("proxystall: %v", err)
+	}
+	target := args[1]
+	v.(*testutil.Proxy).SetFault(func(r *http.Request) testutil.Fault {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+			return testutil.Fault{}
+		}
+		// Only blobs longer than n: a shorter one would be sent whole on
+		// a connection the stalled handler never frees, which the client
+		// then reuses for a request nobody answers.
+		resp, err := http.Head("http://" + target + r.URL.Path)
+		if err != nil {
+			return testutil.Fault{}
+		}
+		resp.Body.Close()
+		if resp.ContentLength <= n {
+			return testutil.Fault{}
+		}
+		return testutil.Fault{StallBodyAfter: n}
+	})
 }
