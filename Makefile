@@ -24,10 +24,11 @@ NORACE_PKGS :=
 # gcc and libc6-dev because the race detector needs cgo; slirp4netns is
 # the outbound path of RUN's default network, iproute2 what the network
 # tests build their own namespaces with, openssh-client the ssh-agent the
-# RUN --mount=type=ssh test forwards, git what ADD of a repository runs.
+# RUN --mount=type=ssh test forwards, git what ADD of a repository runs,
+# tmux the real terminal the display is tested in.
 RUN_PKGS    := slirp4netns git
 DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap \
-	xz-utils bzip2 zstd gzip gcc libc6-dev iproute2 openssh-client $(RUN_PKGS)
+	xz-utils bzip2 zstd gzip gcc libc6-dev iproute2 openssh-client tmux $(RUN_PKGS)
 
 .DEFAULT_GOAL := help
 .PHONY: help build deps lint test test-race test-norace test-fuzz fuzz bench demo clean
@@ -35,8 +36,14 @@ DEBIAN_PKGS := busybox-static docker-registry skopeo umoci podman runc uidmap \
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# The version and commit `builder version` prints: git's, as the build
+# info has none under GOFLAGS=-buildvcs=false or outside a checkout.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build: ## build bin/builder, a static binary
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN) $(PKG)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) $(PKG)
 
 deps: ## install the Debian packages and Go modules tests and the demo need
 	hack/deps.sh $(DEBIAN_PKGS)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // PruneOptions select what Prune removes.
@@ -35,6 +37,9 @@ type PruneOptions struct {
 	// and with those of them that are held (see held.go): their snapshot
 	// is the layer's only copy.
 	Live func(diffIDs, held map[v1.Hash]bool) error
+	// Locked, if set, is called once the build lock is held, before
+	// anything is removed: the caller measures the store there.
+	Locked func()
 }
 
 // PruneReport says what Prune removed.
@@ -62,6 +67,9 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (PruneReport, erro
 		return PruneReport{}, err
 	}
 	defer release()
+	if opts.Locked != nil {
+		opts.Locked()
+	}
 	var rep PruneReport
 	tagged, err := s.taggedRefs()
 	if err != nil {
@@ -379,9 +387,25 @@ type Usage struct {
 	Entries, EntriesSize int64 // step-cache entries and the bytes of layers only they keep
 	Blobs, BlobsSize     int64
 	Reclaimable          int64 // bytes of the cache Prune --all would free (snapshots are the caller's)
+	// ReclaimableOnDisk is Reclaimable as du counts it: the blocks the
+	// files take, which for small files (step entries) is far more
+	// than their length.
+	ReclaimableOnDisk int64
 	// Kept are the diff IDs whose snapshots Prune --all keeps: the
 	// layers of tagged images that only a snapshot holds.
 	Kept map[v1.Hash]bool
+}
+
+// onDisk is the blocks the file at p takes, 0 if it is gone.
+func (s *Store) onDisk(p string, err error) int64 {
+	if err != nil {
+		return 0
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return 0
+	}
+	return fsutil.DiskSize(fi)
 }
 
 // Usage reports what the store holds.
@@ -412,6 +436,7 @@ func (s *Store) Usage() (Usage, error) {
 			u.ImagesSize += size
 		} else {
 			u.Reclaimable += size
+			u.ReclaimableOnDisk += s.onDisk(s.blobPath(h))
 		}
 	}
 	for _, n := range tagged.heldSize { // no blob: counted at the size of their tar
@@ -420,6 +445,7 @@ func (s *Store) Usage() (Usage, error) {
 	u.Kept = tagged.held
 	counted := map[v1.Hash]bool{}
 	for _, st := range steps {
+		u.ReclaimableOnDisk += s.onDisk(st.path, nil)
 		if st.broken {
 			u.Reclaimable += st.size
 			continue

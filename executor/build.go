@@ -77,9 +77,10 @@ type build struct {
 	net     netState
 	starter *container.Starter // RUN children started ahead of their step
 
-	ctxOnce   sync.Once
-	ctxHashes *cache.ContextHashes
-	ctxErr    error
+	// ctxHashes are the remembered content hashes of each context
+	// directory a COPY read (the build context, --build-context dirs).
+	ctxMu     sync.Mutex
+	ctxHashes map[string]*cache.ContextHashes
 }
 
 // stageRun is a stage being built: done closes when state or err is set.
@@ -179,11 +180,13 @@ func (b *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing image: %w", err)
 	}
-	if b.ctxHashes != nil {
-		if err := b.ctxHashes.Save(); err != nil {
+	b.ctxMu.Lock()
+	for _, ch := range b.ctxHashes {
+		if err := ch.Save(); err != nil {
 			b.warn("could not save build-context hashes: %v", err)
 		}
 	}
+	b.ctxMu.Unlock()
 	res := &Result{Image: rec, Config: cfg, Steps: st.steps}
 	seen := map[cache.Key]bool{}
 	for _, s := range st.steps {

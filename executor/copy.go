@@ -24,7 +24,8 @@ type copyOpts struct {
 	chown    string
 	chmod    chmodFunc // nil: files keep their modes
 	unpack   bool      // ADD: extract local archives
-	inCtx    bool
+	inCtx    bool      // sources come from a context directory, ctxDir
+	ctxDir   string    // the build context, or a --build-context directory
 	ignore   *parser.Ignore
 	patterns []string
 	parents  bool           // --parents: sources keep their paths
@@ -36,8 +37,16 @@ type copyOpts struct {
 
 func (b *build) copyOptions(ins *parser.Copy, st *imageState) (copyOpts, error) {
 	o := copyOpts{add: ins.Add, chown: ins.Chown, patterns: ins.Sources, unpack: ins.Add,
-		inCtx: ins.From == nil, ignore: b.opts.Ignore, dest: ins.Dest,
+		inCtx: ins.From == nil, ctxDir: b.opts.ContextDir, ignore: b.opts.Ignore, dest: ins.Dest,
 		maxArchive: b.snaps.MaxLayerSize()}
+	if ins.From != nil && ins.From.Dir != "" {
+		// a --build-context directory: read as the build context is
+		var err error
+		o.inCtx, o.ctxDir = true, ins.From.Dir
+		if o.ignore, err = readIgnoreFile(filepath.Join(o.ctxDir, ".dockerignore")); err != nil {
+			return o, err
+		}
+	}
 	if ins.Unpack != nil {
 		o.unpack = *ins.Unpack
 	}
@@ -115,7 +124,7 @@ func (b *build) stepCopy(ctx context.Context, sc *stepCtx, st *imageState, ins *
 // copyContext runs a COPY or ADD of files of the build context (and of
 // heredocs beside them).
 func (b *build) copyContext(ctx context.Context, sc *stepCtx, st *imageState, ins *parser.Copy, o copyOpts, kb *cache.KeyBuilder, createdBy string, dl *downloads) error {
-	tree, err := openTree(b.opts.ContextDir, true)
+	tree, err := openTree(o.ctxDir, true)
 	if err != nil {
 		return err
 	}
@@ -125,7 +134,7 @@ func (b *build) copyContext(ctx context.Context, sc *stepCtx, st *imageState, in
 		return err
 	}
 	h := sha256.New()
-	if err := b.hashSources(ctx, h, srcs); err != nil {
+	if err := b.hashSourcesIn(ctx, h, srcs, o.ctxDir); err != nil {
 		return err
 	}
 	addCopySources(kb, hex.EncodeToString(h.Sum(nil)))
@@ -215,7 +224,7 @@ func (b *build) copyFromImage(ctx context.Context, a *snapshot.Active, o copyOpt
 // COPY costs on ext4. Snapshots never change, so sharing inodes between
 // them is safe; the copier checks owner, mode, time and content first.
 func (b *build) previousCopy(sc *stepCtx, ins *parser.Copy, o copyOpts) (cache.Key, string) {
-	key := keyPreviousCopy(b.opts.ContextDir, sc.stage, ins, o.dest).Sum()
+	key := keyPreviousCopy(o.ctxDir, sc.stage, ins, o.dest).Sum()
 	e, err := b.cache.LookupStep(key)
 	if err != nil || e.Layer == nil {
 		return key, ""

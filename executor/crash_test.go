@@ -223,24 +223,35 @@ func TestBuilderKilled(t *testing.T) {
 	checkNothingLeft(t, bin, root, s.ns)
 }
 
-// TestBuilderInterrupted sends SIGINT mid-RUN: the builder stops the step
-// and exits 1 without waiting for the 100 s sleep, and leaves nothing.
+// TestBuilderInterrupted sends SIGINT, then SIGTERM, mid-RUN: the
+// builder stops the step and exits 130 or 143 (as a shell reports those
+// signals, apart from a failed build's 1) without waiting for the 100 s
+// sleep, and leaves nothing.
 func TestBuilderInterrupted(t *testing.T) {
+	for _, tt := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(tt.sig.String(), func(t *testing.T) { testInterrupted(t, tt.sig, tt.code) })
+	}
+}
+
+func testInterrupted(t *testing.T, sig syscall.Signal, want int) {
 	testutil.RequireRoot(t)
 	bin := builderBinary(t)
 	root := cliStore(t, bin)
 	s := stuckBuild(t, bin, root)
 	start := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := s.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	err := s.wait()
-	t.Logf("builder exited %v after SIGINT", time.Since(start))
+	t.Logf("builder exited %v after %v", time.Since(start), sig)
 	if time.Since(start) > 50*time.Second {
-		t.Errorf("builder took %v to exit after SIGINT: it waited for the step", time.Since(start))
+		t.Errorf("builder took %v to exit after %v: it waited for the step", time.Since(start), sig)
 	}
-	if code := s.cmd.ProcessState.ExitCode(); code != 1 {
-		t.Errorf("builder %s after SIGINT (%v), want exit 1\n%s", waitStatus(s.cmd.ProcessState), err, s.out)
+	if code := s.cmd.ProcessState.ExitCode(); code != want {
+		t.Errorf("builder %s after %v (%v), want exit %d\n%s", waitStatus(s.cmd.ProcessState), sig, err, want, s.out)
 	}
 	t.Logf("output:\n%s", s.out)
 	if left := pidsInNamespace(s.ns); len(left) > 0 {

@@ -1,6 +1,10 @@
 package executor
 
-import "time"
+import (
+	"time"
+
+	"github.com/builderdev/builder/parser"
+)
 
 // EventKind says what happened to a step.
 type EventKind int
@@ -64,3 +68,14 @@ func (f ReporterFunc) Report(e Event) { f(e) }
 
 // Discard is a Reporter that drops every event.
 var Discard Reporter = ReporterFunc(func(Event) {})
+
+// StepCount is how many steps with an ID a build of p reports: the FROM
+// and the filesystem steps of every stage the target needs. A base's
+// ONBUILD triggers add to it once the base is known.
+func StepCount(p *parser.Plan) int {
+	n := 0
+	for _, i := range p.Needed() {
+		n += 1 + countFS(p.Stages[i].Steps)
+	}
+	return n
+}

@@ -73,6 +73,9 @@ type Options struct {
 	// SSH are the ssh agent sockets RUN --mount=type=ssh forwards, by id
 	// ("default" for --ssh default; see ParseSSH).
 	SSH map[string]string
+	// Sandbox is what RUN containers get besides their network: extra
+	// /etc/hosts entries, the size of /dev/shm, resource limits.
+	Sandbox Sandbox
 	// DebugKeys adds the fields of every cache key to the log events.
 	DebugKeys bool
 	// MaxLayers bounds the image's layers: 0 means DefaultMaxLayers, a

@@ -56,6 +56,9 @@ type runKey struct {
 	// heredocs are the RUN's inline files; a script run from a file
 	// (a shebang) is not in argv.
 	heredocs []parser.Heredoc
+	// sandbox is Options.Sandbox as text, "" when it is the default
+	// (and then not in the key, so that such keys stay as they were).
+	sandbox string
 }
 
 func keyRun(r runKey) *cache.KeyBuilder {
@@ -72,6 +75,9 @@ func keyRun(r runKey) *cache.KeyBuilder {
 	// key before: the recipe version stays.
 	for _, h := range r.heredocs {
 		heredocFields(kb, "run.heredoc", h)
+	}
+	if r.sandbox != "" {
+		kb.AddString("run.sandbox", r.sandbox)
 	}
 	return kb
 }
@@ -185,6 +191,9 @@ func copyFields(kb *cache.KeyBuilder, c *parser.Copy) {
 		kb.AddString("copy.from", "")
 	case c.From.Stage >= 0:
 		kb.AddString("copy.from", "stage "+strconv.Itoa(c.From.Stage))
+	case c.From.Dir != "":
+		// its files are keyed by content; the path is the machine's
+		kb.AddString("copy.from", "context")
 	default:
 		kb.AddString("copy.from", "image "+c.From.Image)
 	}

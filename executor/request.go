@@ -40,12 +40,16 @@ type Request struct {
 	Tags []string
 	// Outputs are exports of the image, made once it is tagged.
 	Outputs []Output
+	// NamedContexts are the --build-context values by name: an image, or
+	// a directory that COPY --from reads as it reads the build context.
+	NamedContexts map[string]parser.NamedContext
 }
 
 // Output is an export of the built image.
 type Output struct {
-	// Type is "docker" (a docker-load archive), "oci" (an OCI archive) or
-	// "oci-layout" (an OCI layout directory at Dest).
+	// Type is "docker" (a docker-load archive), "oci" (an OCI archive),
+	// "oci-layout" (an OCI layout directory at Dest), or the image's
+	// final filesystem: OutputLocal (a directory) or OutputTar.
 	Type string
 	// Dest is a file, written atomically, or the layout's directory; with
 	// Writer set, the archive goes there instead.
@@ -78,6 +82,16 @@ func Prepare(req Request) (*Prepared, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", req.ContextDir)
 	}
+	for name, nc := range req.NamedContexts {
+		if nc.Dir == "" {
+			continue
+		}
+		if fi, err := os.Stat(nc.Dir); err != nil {
+			return nil, fmt.Errorf("build context %s: %w", name, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("build context %s: %s is not a directory", name, nc.Dir)
+		}
+	}
 	if req.Dockerfile == "" {
 		req.Dockerfile = filepath.Join(req.ContextDir, "Dockerfile")
 	}
@@ -102,6 +116,7 @@ func (req *Request) parse() (*parser.Plan, error) {
 		Target:         req.Target,
 		BuildPlatform:  hostPlatform().String(),
 		TargetPlatform: req.Options.Platform.String(),
+		NamedContexts:  req.NamedContexts,
 	}
 	r := req.Stdin
 	if req.Dockerfile != "-" {
@@ -134,21 +149,29 @@ func (req *Request) readIgnore() (*parser.Ignore, error) {
 	}
 	candidates = append(candidates, filepath.Join(req.ContextDir, ".dockerignore"))
 	for _, p := range candidates {
-		f, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		ig, err := readIgnoreFile(p)
+		if err != nil || ig != nil {
+			return ig, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading ignore file: %w", err)
-		}
-		defer f.Close()
-		ig, err := parser.ParseIgnore(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-		return ig, nil
 	}
 	return nil, nil
+}
+
+// readIgnoreFile reads one ignore file; nil when there is none.
+func readIgnoreFile(p string) (*parser.Ignore, error) {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading ignore file: %w", err)
+	}
+	defer f.Close()
+	ig, err := parser.ParseIgnore(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return ig, nil
 }
 
 // Options are the request's build options, to set what needs the plan
@@ -173,13 +196,14 @@ func (p *Prepared) Run(ctx context.Context, st *store.Store) (*Result, error) {
 		if res, err = buildPlan(ctx, p.Plan, opts); err != nil {
 			return err
 		}
-		return p.deliver(ctx, st.Cache(), res.Image, opts.FetchLayer)
+		return p.deliver(ctx, st, res.Image, opts.FetchLayer)
 	})
 	return res, err
 }
 
 // deliver tags the image and writes the outputs.
-func (p *Prepared) deliver(ctx context.Context, c *cache.Store, rec cache.ImageRecord, fetch func(context.Context, cache.Layer) error) error {
+func (p *Prepared) deliver(ctx context.Context, st *store.Store, rec cache.ImageRecord, fetch func(context.Context, cache.Layer) error) error {
+	c := st.Cache()
 	for _, t := range p.req.Tags {
 		if err := c.Tag(t, rec.Manifest); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
@@ -193,6 +217,12 @@ func (p *Prepared) deliver(ctx context.Context, c *cache.Store, rec cache.ImageR
 	for _, o := range p.req.Outputs {
 		if o.Name == "" && len(p.req.Tags) > 0 {
 			o.Name = p.req.Tags[0]
+		}
+		if o.Type == OutputLocal || o.Type == OutputTar {
+			if err := exportFS(ctx, st, rec, o); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := Export(ctx, c, rec, o); err != nil {
 			return err

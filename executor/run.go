@@ -44,7 +44,7 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 	history := runHistory(argv, st)
 	kb := keyRun(runKey{parent: st.fsKey, argv: argv, env: st.keyEnv(), user: st.cfg.Config.User,
 		workdir: st.workdir(), network: network, platform: b.opts.Platform, history: history,
-		heredocs: ins.Heredocs})
+		heredocs: ins.Heredocs, sandbox: b.opts.Sandbox.key()})
 	sums, err := b.mountKey(ctx, sc, kb, ins, st.workdir())
 	if err != nil {
 		return err
@@ -66,7 +66,9 @@ func (b *build) stepRun(ctx context.Context, sc *stepCtx, st *imageState, ins *p
 			Hostname:   runHostname,
 			Network:    network,
 			ResolvConf: b.resolvConf(),
-			Hosts:      []byte(hostsFile),
+			Hosts:      b.opts.Sandbox.hosts(),
+			ShmSize:    b.opts.Sandbox.ShmSize,
+			Rlimits:    b.opts.Sandbox.Ulimits,
 			Mounts:     sortMounts(append(mounts, sm.mounts...)),
 		}
 		if network == NetworkDefault {

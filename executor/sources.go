@@ -439,13 +439,23 @@ func (w *walker) sub(fd int, name, erel string, fi os.FileInfo, info parser.Matc
 	return w.dir(sfd, erel, info)
 }
 
-// contextHashes returns the build's remembered context hashes, loading
-// them once.
-func (b *build) contextHashes() (*cache.ContextHashes, error) {
-	b.ctxOnce.Do(func() {
-		b.ctxHashes, b.ctxErr = b.cache.ContextHashes(b.opts.ContextDir)
-	})
-	return b.ctxHashes, b.ctxErr
+// contextHashes returns the remembered hashes of a context directory,
+// loading them once a build.
+func (b *build) contextHashes(dir string) (*cache.ContextHashes, error) {
+	b.ctxMu.Lock()
+	defer b.ctxMu.Unlock()
+	if ch, ok := b.ctxHashes[dir]; ok {
+		return ch, nil
+	}
+	ch, err := b.cache.ContextHashes(dir)
+	if err != nil {
+		return nil, err
+	}
+	if b.ctxHashes == nil {
+		b.ctxHashes = map[string]*cache.ContextHashes{}
+	}
+	b.ctxHashes[dir] = ch
+	return ch, nil
 }
 
 // hashSources writes into h a digest of everything the sources select:
@@ -457,7 +467,12 @@ func (b *build) contextHashes() (*cache.ContextHashes, error) {
 // builds, so an unchanged context costs one lstat per file. The end of
 // ctx stops the hashing.
 func (b *build) hashSources(ctx context.Context, h hash.Hash, srcs []*source) error {
-	ch, err := b.contextHashes()
+	return b.hashSourcesIn(ctx, h, srcs, b.opts.ContextDir)
+}
+
+// hashSourcesIn is hashSources for sources of the context directory dir.
+func (b *build) hashSourcesIn(ctx context.Context, h hash.Hash, srcs []*source, dir string) error {
+	ch, err := b.contextHashes(dir)
 	if err != nil {
 		return fmt.Errorf("loading context hashes: %w", err)
 	}

@@ -262,7 +262,12 @@ func (b *planner) addStage(n *bkparser.Node, c *instructions.Stage) error {
 	if c.Platform != "" && s.Platform == "" {
 		return &Error{Pos: s.Pos, Msg: fmt.Sprintf("empty platform value from expression %s", c.Platform)}
 	}
+	named, isNamed := b.opts.NamedContexts[strings.ToLower(base)]
 	switch i, ok := b.earlierStage(base, s.Index); {
+	case isNamed && named.Image != "":
+		s.Base = Base{Kind: BaseImage, Image: named.Image}
+	case isNamed:
+		return &Error{Pos: s.Pos, Msg: fmt.Sprintf("FROM %s: the build context %s is a directory, which can only be copied from (COPY --from=%s); give an image as docker-image://REF to build on", base, base, base)}
 	case strings.EqualFold(base, "scratch"):
 		s.Base = Base{Kind: BaseScratch}
 	case ok:
@@ -385,6 +390,9 @@ func (b *planner) copyFrom(n *bkparser.Node, s *Stage, raw string) (*CopyFrom, e
 	}
 	if v == "" {
 		return nil, &Error{Pos: b.pos(n), Msg: fmt.Sprintf("COPY --from=%s is empty after expansion", raw)}
+	}
+	if named, ok := b.opts.NamedContexts[strings.ToLower(v)]; ok {
+		return &CopyFrom{Stage: -1, Image: named.Image, Dir: named.Dir}, nil
 	}
 	if i, ok := b.earlierFrom(v, s.Index); ok {
 		return &CopyFrom{Stage: i}, nil

@@ -47,6 +47,17 @@ type Options struct {
 	// declare them.
 	BuildPlatform  string
 	TargetPlatform string
+	// NamedContexts are the --build-context values by name (lower case).
+	// A FROM or COPY --from that names one reads it, even where a stage
+	// has that name, as with BuildKit.
+	NamedContexts map[string]NamedContext
+}
+
+// NamedContext is one --build-context: an image reference, or a local
+// directory (which COPY --from reads, and FROM cannot).
+type NamedContext struct {
+	Image string
+	Dir   string
 }
 
 // Plan is a parsed, checked Dockerfile: every stage with its base and
@@ -187,10 +198,12 @@ type Run struct {
 	Devices     []string // RUN --device names (Dockerfile 1.14 labs)
 }
 
-// CopyFrom is the source of a COPY --from: a stage index, or an image.
+// CopyFrom is the source of a COPY --from: a stage index, an image, or
+// a directory named by --build-context.
 type CopyFrom struct {
 	Stage int    // -1 when not a stage
 	Image string // set when --from names an image
+	Dir   string `json:",omitempty"` // set when --from names a directory context
 }
 
 // Copy is COPY, or ADD when Add is set.

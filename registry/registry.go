@@ -204,9 +204,81 @@ func (c *Client) PullPlatform(ctx context.Context, ref string, platform v1.Platf
 	defer release()
 	rec, err := c.pull(ctx, ref, platform, progress)
 	if err != nil {
+		if nf := noSuchImage(ref, err); nf != nil {
+			return cache.ImageRecord{}, nf
+		}
 		return cache.ImageRecord{}, fmt.Errorf("pulling %s: %w", ref, explain(err))
 	}
 	return rec, nil
+}
+
+// NotFoundError is a pull of a tag, digest or repository the registry
+// does not have. It says so in a few words; Err keeps the registry's.
+type NotFoundError struct {
+	Ref  string
+	What string // "tag", "manifest" or "repository"
+	Err  error
+}
+
+func (e *NotFoundError) Error() string { return e.Ref + ": no such " + e.What }
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// noSuchImage returns a NotFoundError when the registry answered that
+// ref does not exist, nil otherwise.
+func noSuchImage(ref string, err error) error {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return nil
+	}
+	what := "tag"
+	if strings.Contains(ref, "@") {
+		what = "manifest"
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.NameUnknownErrorCode {
+			return &NotFoundError{Ref: ref, What: "repository", Err: err}
+		}
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode {
+			return &NotFoundError{Ref: ref, What: what, Err: err}
+		}
+	}
+	if te.StatusCode == http.StatusNotFound && te.Request != nil && strings.Contains(te.Request.URL.Path, "/manifests/") {
+		return &NotFoundError{Ref: ref, What: what, Err: err}
+	}
+	return nil
+}
+
+// UnreachableError is a registry that could not be reached at all: no
+// connection, or its name does not resolve. One line, the address once,
+// where the transport tried https and http and reported both.
+type UnreachableError struct {
+	Host string
+	Err  error // the connection's error: "connect: connection refused"
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("the registry %s could not be reached (%v)", e.Host, e.Err)
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// unreachable returns an UnreachableError when err is a failed dial or
+// name lookup, nil otherwise.
+func unreachable(err error) error {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return &UnreachableError{Host: dns.Name, Err: errors.New("no such host")}
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		host := ""
+		if op.Addr != nil {
+			host = op.Addr.String()
+		}
+		return &UnreachableError{Host: host, Err: op.Err}
+	}
+	return nil
 }
 
 func (c *Client) pull(ctx context.Context, ref string, platform v1.Platform, progress func(Progress)) (cache.ImageRecord, error) {
@@ -432,6 +504,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // explain rewrites registry errors users meet often into what to do.
 func explain(err error) error {
+	if u := unreachable(err); u != nil {
+		return u
+	}
 	var te *transport.Error
 	if !errors.As(err, &te) {
 		return err

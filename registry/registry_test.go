@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -201,8 +202,26 @@ func TestPullPicksPlatform(t *testing.T) {
 func TestPullNotFound(t *testing.T) {
 	host := serve(t, nil)
 	_, err := registry.New(openStore(t), registry.Options{}).Pull(context.Background(), host+"/nothing:here")
-	if err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Errorf("pull of a missing image: %v, want a not found error", err)
+	var nf *registry.NotFoundError
+	if !errors.As(err, &nf) || err.Error() != host+"/nothing:here: no such repository" {
+		t.Errorf("pull of a missing image: %v, want %s/nothing:here: no such repository", err, host)
+	}
+}
+
+// TestPullUnreachable: a registry nothing answers for is named once,
+// with the reason, however many schemes the transport tried.
+func TestPullUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close() // nothing listens there now
+	_, err = registry.New(openStore(t), registry.Options{}).Pull(context.Background(), host+"/app:1")
+	var ue *registry.UnreachableError
+	want := "pulling " + host + "/app:1: the registry " + host + " could not be reached (connect: connection refused)"
+	if !errors.As(err, &ue) || err.Error() != want {
+		t.Errorf("pull from a closed port: %v, want %s", err, want)
 	}
 }
 

@@ -73,7 +73,12 @@ func (r *Resolver) ResolveWithProgress(ctx context.Context, ref string, platform
 			}
 		}
 	}
-	return r.client.PullPlatform(ctx, ref, platform, report)
+	rec, err := r.client.PullPlatform(ctx, ref, platform, report)
+	var ue *UnreachableError
+	if err != nil && r.policy != PullAlways && errors.As(err, &ue) {
+		return rec, fmt.Errorf("image %s is not in the local store, and %w", ref, ue)
+	}
+	return rec, err
 }
 
 // platformOf reads the platform a stored image is for.

@@ -100,8 +100,13 @@ func openStore(root string, opts Options) (*Store, error) {
 	}
 	// The empty lower is the merged root of a scratch image: make sure it
 	// looks like one even if the umask or an old version made it otherwise.
-	if err := os.Chmod(filepath.Join(s.snaps, emptyDir), 0o755); err != nil {
-		return nil, err
+	// Only when it differs: a store on a read-only mount can still serve
+	// builds that are cached whole.
+	empty := filepath.Join(s.snaps, emptyDir)
+	if fi, err := os.Stat(empty); err != nil || fi.Mode().Perm() != 0o755 {
+		if err := os.Chmod(empty, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	// Mounts first: removing a stale session while an overlay or bind is
 	// still mounted inside it would delete files through the mount.

@@ -3,12 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/snapshot"
 )
 
@@ -26,22 +25,16 @@ type PruneReport struct {
 // goes too, as BuildKit's prune removes unused exec.cachemount records.
 func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport, error) {
 	var removed, mounts int
-	var freed int64
 	opts.Live = func(live, held map[v1.Hash]bool) error {
 		// Called under the exclusive build lock: no step holds a mount.
-		_, msize, err := s.cacheMountUsage()
-		if err != nil {
-			return err
-		}
+		var err error
 		if mounts, err = s.pruneCacheMounts(); err != nil {
 			return err
 		}
-		freed += msize
-		sizes, err := s.snaps.Sizes() // what removing each one frees, for the report
+		ids, err := s.snaps.List()
 		if err != nil {
 			return err
 		}
-		ids := slices.Sorted(maps.Keys(sizes))
 		keep := map[snapshot.ID]bool{}
 		for h := range live {
 			keep[snapshot.ID(h.Hex)] = true
@@ -54,13 +47,33 @@ func (s *Store) Prune(ctx context.Context, opts cache.PruneOptions) (PruneReport
 					return fmt.Errorf("removing snapshot %s: %w", id, err)
 				}
 				removed++
-				freed += sizes[id]
 			}
 		}
 		return nil
 	}
+	// What was reclaimed is measured as du measures it, under the lock,
+	// not added up: file lengths are not the blocks they free, and the
+	// snapshots' share used to be left out.
+	var before, after int64
+	var merr error
+	// Without tmp/: it holds this process's own session, gone at Close,
+	// and nothing of anyone else's at rest.
+	opts.Locked = func() { before, merr = fsutil.DiskUsage(s.root, "tmp") }
+	live := opts.Live
+	opts.Live = func(ids, held map[v1.Hash]bool) error {
+		if err := live(ids, held); err != nil {
+			return err
+		}
+		var err error
+		if after, err = fsutil.DiskUsage(s.root, "tmp"); err != nil {
+			merr = err
+		}
+		return nil
+	}
 	rep, err := s.cache.Prune(ctx, opts)
-	rep.Reclaimed += freed
+	if err == nil && merr == nil {
+		rep.Reclaimed = max(before-after, 0)
+	}
 	return PruneReport{PruneReport: rep, Snapshots: removed, CacheMounts: mounts}, err
 }
 
@@ -90,11 +103,12 @@ func (s *Store) Usage() (Usage, error) {
 		return Usage{}, err
 	}
 	out := Usage{Usage: u, Snapshots: len(sizes), CacheMounts: mounts, CacheMountsSize: msize}
-	out.Reclaimable += msize
+	// Prune --all removes the cache mounts and every snapshot but those
+	// that are a tagged image's only copy of a layer; counted in blocks,
+	// as du and Prune's report count.
+	out.Reclaimable = u.ReclaimableOnDisk + msize
 	for id, n := range sizes {
 		out.SnapshotsSize += n
-		// prune --all removes every snapshot but those that are a
-		// tagged image's only copy of a layer.
 		if !u.Kept[v1.Hash{Algorithm: "sha256", Hex: string(id)}] {
 			out.Reclaimable += n
 		}

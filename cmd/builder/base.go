@@ -43,8 +43,8 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		cmdBuild, cmdImages, cmdInspect, cmdHistory, cmdTag, cmdRmi,
-		cmdSave, cmdPull, cmdPush, cmdFlatten, cmdLogin, cmdLogout, cmdPrune, cmdDu, cmdCheck, cmdVersion,
+		cmdBuild, cmdImages, cmdInspect, cmdHistory, cmdDiff, cmdTag, cmdRmi,
+		cmdSave, cmdLoad, cmdPull, cmdPush, cmdFlatten, cmdLogin, cmdLogout, cmdPrune, cmdDu, cmdCheck, cmdVersion, cmdCompletion,
 	}
 }
 
@@ -131,6 +131,9 @@ func run(ctx context.Context, a *app, args []string) int {
 		return a.usage(cmd.usageLine(), err)
 	}
 	printError(a.stderr, err)
+	for _, h := range storeHints(a.env, err) {
+		fmt.Fprintln(a.stderr, "builder: hint: "+h)
+	}
 	return exitFailure
 }
 

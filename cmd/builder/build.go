@@ -46,7 +46,10 @@ network; a Dockerfile's RUN --network=host is refused unless
 builder build -t app:1.0 --build-arg VERSION=1.0 .
 builder build -f - -q . < Dockerfile
 builder build --output type=docker,dest=app.tar -t app .
-builder build --allow network.host -t app .   # the Dockerfile has RUN --network=host`,
+builder build --allow network.host -t app .   # the Dockerfile has RUN --network=host
+builder build -t app - < context.tar.gz       # the context as a tar archive on stdin
+builder build -o type=local,dest=rootfs .     # the image's files, in a directory
+builder build --build-context base=docker-image://alpine:3 --metadata-file meta.json .`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
 		f := registerBuildFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {
@@ -60,8 +63,17 @@ builder build --allow network.host -t app .   # the Dockerfile has RUN --network
 }
 
 func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
+	if cfg.stdinContext {
+		cleanup, err := contextFromStdin(cfg, a.stdin)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	}
 	req := cfg.req
-	req.Stdin = a.stdin
+	if req.Stdin == nil {
+		req.Stdin = a.stdin
+	}
 	for i, o := range req.Outputs {
 		if o.Dest == "-" {
 			req.Outputs[i].Writer = a.stdout
@@ -78,6 +90,7 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	defer st.Close()
 
 	r := newRenderer(cfg.progress, a.stderr, a.env, len(prep.Plan.Stages) > 1)
+	describe(r, "Building", executor.StepCount(prep.Plan))
 	for _, w := range prep.Plan.Warnings {
 		r.Report(executor.Event{Kind: executor.BuildWarning, Line: "[Warning] " + w, Time: time.Now()})
 	}
@@ -90,6 +103,7 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 	// that a prune cannot remove what an import stored or the image a push
 	// is about to send before anything names it.
 	var res *executor.Result
+	var pushed []registry.PushReport
 	closeRenderer := sync.OnceFunc(r.Close)
 	defer closeRenderer()
 	err = st.Build(ctx, func() error {
@@ -101,16 +115,18 @@ func runBuild(ctx context.Context, a *app, cfg *buildConfig) error {
 		if err != nil {
 			return err
 		}
-		return exportAll(ctx, a, st, client, cfg, res)
+		pushed, err = exportAll(ctx, a, st, client, cfg, res)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	return deliver(a, cfg, res.Image)
+	return deliver(a, cfg, res.Image, pushed)
 }
 
-// exportAll pushes the image and the build cache as the flags say.
-func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Client, cfg *buildConfig, res *executor.Result) error {
+// exportAll pushes the image and the build cache as the flags say, and
+// returns the reports of the pushes.
+func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Client, cfg *buildConfig, res *executor.Result) ([]registry.PushReport, error) {
 	var jobs []pushJob
 	for _, dest := range cfg.pushes {
 		jobs = append(jobs, imagePush(client, st, res.Image, dest))
@@ -122,7 +138,7 @@ func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Cl
 		}
 		if cs.typ == "local" {
 			if err := client.ExportCacheDir(ctx, cs.ref, steps); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
@@ -132,10 +148,9 @@ func exportAll(ctx context.Context, a *app, st *store.Store, client *registry.Cl
 			}})
 	}
 	if len(jobs) == 0 {
-		return nil
+		return nil, nil
 	}
-	_, err := pushAll(ctx, a, st, cfg.progress, jobs)
-	return err
+	return pushAll(ctx, a, st, cfg.progress, jobs)
 }
 
 // importCaches reads every --cache-from, the first one's entry winning
@@ -166,13 +181,16 @@ func importCaches(ctx context.Context, client *registry.Client, specs []cacheSpe
 }
 
 // deliver does what is left once the image is built, tagged and
-// exported: --iidfile, and the image ID on stdout.
-func deliver(a *app, cfg *buildConfig, img cache.ImageRecord) error {
+// exported: --iidfile, --metadata-file, and the image ID on stdout.
+func deliver(a *app, cfg *buildConfig, img cache.ImageRecord, pushed []registry.PushReport) error {
 	id := img.ID.String()
 	if cfg.iidfile != "" {
 		if err := fsutil.WriteFileAtomic(cfg.iidfile, []byte(id), 0o644); err != nil {
 			return fmt.Errorf("writing --iidfile: %w", err)
 		}
+	}
+	if err := writeMetadata(cfg, img, pushed); err != nil {
+		return err
 	}
 	// With an output to stdout, stdout is the archive.
 	for _, o := range cfg.req.Outputs {

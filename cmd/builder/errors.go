@@ -62,3 +62,19 @@ func hints(err error) []string {
 	}
 	return h
 }
+
+// storeHints are the hints that name the store: the error says which
+// file, the hint which store and what to do.
+func storeHints(env *environment, err error) []string {
+	root, rerr := env.storeRoot()
+	if rerr != nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, syscall.EROFS):
+		return []string{fmt.Sprintf("the store %s is on a read-only file system: only a build that is cached whole, and commands that read, run there; use a writable store (--root or BUILDER_ROOT)", root)}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return []string{fmt.Sprintf("no space left for the store %s: 'builder prune' removes unused build cache ('builder du' shows what it holds), or use a store on another disk (--root or BUILDER_ROOT)", root)}
+	}
+	return nil
+}

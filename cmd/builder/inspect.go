@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"text/template"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -15,18 +16,32 @@ import (
 
 var cmdInspect = &command{
 	Name:  "inspect",
-	Args:  "IMAGE...",
+	Args:  "[flags] IMAGE...",
 	Short: "Show an image's details as JSON",
 	Long: `
 Inspect prints a JSON array with one object per image, in the shape of
 "docker image inspect": Id, RepoTags, RepoDigests (if any), Created,
 Architecture, Os, Config, RootFS, Size. IMAGE is a name, an ID or a unique
-ID prefix.`,
-	Example: `builder inspect app:1.0`,
+ID prefix. With --format, each image goes through a Go template instead,
+with docker's functions (json, join, split, lower, upper, title, pad,
+truncate), on the fields of that JSON.`,
+	Example: `
+builder inspect app:1.0
+builder inspect -f '{{.Id}}' app:1.0
+builder inspect --format '{{json .Config}}' app:1.0
+builder inspect -f '{{index .RepoTags 0}} {{.Size}}' app:1.0 app:2.0`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
+		f := registerInspectFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {
 			if len(args) == 0 {
 				return usagef("missing IMAGE")
+			}
+			var tmpl *template.Template
+			if f.format != "" {
+				var err error
+				if tmpl, err = parseFormat(f.format); err != nil {
+					return err
+				}
 			}
 			st, err := a.open()
 			if err != nil {
@@ -47,7 +62,19 @@ ID prefix.`,
 					failed = true
 					continue
 				}
+				if tmpl != nil {
+					if err := executeJSON(a.stdout, tmpl, ii); err != nil {
+						return err
+					}
+					continue
+				}
 				out = append(out, ii)
+			}
+			if tmpl != nil {
+				if failed {
+					return errReported
+				}
+				return nil
 			}
 			data, err := json.MarshalIndent(out, "", "    ")
 			if err != nil {

@@ -6,12 +6,8 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/builderdev/builder/executor/container"
 	"github.com/builderdev/builder/store"
@@ -23,10 +19,15 @@ func main() {
 	if container.ReexecMain() {
 		return
 	}
-	ctx, stop := signalContext()
+	ctx, received, stop := signalContext()
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, env: newEnvironment()}
 	code := run(ctx, a, os.Args[1:])
 	stop()
+	if n := received(); n != 0 && code == exitFailure {
+		// Stopped by a signal, not failed: 130 for SIGINT, 143 for
+		// SIGTERM, as a shell reports them.
+		code = 128 + n
+	}
 	os.Exit(code)
 }
 
@@ -35,29 +36,6 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	env            *environment
-}
-
-// signalContext is cancelled by the first SIGINT or SIGTERM, so that a
-// build stops its containers and cleans up; a second signal exits at once.
-func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		if _, ok := <-ch; !ok {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "builder: stopping (interrupt again to quit at once)")
-		cancel()
-		if _, ok := <-ch; ok {
-			os.Exit(exitFailure)
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(ch)
-		close(ch)
-		cancel()
-	}
 }
 
 // open opens the local store, its cache and snapshots together.

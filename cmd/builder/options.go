@@ -1,8 +1,9 @@
 package main
 
-// This file is the only one that reads flags and environment variables;
-// it turns them into the options of the library packages. The commands
-// see typed option structs and never a FlagSet value or os.Getenv.
+// This file and options_tools.go are the only ones that read flags and
+// environment variables; they turn them into the options of the library
+// packages. The commands see typed option structs and never a FlagSet
+// value or os.Getenv.
 
 import (
 	"errors"
@@ -35,7 +36,7 @@ type environment struct {
 	lookupEnv func(string) (string, bool)
 	euid      int
 	stderrTTY bool
-	width     func() int // terminal columns of stderr
+	size      func() (cols, rows int) // of the terminal on stderr
 }
 
 func newEnvironment() *environment {
@@ -44,12 +45,12 @@ func newEnvironment() *environment {
 		lookupEnv: os.LookupEnv,
 		euid:      os.Geteuid(),
 		stderrTTY: term.IsTerminal(fd),
-		width: func() int {
-			w, _, err := term.GetSize(fd)
-			if err != nil || w <= 0 {
-				return 80
+		size: func() (int, int) {
+			w, h, err := term.GetSize(fd)
+			if err != nil || w <= 0 || h <= 0 {
+				return 80, 24
 			}
-			return w
+			return w, h
 		},
 	}
 }
@@ -59,8 +60,21 @@ func (env *environment) getenv(k string) string {
 	return v
 }
 
-// inCI reports CI=true, where progress is always plain.
-func (env *environment) inCI() bool { return env.getenv("CI") == "true" }
+// inCI reports CI set, as CI services set it (CI=false and CI=0 do not
+// count): progress is plain there, even with --progress=tty.
+func (env *environment) inCI() bool {
+	switch env.getenv("CI") {
+	case "", "false", "0":
+		return false
+	}
+	return true
+}
+
+// plainTerminal reports what makes --progress=auto plain even on a
+// terminal: TERM=dumb, or NO_COLOR set (no-color.org).
+func (env *environment) plainTerminal() bool {
+	return env.getenv("TERM") == "dumb" || env.getenv("NO_COLOR") != ""
+}
 
 // rootValue is --root as a pflag.Value. Unlike StringVar, defining it does
 // not reset the variable, so the global flag set and the command's flag
@@ -120,6 +134,7 @@ type buildFlags struct {
 	noCache, pull, quiet, push             bool
 	squash, squashAll                      bool
 	jobs, maxLayers                        int
+	tool                                   toolFlags
 }
 
 func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
@@ -134,7 +149,7 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringArrayVar(&f.noCacheFilter, "no-cache-filter", nil, "run every step of `STAGE`, ignoring the cache (repeatable)")
 	fs.BoolVar(&f.pull, "pull", false, "always check the registry for newer base images")
 	fs.StringVar(&f.iidfile, "iidfile", "", "write the image ID to `FILE`")
-	fs.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout), type=oci-layout,dest=DIR or type=registry,name=REF (repeatable)")
+	fs.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the image as `SPEC`: type=oci|docker,dest=FILE (- for stdout), type=oci-layout,dest=DIR, type=registry,name=REF, or its final files: type=local,dest=DIR (or just DIR), type=tar,dest=FILE (repeatable)")
 	fs.BoolVar(&f.push, "push", false, "push the image to every -t name once it is built")
 	fs.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache to `SPEC`: type=registry,ref=REF or type=local,dest=DIR, with mode=min (the image's steps, default) or mode=max (every stage's)")
 	fs.StringArrayVar(&f.cacheFrom, "cache-from", nil, "use the build cache at `SPEC`: type=registry,ref=REF (or just REF) or type=local,src=DIR (repeatable)")
@@ -142,7 +157,7 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.BoolVar(&f.squash, "squash", false, "make the build's layers one layer, keeping the base's (the history keeps every step)")
 	fs.BoolVar(&f.squashAll, "squash-all", false, "make the whole image one layer (the history keeps every step)")
 	registerMaxLayersFlag(fs, &f.maxLayers, executor.DefaultMaxLayers)
-	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto, plain, tty or quiet")
+	fs.StringVar(&f.progress, "progress", "auto", "progress output `MODE`: auto (a live display on a terminal, else plain), plain, tty, rawjson (one JSON event a line) or quiet")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but the image ID")
 	fs.StringVar(&f.compression, "compression", "gzip", "layer compression `FORMAT`: gzip, zstd (implies --format oci) or none")
 	fs.StringVar(&f.format, "format", "", "the image's media types, `FORMAT`: docker (default, as docker build) or oci")
@@ -151,6 +166,7 @@ func registerBuildFlags(fs *pflag.FlagSet) *buildFlags {
 	fs.StringArrayVar(&f.allow, "allow", nil, "grant an `ENTITLEMENT` the Dockerfile asks for: network.host lets RUN --network=host use the host's network (repeatable)")
 	fs.StringArrayVar(&f.secrets, "secret", nil, "give RUN --mount=type=secret a secret, `SPEC`: id=ID,src=FILE, id=ID,env=VAR, or id=ID (the variable ID if set, else the file ID) (repeatable)")
 	fs.StringArrayVar(&f.ssh, "ssh", nil, "forward an ssh agent to RUN --mount=type=ssh, `SPEC`: default (the agent of $SSH_AUTH_SOCK), ID=SOCKET or ID=KEYFILE (repeatable)")
+	registerToolFlags(fs, &f.tool)
 	return f
 }
 
@@ -161,7 +177,11 @@ type buildConfig struct {
 	req      executor.Request
 	pull     registry.PullPolicy
 	iidfile  string
-	progress string // "plain", "tty" or "quiet"
+	progress string // "plain", "tty", "rawjson" or "quiet"
+	metadata string // --metadata-file
+	// stdinContext is `build -`: the context is a tar archive on stdin
+	// (or a Dockerfile, with no context), for contextFromStdin.
+	stdinContext bool
 	// pushes are where the image goes once built: the tags with --push,
 	// and every -o type=registry name.
 	pushes    []string
@@ -186,16 +206,13 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 	if len(args) > 1 {
 		return nil, usagef("unexpected argument %q: build takes one context directory", args[1])
 	}
-	if args[0] == "-" {
-		return nil, usagef("a build context from stdin is not supported; give a directory (and -f - for a Dockerfile on stdin)")
-	}
-	ctxDir, err := filepath.Abs(args[0])
+	c := &buildConfig{iidfile: f.iidfile, metadata: f.tool.metadataFile}
+	r := &c.req
+	r.Dockerfile, r.Target = f.file, f.target
+	err := c.setContext(args[0])
 	if err != nil {
 		return nil, err
 	}
-	c := &buildConfig{iidfile: f.iidfile}
-	r := &c.req
-	r.ContextDir, r.Dockerfile, r.Target = ctxDir, f.file, f.target
 	for _, t := range f.tags {
 		name, err := cache.NormalizeName(t)
 		if err != nil {
@@ -236,6 +253,12 @@ func (env *environment) buildConfig(f *buildFlags, args []string) (*buildConfig,
 		return nil, err
 	}
 	if err := env.setSecrets(o, f.secrets, f.ssh); err != nil {
+		return nil, err
+	}
+	if o.Sandbox, err = f.tool.sandbox(); err != nil {
+		return nil, err
+	}
+	if r.NamedContexts, err = f.tool.namedContexts(); err != nil {
 		return nil, err
 	}
 	if f.pull {
@@ -330,6 +353,23 @@ func (env *environment) setSecrets(o *executor.Options, secrets, ssh []string) e
 		o.SSH[id] = sock
 	}
 	return nil
+}
+
+// setContext reads the context argument: a directory, or "-" for a tar
+// archive (or a Dockerfile) on stdin, which the build command reads.
+func (c *buildConfig) setContext(arg string) error {
+	switch {
+	case arg == "-" && c.req.Dockerfile == "-":
+		return usagef("the context and the Dockerfile cannot both come from stdin (-f - with a context directory, or - alone)")
+	case arg == "-":
+		c.stdinContext = true
+		return nil
+	case isURLContext(arg):
+		return usagef("a URL or git repository as the build context is not supported: clone or download it, then give its directory")
+	}
+	dir, err := filepath.Abs(arg)
+	c.req.ContextDir = dir
+	return err
 }
 
 // setNetwork reads --network and --allow, with BuildKit's names.
@@ -428,11 +468,18 @@ func parsePlatform(s string) (v1.Platform, error) {
 // dest=- is stdout, which the build command fills in.
 func parseOutput(s string) (*executor.Output, error) {
 	o := &executor.Output{}
+	if !strings.Contains(s, "=") {
+		// docker reads a bare path as type=local,dest=PATH, and - as
+		// type=tar to stdout.
+		if s == "-" {
+			return &executor.Output{Type: executor.OutputTar, Dest: "-"}, nil
+		}
+		return &executor.Output{Type: executor.OutputLocal, Dest: s}, nil
+	}
 	for _, field := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
-			// docker reads a bare path as type=local,dest=PATH.
-			return nil, usagef("--output %q: exporting to a local directory is not supported (use type=oci, type=docker or type=oci-layout with dest=PATH)", s)
+			return nil, usagef("invalid --output %q: want KEY=VALUE fields (type, dest, name), or a directory", s)
 		}
 		switch strings.TrimSpace(k) {
 		case "type":
@@ -446,7 +493,7 @@ func parseOutput(s string) (*executor.Output, error) {
 		}
 	}
 	switch o.Type {
-	case "oci", "docker", "oci-layout":
+	case "oci", "docker", "oci-layout", executor.OutputLocal, executor.OutputTar:
 	case "registry":
 		if o.Name == "" || o.Dest != "" {
 			return nil, usagef("invalid --output %q: type=registry takes name=REF and no dest", s)
@@ -456,15 +503,15 @@ func parseOutput(s string) (*executor.Output, error) {
 		}
 		return o, nil
 	case "":
-		return nil, usagef("invalid --output %q: missing type= (oci, docker, oci-layout or registry)", s)
+		return nil, usagef("invalid --output %q: missing type= (oci, docker, oci-layout, local, tar or registry)", s)
 	default:
-		return nil, usagef("--output type=%s is not supported (use type=oci, type=docker, type=oci-layout or type=registry)", o.Type)
+		return nil, usagef("--output type=%s is not supported (use type=oci, type=docker, type=oci-layout, type=local, type=tar or type=registry)", o.Type)
 	}
 	if o.Dest == "" {
 		return nil, usagef("invalid --output %q: missing dest=PATH", s)
 	}
-	if o.Type == "oci-layout" && o.Dest == "-" {
-		return nil, usagef("invalid --output %q: an oci-layout is a directory and cannot go to stdout", s)
+	if (o.Type == "oci-layout" || o.Type == executor.OutputLocal) && o.Dest == "-" {
+		return nil, usagef("invalid --output %q: type=%s is a directory and cannot go to stdout", s, o.Type)
 	}
 	return o, nil
 }
@@ -531,18 +578,20 @@ func parseCacheSpec(flag, spec, dirKey string) (cacheSpec, error) {
 	return cs, nil
 }
 
-// progressMode picks the renderer: under CI=true always plain lines, on a
-// terminal a live view, elsewhere plain lines.
+// progressMode picks the renderer: on a terminal a live view, unless in
+// CI or plainTerminal says otherwise; elsewhere plain lines.
 func (env *environment) progressMode(p string, quiet bool) (string, error) {
 	switch p {
-	case "auto", "plain", "tty", "quiet":
+	case "auto", "plain", "tty", "rawjson", "quiet":
 	default:
-		return "", usagef("invalid --progress %q (use auto, plain, tty or quiet)", p)
+		return "", usagef("invalid --progress %q (use auto, plain, tty, rawjson or quiet)", p)
 	}
 	switch {
 	case quiet || p == "quiet":
 		return "quiet", nil
-	case env.inCI() || p == "plain":
+	case p == "rawjson":
+		return p, nil
+	case p == "plain" || env.inCI() || (p == "auto" && env.plainTerminal()):
 		return "plain", nil
 	case p == "tty" || env.stderrTTY:
 		return "tty", nil
@@ -591,7 +640,7 @@ func (f *saveFlags) options() (saveOptions, error) {
 }
 
 type pruneFlags struct {
-	all         bool
+	all, force  bool
 	keepStorage string
 	filters     []string
 }
@@ -601,6 +650,7 @@ func registerPruneFlags(fs *pflag.FlagSet) *pruneFlags {
 	fs.BoolVarP(&f.all, "all", "a", false, "remove every cache entry and snapshot, not only unused ones")
 	fs.StringVar(&f.keepStorage, "keep-storage", "", "remove least recently used entries until the cache takes at most `SIZE` (e.g. 10GB, 512MB)")
 	fs.StringArrayVar(&f.filters, "filter", nil, "`until=DURATION`: only entries unused for longer than DURATION (e.g. 24h, 7d)")
+	fs.BoolVarP(&f.force, "force", "f", false, "accepted for docker's scripts: prune never asks")
 	return f
 }
 

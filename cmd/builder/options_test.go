@@ -28,7 +28,7 @@ func testEnv(vars ...string) *environment {
 	return &environment{
 		lookupEnv: func(k string) (string, bool) { v, ok := m[k]; return v, ok },
 		euid:      1000,
-		width:     func() int { return 80 },
+		size:      func() (int, int) { return 80, 24 },
 	}
 }
 
@@ -91,6 +91,12 @@ func TestBuildConfig(t *testing.T) {
 		{"allow network.host", nil, []string{"--allow", "network.host", "."}, func(c *buildConfig) any { return c.req.Options.AllowNetworkHost }, true},
 		{"output docker to stdout", nil, []string{"--output", "type=docker,dest=-", "."}, func(c *buildConfig) any { return c.req.Outputs },
 			[]executor.Output{{Type: "docker", Dest: "-"}}},
+		{"output local", nil, []string{"-o", "type=local,dest=out", "."}, func(c *buildConfig) any { return c.req.Outputs },
+			[]executor.Output{{Type: "local", Dest: "out"}}},
+		{"output bare path", nil, []string{"-o", "out", "."}, func(c *buildConfig) any { return c.req.Outputs },
+			[]executor.Output{{Type: "local", Dest: "out"}}},
+		{"output tar to stdout", nil, []string{"-o", "-", "."}, func(c *buildConfig) any { return c.req.Outputs },
+			[]executor.Output{{Type: "tar", Dest: "-"}}},
 		{"output oci-layout", nil, []string{"-o", "type=oci-layout,dest=out,name=app:1", "."}, func(c *buildConfig) any { return c.req.Outputs },
 			[]executor.Output{{Type: "oci-layout", Dest: "out", Name: "app:1"}}},
 		{"no output", nil, []string{"."}, func(c *buildConfig) any { return len(c.req.Outputs) }, 0},
@@ -119,15 +125,30 @@ func TestBuildConfig(t *testing.T) {
 }
 
 func TestProgressAutoOnTerminal(t *testing.T) {
-	env := testEnv()
-	env.stderrTTY = true
-	if c, err := parseBuild(env, "."); err != nil || c.progress != "tty" {
-		t.Errorf("build . on a terminal: progress %q, %v; want tty", c.progress, err)
+	tests := []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, nil, "tty"},
+		{[]string{"CI=true"}, nil, "plain"},
+		{[]string{"CI=1"}, nil, "plain"},
+		{[]string{"CI=false"}, nil, "tty"},
+		{[]string{"NO_COLOR=1"}, nil, "plain"},
+		{[]string{"NO_COLOR="}, nil, "tty"},
+		{[]string{"TERM=dumb"}, nil, "plain"},
+		{[]string{"TERM=dumb"}, []string{"--progress=tty"}, "tty"},
+		{[]string{"CI=true"}, []string{"--progress=rawjson"}, "rawjson"},
 	}
-	env = testEnv("CI=true")
-	env.stderrTTY = true
-	if c, err := parseBuild(env, "."); err != nil || c.progress != "plain" {
-		t.Errorf("build . on a terminal under CI=true: progress %q, %v; want plain", c.progress, err)
+	for _, tt := range tests {
+		env := testEnv(tt.env...)
+		env.stderrTTY = true
+		c, err := parseBuild(env, append(tt.args, ".")...)
+		if err != nil {
+			t.Errorf("build %q: %v", tt.args, err)
+		} else if c.progress != tt.want {
+			t.Errorf("build %q on a terminal with %q: progress %q, want %s", tt.args, tt.env, c.progress, tt.want)
+		}
 	}
 }
 
@@ -143,16 +164,17 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"missing context", nil, []string{"build"}, buildUsage + "builder: missing build context (a directory, usually .)\n"},
 		{"extra args", nil, []string{"build", ".", "x"}, buildUsage + "builder: unexpected argument \"x\": build takes one context directory\n"},
-		{"stdin context", nil, []string{"build", "-"}, buildUsage + "builder: a build context from stdin is not supported; give a directory (and -f - for a Dockerfile on stdin)\n"},
+		{"stdin context and Dockerfile", nil, []string{"build", "-f", "-", "-"}, buildUsage + "builder: the context and the Dockerfile cannot both come from stdin (-f - with a context directory, or - alone)\n"},
+		{"git context", nil, []string{"build", "https://github.com/o/r.git"}, buildUsage + "builder: a URL or git repository as the build context is not supported: clone or download it, then give its directory\n"},
 		{"build arg without name", nil, []string{"build", "--build-arg", "=V", "."}, buildUsage + "builder: invalid --build-arg \"=V\": want NAME=VALUE or NAME\n"},
 		{"build arg empty", nil, []string{"build", "--build-arg", "", "."}, buildUsage + "builder: invalid --build-arg \"\": want NAME=VALUE or NAME\n"},
 		{"label without name", nil, []string{"build", "--label", "=x", "."}, buildUsage + "builder: invalid --label \"=x\": want NAME=VALUE\n"},
-		{"output local", nil, []string{"build", "--output", "type=local,dest=out", "."},
-			buildUsage + "builder: --output type=local is not supported (use type=oci, type=docker, type=oci-layout or type=registry)\n"},
-		{"output bare path", nil, []string{"build", "-o", "out", "."},
-			buildUsage + "builder: --output \"out\": exporting to a local directory is not supported (use type=oci, type=docker or type=oci-layout with dest=PATH)\n"},
+		{"output local to stdout", nil, []string{"build", "--output", "type=local,dest=-", "."},
+			buildUsage + "builder: invalid --output \"type=local,dest=-\": type=local is a directory and cannot go to stdout\n"},
+		{"output unknown type", nil, []string{"build", "--output", "type=image,dest=out", "."},
+			buildUsage + "builder: --output type=image is not supported (use type=oci, type=docker, type=oci-layout, type=local, type=tar or type=registry)\n"},
 		{"output without type", nil, []string{"build", "--output", "dest=x.tar", "."},
-			buildUsage + "builder: invalid --output \"dest=x.tar\": missing type= (oci, docker, oci-layout or registry)\n"},
+			buildUsage + "builder: invalid --output \"dest=x.tar\": missing type= (oci, docker, oci-layout, local, tar or registry)\n"},
 		{"registry output with dest", nil, []string{"build", "--output", "type=registry,dest=x", "."},
 			buildUsage + "builder: invalid --output \"type=registry,dest=x\": type=registry takes name=REF and no dest\n"},
 		{"registry output to a digest", nil, []string{"build", "--output", "type=registry,name=127.0.0.1:5000/a@sha256:" + strings.Repeat("0", 64), "."},
@@ -168,8 +190,8 @@ func TestUsageErrors(t *testing.T) {
 		{"output unknown key", nil, []string{"build", "--output", "type=oci,dest=x,compression=zstd", "."},
 			buildUsage + "builder: invalid --output \"type=oci,dest=x,compression=zstd\": unknown key \"compression\" (use type, dest and name)\n"},
 		{"output layout to stdout", nil, []string{"build", "--output", "type=oci-layout,dest=-", "."},
-			buildUsage + "builder: invalid --output \"type=oci-layout,dest=-\": an oci-layout is a directory and cannot go to stdout\n"},
-		{"bad progress", nil, []string{"build", "--progress", "fancy", "."}, buildUsage + "builder: invalid --progress \"fancy\" (use auto, plain, tty or quiet)\n"},
+			buildUsage + "builder: invalid --output \"type=oci-layout,dest=-\": type=oci-layout is a directory and cannot go to stdout\n"},
+		{"bad progress", nil, []string{"build", "--progress", "fancy", "."}, buildUsage + "builder: invalid --progress \"fancy\" (use auto, plain, tty, rawjson or quiet)\n"},
 		{"bad compression", nil, []string{"build", "--compression", "lz4", "."}, buildUsage + "builder: invalid --compression \"lz4\" (use gzip, zstd or none)\n"},
 		{"negative jobs", nil, []string{"build", "--jobs", "-1", "."}, buildUsage + "builder: invalid --jobs -1 (use 0 for no limit, or a positive number)\n"},
 		{"bad network", nil, []string{"build", "--network", "bridge", "."}, buildUsage + "builder: invalid --network \"bridge\" (use default, none or host)\n"},
@@ -186,9 +208,11 @@ func TestUsageErrors(t *testing.T) {
 		{"flag without value", nil, []string{"build", ".", "--target"}, buildUsage + "builder: flag needs an argument: --target\n"},
 		{"unknown command", nil, []string{"frob"}, "Usage: builder [--root DIR] COMMAND [ARGS]\nbuilder: unknown command \"frob\" (see 'builder --help')\n"},
 		{"unknown global flag", nil, []string{"--frob", "images"}, "Usage: builder [--root DIR] COMMAND [ARGS]\nbuilder: unknown flag: --frob\n"},
-		{"images with args", nil, []string{"images", "x"}, "Usage: builder images\nbuilder: unexpected argument \"x\"\n"},
+		{"images with args", nil, []string{"images", "x", "y"}, "Usage: builder images [flags] [REPOSITORY[:TAG]]\nbuilder: unexpected argument \"y\": images takes at most one REPOSITORY[:TAG]\n"},
+		{"images filter", nil, []string{"images", "--filter", "dangling=true"}, "Usage: builder images [flags] [REPOSITORY[:TAG]]\nbuilder: invalid --filter \"dangling=true\": only reference=PATTERN is supported\n"},
+		{"inspect format", nil, []string{"inspect", "-f", "{{.Id", "x"}, "Usage: builder inspect [flags] IMAGE...\nbuilder: invalid --format \"{{.Id\": template: format:1: unclosed action\n"},
 		{"history without image", nil, []string{"history"}, "Usage: builder history [flags] IMAGE\nbuilder: missing IMAGE\n"},
-		{"inspect without image", nil, []string{"inspect"}, "Usage: builder inspect IMAGE...\nbuilder: missing IMAGE\n"},
+		{"inspect without image", nil, []string{"inspect"}, "Usage: builder inspect [flags] IMAGE...\nbuilder: missing IMAGE\n"},
 		{"tag with one arg", nil, []string{"tag", "a"}, "Usage: builder tag SOURCE TARGET\nbuilder: missing SOURCE and TARGET\n"},
 		{"rmi without image", nil, []string{"rmi"}, "Usage: builder rmi IMAGE...\nbuilder: missing IMAGE\n"},
 		{"save without -o", nil, []string{"save", "app"}, "Usage: builder save [flags] IMAGE -o FILE\nbuilder: missing -o FILE (use -o - for stdout)\n"},

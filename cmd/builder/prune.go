@@ -22,7 +22,8 @@ recently than DURATION, and --all removes every entry and every snapshot
 	Example: `
 builder prune --keep-storage 10GB
 builder prune --filter until=24h
-builder prune --all`,
+builder prune --all
+builder prune -f   # docker's scripts pass -f; prune never asks`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
 		f := registerPruneFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {

@@ -43,6 +43,7 @@ goes to stdout.`,
 			defer st.Close()
 			store := st.Cache()
 			r := newRenderer(mode, a.stderr, env, false)
+			describe(r, "Pulling", 1)
 			ref := args[0]
 			start := time.Now()
 			r.Report(executor.Event{Kind: executor.StepStarted, ID: 1, Name: "pull " + ref, Time: start})

@@ -113,6 +113,7 @@ func imagePush(client *registry.Client, st *store.Store, rec cache.ImageRecord, 
 func pushAll(ctx context.Context, a *app, st *store.Store, mode string, jobs []pushJob) ([]registry.PushReport, error) {
 	reps := make([]registry.PushReport, len(jobs))
 	r := newRenderer(mode, a.stderr, a.env, false)
+	describe(r, "Pushing", len(jobs))
 	err := st.Build(ctx, func() error {
 		g, gctx := errgroup.WithContext(ctx)
 		for i, j := range jobs {

@@ -18,16 +18,26 @@ type renderer interface {
 }
 
 // newRenderer returns the renderer for a progress mode ("plain", "tty",
-// "quiet"). multiStage puts stage names in step headers, as BuildKit does
+// "rawjson", "quiet"). multiStage puts stage names in step headers, as BuildKit does
 // for Dockerfiles with more than one stage.
 func newRenderer(mode string, w io.Writer, env *environment, multiStage bool) renderer {
 	switch mode {
 	case "quiet":
 		return quietRenderer{}
 	case "tty":
-		return newTTYRenderer(w, env.width, multiStage)
+		return startTTYDisplay(w, env.size, multiStage)
+	case "rawjson":
+		return newRawJSONRenderer(w)
 	}
 	return newPlainRenderer(w, multiStage)
+}
+
+// describe tells a renderer with a header what the work is ("Building",
+// "Pushing") and how many steps to expect.
+func describe(r renderer, title string, total int) {
+	if d, ok := r.(interface{ Describe(string, int) }); ok {
+		d.Describe(title, total)
+	}
 }
 
 type quietRenderer struct{}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,70 +145,6 @@ func TestQuietRendererPrintsNothing(t *testing.T) {
 	}
 }
 
-// screen is a terminal reduced to what the tty renderer uses: lines, the
-// cursor moving up (ESC [ n A) and erasing below it (ESC [ J).
-type screen struct {
-	lines []string
-	row   int
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	text := string(p)
-	for text != "" {
-		if rest, ok := strings.CutPrefix(text, "\x1b["); ok {
-			i := strings.IndexAny(rest, "AJ")
-			if i < 0 {
-				return 0, fmt.Errorf("unterminated escape in %q", text)
-			}
-			switch rest[i] {
-			case 'A':
-				n, err := strconv.Atoi(rest[:i])
-				if err != nil || n > s.row {
-					return 0, fmt.Errorf("bad cursor up %q at row %d", rest[:i], s.row)
-				}
-				s.row -= n
-			case 'J':
-				s.lines = s.lines[:s.row]
-			}
-			text = rest[i+1:]
-			continue
-		}
-		line, rest, ok := strings.Cut(text, "\n")
-		if !ok || strings.Contains(line, "\x1b") {
-			return 0, fmt.Errorf("partial line or escape inside a line: %q", text)
-		}
-		if s.row < len(s.lines) {
-			s.lines[s.row] = line
-		} else {
-			s.lines = append(s.lines, line)
-		}
-		s.row++
-		text = rest
-	}
-	return len(p), nil
-}
-
-func TestTTYRenderer(t *testing.T) {
-	var scr screen
-	r := newTTYRenderer(&scr, func() int { return 60 }, true)
-	sawBar := false
-	for _, e := range multiStageEvents() {
-		r.Report(e)
-		if e.Kind == executor.StepProgress && e.Current < e.Total {
-			last := scr.lines[len(scr.lines)-1]
-			if !strings.HasPrefix(last, "#1 sha256:0123456789ab") || len([]rune(last)) > 59 {
-				t.Errorf("after %d of %d bytes the last line is %q, want a bar for #1 at most 59 wide", e.Current, e.Total, last)
-			}
-			sawBar = true
-		}
-	}
-	r.Close()
-	if !sawBar {
-		t.Fatal("no progress bar was drawn")
-	}
-	checkGolden(t, "tty/multistage.golden", strings.Join(scr.lines, "\n")+"\n")
-}
-
 // TestRenderersConcurrent reports from many goroutines at once; run it
 // with -race. Every step's DONE line must come out exactly once.
 func TestRenderersConcurrent(t *testing.T) {
@@ -235,7 +172,16 @@ func TestRenderersConcurrent(t *testing.T) {
 			}
 			wg.Wait()
 			r.Close()
-			if n := strings.Count(b.String(), " DONE 0.0s\n"); n != workers*steps {
+			out := b.String()
+			if mode == "tty" {
+				// the final frame: one line per step
+				final := out[strings.LastIndex(out, "[+] Building"):]
+				if n := strings.Count(final, "] RUN x "); n != workers*steps {
+					t.Errorf("%d steps in the final frame, want %d", n, workers*steps)
+				}
+				return
+			}
+			if n := strings.Count(out, " DONE 0.0s\n"); n != workers*steps {
 				t.Errorf("%d DONE lines, want %d", n, workers*steps)
 			}
 		})
@@ -267,6 +213,24 @@ func TestPrintError(t *testing.T) {
 		printError(&b, tt.err)
 		if b.String() != tt.want {
 			t.Errorf("%s: printError wrote\n%s\nwant\n%s", tt.name, b.String(), tt.want)
+		}
+	}
+}
+
+func TestStoreHints(t *testing.T) {
+	env := testEnv("BUILDER_ROOT=/srv/store")
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("writing x: %w", &os.PathError{Op: "open", Path: "/srv/store/x", Err: syscall.EROFS}), "the store /srv/store is on a read-only file system"},
+		{fmt.Errorf("writing x: %w", &os.PathError{Op: "write", Path: "/srv/store/x", Err: syscall.ENOSPC}), "no space left for the store /srv/store: 'builder prune'"},
+		{errors.New("other"), ""},
+	}
+	for _, tt := range tests {
+		h := strings.Join(storeHints(env, tt.err), "\n")
+		if (tt.want == "") != (h == "") || !strings.Contains(h, tt.want) {
+			t.Errorf("storeHints(%v) = %q, want %q", tt.err, h, tt.want)
 		}
 	}
 }

@@ -18,8 +18,11 @@ var cmdRmi = &command{
 Rmi removes names from the local store. Given an ID (or a unique ID
 prefix), it removes every name of that image. The blobs stay until
 "builder prune" finds nothing else uses them.`,
-	Example: `builder rmi app:1.0 app:latest`,
+	Example: `
+builder rmi app:1.0 app:latest
+builder rmi -f $(builder images -q app)`,
 	Setup: func(fs *pflag.FlagSet, env *environment) runFunc {
+		registerRmiFlags(fs)
 		return func(ctx context.Context, a *app, args []string) error {
 			if len(args) == 0 {
 				return usagef("missing IMAGE")

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 	if container.ReexecMain() {
 		return
 	}
-	testscript.Main(m, map[string]func(){"builder": main})
+	testscript.Main(m, map[string]func(){"builder": main, "termrun": termRunMain})
 }
 
 // TestScripts runs the CLI scripts in testdata/script. Each has its own
@@ -48,10 +49,19 @@ func TestMain(m *testing.M) {
 //	                  zeroes the proxy's counters, or fails if it has
 //	                  returned more than MAX response bytes, or forwarded
 //	                  request bytes (uploads) outside MIN..MAX
+//	proxystall NAME REGISTRY N
+//	                  the proxy sends N bytes of each blob longer than
+//	                  that, then nothing until the client gives up (a
+//	                  pull frozen mid-layer)
+//	term OP ...       runs and reads a program in a real terminal (tmux);
+//	                  see cmdTerm
+//	noproc REGEXP     waits until no process's command line matches
+//	nomount DIR       fails if anything is mounted at or under DIR
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
 		RequireExplicitExec: false,
+		UpdateScripts:       *update, // go test -update rewrites what cmp compares with
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("BUILDER_ROOT", filepath.Join(e.WorkDir, "root"))
 			if v, ok := os.LookupEnv("CI"); ok {
@@ -87,6 +97,10 @@ func TestScripts(t *testing.T) {
 			"registry":   cmdRegistry,
 			"proxy":      cmdProxy,
 			"proxybytes": cmdProxyBytes,
+			"proxystall": cmdProxyStall,
+			"term":       cmdTerm,
+			"noproc":     cmdNoProc,
+			"nomount":    cmdNoMount,
 		},
 	})
 }
@@ -203,4 +217,36 @@ func cmdProxyBytes(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("usage: proxybytes NAME reset | received MAX | sent MIN MAX")
 	}
+}
+
+func cmdProxyStall(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: proxystall NAME REGISTRY BYTES (after proxy NAME REGISTRY)")
+	}
+	v, ok := proxies.Load(ts.MkAbs(args[0]))
+	if !ok {
+		ts.Fatalf("proxystall: no proxy %s", args[0])
+	}
+	n, err := strconv.ParseInt(args[2], 10, 64)
+	if err != nil {
+		ts.Fatalf("proxystall: %v", err)
+	}
+	target := args[1]
+	v.(*testutil.Proxy).SetFault(func(r *http.Request) testutil.Fault {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+			return testutil.Fault{}
+		}
+		// Only blobs longer than n: a shorter one would be sent whole on
+		// a connection the stalled handler never frees, which the client
+		// then reuses for a request nobody answers.
+		resp, err := http.Head("http://" + target + r.URL.Path)
+		if err != nil {
+			return testutil.Fault{}
+		}
+		resp.Body.Close()
+		if resp.ContentLength <= n {
+			return testutil.Fault{}
+		}
+		return testutil.Fault{StallBodyAfter: n}
+	})
 }

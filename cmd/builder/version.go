@@ -26,20 +26,33 @@ var cmdVersion = &command{
 	},
 }
 
+// version and commit are set by the Makefile's build (-ldflags -X), from
+// git describe and git rev-parse; a plain go build or go install leaves
+// them empty and the module's build info says what it knows.
+var version, commit string
+
 func versionLine() string {
-	version, commit := "(devel)", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v := bi.Main.Version; v != "" {
+	version, commit := version, commit
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && (version == "" || commit == "") {
+		if v := bi.Main.Version; v != "" && version == "" {
 			version = v
 		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 && commit == "" {
 				commit = s.Value[:12]
-			}
-			if s.Key == "vcs.modified" && s.Value == "true" && commit != "" {
-				commit += "-dirty"
+				for _, m := range bi.Settings {
+					if m.Key == "vcs.modified" && m.Value == "true" {
+						commit += "-dirty"
+					}
+				}
 			}
 		}
+	}
+	if version == "" {
+		version = "(devel)"
 	}
 	line := fmt.Sprintf("builder %s %s %s/%s", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	if commit != "" {

@@ -98,6 +98,12 @@ func startCommand() error {
 	if err := unix.Chdir(dir); err != nil {
 		return fmt.Errorf("entering working directory %s: %w", dir, err)
 	}
+	// While CAP_SYS_RESOURCE is held: it is needed to raise a hard limit.
+	for _, l := range spec.Rlimits {
+		if err := unix.Setrlimit(l.Resource, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}); err != nil {
+			return fmt.Errorf("setting resource limit %d to %d:%d: %w", l.Resource, l.Soft, l.Hard, err)
+		}
+	}
 	// Before the capabilities go: installing a filter without
 	// CAP_SYS_ADMIN needs no_new_privs, which would break setuid programs.
 	if err := installSeccomp(); err != nil {

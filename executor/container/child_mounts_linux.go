@@ -80,7 +80,7 @@ func setupRootfs(spec *Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := mountDev(root); err != nil {
+	if err := mountDev(root, spec.ShmSize); err != nil {
 		return err
 	}
 	sys, err := mountPseudo(root, "sys", "sysfs", unix.MS_RDONLY|procFlags, unix.SYSFS_MAGIC)
@@ -147,7 +147,10 @@ func mountPseudo(root, name, fstype string, flags uintptr, magic int64) (string,
 	return p, nil
 }
 
-func mountDev(root string) error {
+func mountDev(root string, shmSize int64) error {
+	if shmSize <= 0 {
+		shmSize = defaultShmSize
+	}
 	dev, err := inRoot(root, "/dev")
 	if err != nil {
 		return err
@@ -167,7 +170,7 @@ func mountDev(root string) error {
 		data         string
 	}{
 		{"pts", "devpts", 0o755, unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"},
-		{"shm", "tmpfs", 0o1777, procFlags, "mode=1777,size=65536k"},
+		{"shm", "tmpfs", 0o1777, procFlags, fmt.Sprintf("mode=1777,size=%d", shmSize)},
 		{"mqueue", "mqueue", 0o755, procFlags, ""},
 	}
 	for _, m := range mounts {

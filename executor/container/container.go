@@ -50,7 +50,22 @@ type Spec struct {
 	// Mounts are mounted after /proc, /dev and /sys, in order: a mount
 	// inside another's target comes after it.
 	Mounts []Mount
+	// ShmSize is the size of the /dev/shm tmpfs in bytes; 0 is 64 MiB,
+	// docker's default.
+	ShmSize int64
+	// Rlimits are set on the command's process before it starts, as
+	// docker's --ulimit sets them.
+	Rlimits []Rlimit
 }
+
+// Rlimit is one resource limit: Resource is a unix.RLIMIT_* number.
+type Rlimit struct {
+	Resource   int
+	Soft, Hard uint64
+}
+
+// defaultShmSize is /dev/shm's size when Spec.ShmSize is 0, as docker's.
+const defaultShmSize = 64 << 20
 
 // Network modes of a container (Spec.Network).
 const (

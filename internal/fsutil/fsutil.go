@@ -140,6 +140,11 @@ func TryAcquire(path string, exclusive bool) (l *Lock, ok bool, err error) {
 
 func acquire(path string, exclusive, nonblock bool) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EROFS) {
+		// A store on a read-only mount: flock needs no write access, and
+		// the lock file is there if the store was ever used.
+		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, err
 	}
