@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -81,29 +82,45 @@ func (s *Store) CacheMount(id, sharing string) (*CacheMount, error) {
 
 // cacheMountUsage counts the cache-mount directories and their size.
 func (s *Store) cacheMountUsage() (int, int64, error) {
-	entries, err := os.ReadDir(filepath.Join(s.root, cacheMountsDir))
+	dir := filepath.Join(s.root, cacheMountsDir)
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, nil
 	}
 	if err != nil {
 		return 0, 0, err
 	}
-	n, size := 0, int64(0)
+	n := 0
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+		if e.IsDir() {
+			n++
 		}
-		n++
-		filepath.WalkDir(filepath.Join(s.root, cacheMountsDir, e.Name()), func(_ string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if fi, err := d.Info(); err == nil {
-					size += fi.Size()
-				}
-			}
-			return nil
-		})
 	}
-	return n, size, nil
+	// In blocks, as du counts and prune's report measures.
+	size, err := fsutil.DiskUsage(dir)
+	return n, size, err
+}
+
+// PruneCacheMounts removes every RUN --mount=type=cache directory and
+// nothing else (prune --filter type=exec.cachemount), under the
+// exclusive build lock, so that no step is using one.
+func (s *Store) PruneCacheMounts(ctx context.Context) (PruneReport, error) {
+	release, err := s.cache.ExclusiveLock(ctx)
+	if err != nil {
+		return PruneReport{}, fmt.Errorf("waiting for the store: %w", err)
+	}
+	defer release()
+	_, size, err := s.cacheMountUsage()
+	if err != nil {
+		return PruneReport{}, err
+	}
+	n, err := s.pruneCacheMounts()
+	if err != nil {
+		return PruneReport{}, err
+	}
+	rep := PruneReport{CacheMounts: n}
+	rep.Reclaimed = size
+	return rep, nil
 }
 
 // pruneCacheMounts removes every cache mount; the caller holds the build

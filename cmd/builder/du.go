@@ -41,6 +41,7 @@ prune --all" would free. With -v it also lists every image and snapshot.`,
 			fmt.Fprintf(tw, "Cache entries\t%d\t%s\n", u.Entries, humanSize(u.EntriesSize))
 			fmt.Fprintf(tw, "Snapshots\t%d\t%s\n", u.Snapshots, humanSize(u.SnapshotsSize))
 			fmt.Fprintf(tw, "Blobs\t%d\t%s\n", u.Blobs, humanSize(u.BlobsSize))
+			fmt.Fprintf(tw, "Cache mounts\t%d\t%s\n", u.CacheMounts, humanSize(u.CacheMountsSize))
 			if err := tw.Flush(); err != nil {
 				return err
 			}

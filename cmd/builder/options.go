@@ -643,13 +643,14 @@ type pruneFlags struct {
 	all, force  bool
 	keepStorage string
 	filters     []string
+	mountsOnly  bool // --filter type=exec.cachemount, read by options
 }
 
 func registerPruneFlags(fs *pflag.FlagSet) *pruneFlags {
 	f := &pruneFlags{}
 	fs.BoolVarP(&f.all, "all", "a", false, "remove every cache entry and snapshot, not only unused ones")
 	fs.StringVar(&f.keepStorage, "keep-storage", "", "remove least recently used entries until the cache takes at most `SIZE` (e.g. 10GB, 512MB)")
-	fs.StringArrayVar(&f.filters, "filter", nil, "`until=DURATION`: only entries unused for longer than DURATION (e.g. 24h, 7d)")
+	fs.StringArrayVar(&f.filters, "filter", nil, "`FILTER`: until=DURATION, only entries unused for longer than DURATION (e.g. 24h, 7d); type=exec.cachemount, only RUN --mount=type=cache directories")
 	fs.BoolVarP(&f.force, "force", "f", false, "accepted for docker's scripts: prune never asks")
 	return f
 }
@@ -665,14 +666,21 @@ func (f *pruneFlags) options() (cache.PruneOptions, error) {
 	}
 	for _, filter := range f.filters {
 		k, v, _ := strings.Cut(filter, "=")
+		if k == "type" && v == "exec.cachemount" {
+			f.mountsOnly = true
+			continue
+		}
 		if k != "until" {
-			return o, usagef("invalid --filter %q: only until=DURATION is supported", filter)
+			return o, usagef("invalid --filter %q: use until=DURATION or type=exec.cachemount", filter)
 		}
 		d, err := parseDuration(v)
 		if err != nil {
 			return o, usagef("invalid --filter %q: %v", filter, err)
 		}
 		o.Until = d
+	}
+	if f.mountsOnly && (o.All || o.KeepStorage > 0 || o.Until > 0) {
+		return o, usagef("--filter type=exec.cachemount removes the cache mounts only: it takes no other filter, --all or --keep-storage")
 	}
 	return o, nil
 }
