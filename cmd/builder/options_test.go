@@ -219,7 +219,7 @@ func TestUsageErrors(t *testing.T) {
 		{"save bad format", nil, []string{"save", "--format", "tar", "app", "-o", "x"}, "Usage: builder save [flags] IMAGE -o FILE\nbuilder: invalid --format \"tar\" (use docker or oci)\n"},
 		{"prune bad size", nil, []string{"prune", "--keep-storage", "lots"},
 			"Usage: builder prune [flags]\nbuilder: invalid --keep-storage: invalid size \"lots\": want a number with an optional unit (B, KB, MB, GB, TB, PB)\n"},
-		{"prune bad filter", nil, []string{"prune", "--filter", "label=x"}, "Usage: builder prune [flags]\nbuilder: invalid --filter \"label=x\": only until=DURATION is supported\n"},
+		{"prune bad filter", nil, []string{"prune", "--filter", "label=x"}, "Usage: builder prune [flags]\nbuilder: invalid --filter \"label=x\": use until=DURATION or type=exec.cachemount\n"},
 		{"prune bad duration", nil, []string{"prune", "--filter", "until=soon"},
 			"Usage: builder prune [flags]\nbuilder: invalid --filter \"until=soon\": invalid duration \"soon\" (e.g. 24h, 90m, 7d)\n"},
 		{"pull bad platform", nil, []string{"pull", "--platform", "x", "ref"},
