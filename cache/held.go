@@ -11,11 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // A held layer is one a build committed without writing it out: the
@@ -352,4 +355,40 @@ func (s *Store) pruneCompressed() {
 			os.Remove(p) // a record left behind costs one failed lookup
 		}
 	}
+}
+
+// sizesDir records the uncompressed size of pulled layers, by diff ID:
+// the pull's diff ID check counts it, and `images` shows sizes as docker
+// does, uncompressed.
+const sizesDir = "sizes"
+
+// RecordLayerSize notes that the layer diffID is n bytes uncompressed. A
+// lost record only makes `images` fall back to the compressed size, so
+// it is written as every small record is.
+func (s *Store) RecordLayerSize(diffID v1.Hash, n int64) {
+	if checkHash(diffID) != nil {
+		return
+	}
+	p := filepath.Join(s.root, sizesDir, diffID.Hex)
+	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
+		fsutil.WriteFileAtomic(p, []byte(strconv.FormatInt(n, 10)), 0o644)
+	}
+}
+
+// UncompressedSize is the size of layer d's tar, diffID its diff ID: a
+// held layer's descriptor says it, a pulled layer's was recorded by its
+// pull; else (a layer never downloaded) the compressed size is all there
+// is.
+func (s *Store) UncompressedSize(d v1.Descriptor, diffID v1.Hash) int64 {
+	if isUncompressed(d.MediaType) {
+		return d.Size
+	}
+	if checkHash(diffID) == nil {
+		if data, err := readSmallFile(filepath.Join(s.root, sizesDir, diffID.Hex), 32); err == nil {
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil && n >= 0 {
+				return n
+			}
+		}
+	}
+	return d.Size
 }

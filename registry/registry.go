@@ -472,6 +472,9 @@ func (c *Client) fetchLayer(ctx context.Context, ref string, l v1.Layer, diffID 
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", digest, err)
 	}
+	if check.size > 0 {
+		c.store.RecordLayerSize(diffID, check.size)
+	}
 	report(Progress{Complete: size, Done: true})
 	return nil
 }
@@ -482,7 +485,11 @@ func (c *Client) checkStored(digest, diffID v1.Hash) error {
 		return fmt.Errorf("layer %s: %w", digest, err)
 	}
 	defer rc.Close()
-	return checkDiffID(rc, digest, diffID, c.opts.MaxLayerSize)
+	n, err := checkDiffID(rc, digest, diffID, c.opts.MaxLayerSize)
+	if err == nil {
+		c.store.RecordLayerSize(diffID, n)
+	}
+	return err
 }
 
 // countingReader reports bytes read and stops when ctx is cancelled.

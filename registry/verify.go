@@ -45,6 +45,7 @@ type diffIDCheck struct {
 	pw   *io.PipeWriter
 	done chan error
 	n    int64 // bytes written
+	size int64 // the uncompressed layer's, once the check passed
 }
 
 // errCheckStopped is what a write gets once the check has stopped reading
@@ -56,7 +57,8 @@ func startDiffIDCheck(digest, diffID v1.Hash, limit int64) *diffIDCheck {
 	pr, pw := io.Pipe()
 	d := &diffIDCheck{pw: pw, done: make(chan error, 1)}
 	go func() {
-		err := checkDiffID(pr, digest, diffID, limit)
+		var err error
+		d.size, err = checkDiffID(pr, digest, diffID, limit)
 		pr.CloseWithError(errCheckStopped) // unblocks the download if we stopped early
 		d.done <- err
 	}()
@@ -83,10 +85,10 @@ func (d *diffIDCheck) finish(download error) error {
 // checkDiffID reads a compressed layer blob to its end. The compression
 // is sniffed from the first bytes, as cache.Store.OpenLayer does when the
 // layer is unpacked, so both read the same uncompressed stream.
-func checkDiffID(r io.Reader, digest, diffID v1.Hash, limit int64) error {
+func checkDiffID(r io.Reader, digest, diffID v1.Hash, limit int64) (int64, error) {
 	zr, err := cache.DecompressLayer(r)
 	if err != nil {
-		return fmt.Errorf("layer %s: decompressing: %w", digest, err)
+		return 0, fmt.Errorf("layer %s: decompressing: %w", digest, err)
 	}
 	defer zr.Close()
 	h := sha256.New()
@@ -96,20 +98,20 @@ func checkDiffID(r io.Reader, digest, diffID v1.Hash, limit int64) error {
 	}
 	n, err := io.Copy(h, lr)
 	if err != nil {
-		return fmt.Errorf("layer %s: decompressing: %w", digest, err)
+		return 0, fmt.Errorf("layer %s: decompressing: %w", digest, err)
 	}
 	if limit >= 0 && n > limit {
-		return &LayerSizeError{Digest: digest, Limit: limit}
+		return 0, &LayerSizeError{Digest: digest, Limit: limit}
 	}
 	// Anything the decompressor left (it stops at the end of its stream)
 	// must still be read, or the download would block on the pipe.
 	if _, err := io.Copy(io.Discard, r); err != nil {
-		return err
+		return 0, err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); diffID.Algorithm != "sha256" || got != diffID.Hex {
-		return fmt.Errorf("layer %s: layer content does not match its diff ID %s: got sha256:%s", digest, diffID, got)
+		return 0, fmt.Errorf("layer %s: layer content does not match its diff ID %s: got sha256:%s", digest, diffID, got)
 	}
-	return nil
+	return n, nil
 }
 
 // manifestLimit refuses manifests over MaxManifestSize before they are

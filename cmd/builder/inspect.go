@@ -152,6 +152,7 @@ func inspectOne(store *cache.Store, all []cache.ImageRecord, ref string) (inspec
 type imageInfo struct {
 	config   *v1.ConfigFile
 	manifest *v1.Manifest
+	store    *cache.Store
 }
 
 func loadImage(store *cache.Store, rec cache.ImageRecord) (*imageInfo, error) {
@@ -167,15 +168,19 @@ func loadImage(store *cache.Store, rec cache.ImageRecord) (*imageInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest of image %s: %w", shortID(rec.ID), err)
 	}
-	return &imageInfo{config: cfg, manifest: m}, nil
+	return &imageInfo{config: cfg, manifest: m, store: store}, nil
 }
 
-// size is what the image's blobs take in the store: config and
-// compressed layers.
+// size is the image's size as docker shows it: its layers uncompressed
+// (cache.Store.UncompressedSize), and its config.
 func (i *imageInfo) size() int64 {
 	n := i.manifest.Config.Size
-	for _, l := range i.manifest.Layers {
-		n += l.Size
+	for k, l := range i.manifest.Layers {
+		var diffID v1.Hash
+		if k < len(i.config.RootFS.DiffIDs) {
+			diffID = i.config.RootFS.DiffIDs[k]
+		}
+		n += i.store.UncompressedSize(l, diffID)
 	}
 	return n
 }
