@@ -154,7 +154,9 @@ func isLoopback(host string) bool {
 	if sh, _, err := net.SplitHostPort(host); err == nil {
 		h = sh
 	}
-	h = strings.Trim(h, "[]")
+	// One bracket each side at most: Trim would turn "]::1" into a
+	// loopback address (found by FuzzParseReference).
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	if strings.EqualFold(h, "localhost") { // host names ignore case
 		return true
 	}
