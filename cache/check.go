@@ -183,6 +183,11 @@ func (c *checker) need(what string, d v1.Descriptor) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	st, ok := c.blobs[d.Digest]
+	if !ok {
+		// A plain check runs beside builds: a blob written after the
+		// listing (a build that tagged its image since) is judged now.
+		st, ok = c.lateBlob(d.Digest)
+	}
 	switch {
 	case !ok:
 		return fmt.Errorf("%s %s is missing", what, d.Digest)
@@ -192,6 +197,26 @@ func (c *checker) need(what string, d v1.Descriptor) error {
 		return fmt.Errorf("%s %s has %d bytes, its descriptor says %d", what, d.Digest, st.size, d.Size)
 	}
 	return nil
+}
+
+// lateBlob hashes blob h if it appeared after checkBlobs listed the
+// directory, and remembers the verdict.
+func (c *checker) lateBlob(h v1.Hash) (blobState, bool) {
+	p, err := c.s.blobPath(h)
+	if err != nil {
+		return blobState{}, false
+	}
+	got, size, err := hashFile(context.Background(), p)
+	if err != nil {
+		return blobState{}, false
+	}
+	st := blobState{size: size}
+	if got != h {
+		st.bad = "damaged"
+		c.report("blob "+h.String(), "content hashes to "+got.String(), removeFile(p))
+	}
+	c.blobs[h] = st
+	return st, true
 }
 
 // needLayer is need for a layer, which may also be held by a snapshot
