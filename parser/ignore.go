@@ -97,14 +97,15 @@ func (ig *Ignore) MayIncludeBelow(rel string) bool {
 	return false
 }
 
-// hasRegexpMeta reports whether an exception holds "|", "{" or "}".
+// hasRegexpMeta reports whether an exception holds "|", "{", "}" or "^".
 // patternmatcher v0.6 means to escape them but its escape table loses every
 // byte above 63, so they reach the regexp engine: "!*0|b" re-includes every
-// path ending in "b". docker and BuildKit match the same way, so Match keeps
-// that meaning and a walk must descend rather than guess.
+// path ending in "b", and "!^a/*" every path below "a" (found by FuzzIgnore).
+// docker and BuildKit match the same way, so Match keeps that meaning and a
+// walk must descend rather than guess.
 func hasRegexpMeta(pattern []string) bool {
 	for _, c := range pattern {
-		if strings.ContainsAny(c, "|{}") {
+		if strings.ContainsAny(c, "|{}^") {
 			return true
 		}
 	}
