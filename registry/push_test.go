@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,7 +182,10 @@ func TestPushFaults(t *testing.T) {
 	var waited atomic.Int64  // how long the client waited before asking again
 	var committed = map[string]bool{}
 	var commitFailed string
+	var mu sync.Mutex // the proxy serves requests in parallel
 	proxy.SetFault(func(r *http.Request) testutil.Fault {
+		mu.Lock()
+		defer mu.Unlock()
 		switch {
 		case r.Method == http.MethodHead && n503.Load() < 2:
 			n503.Add(1)
