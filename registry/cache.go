@@ -252,37 +252,25 @@ func (c *Client) StreamLayer(ctx context.Context, l cache.Layer, fn func(io.Read
 }
 
 func (c *Client) streamFrom(ctx context.Context, src string, ref name.Digest, l cache.Layer, fn func(io.Reader) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stalled := fmt.Errorf("no data for %v", c.opts.IdleTimeout)
-	idle := time.AfterFunc(c.opts.IdleTimeout, func() { cancel(stalled) })
-	defer idle.Stop()
-	rl, err := remote.Layer(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(c.opts.Keychain),
-		remote.WithTransport(c.transport()))
-	if err != nil {
-		return err
-	}
-	rc, err := rl.Compressed() // checks the digest at EOF
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	cr := &countingReader{r: rc, ctx: ctx, report: func(n int64) {
-		idle.Reset(c.opts.IdleTimeout)
-		if c.opts.Progress != nil {
-			c.opts.Progress(Progress{Ref: src, Digest: l.Descriptor.Digest, Complete: n, Total: l.Descriptor.Size})
+	return c.fromSource(ctx, ref, func(ctx context.Context, rl v1.Layer, alive func()) error {
+		rc, err := rl.Compressed() // checks the digest at EOF
+		if err != nil {
+			return err
 		}
-	}}
-	zr, err := cache.DecompressLayer(cr)
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	err = fn(zr)
-	if err != nil && context.Cause(ctx) == stalled {
-		return stalled
-	}
-	return err
+		defer rc.Close()
+		cr := &countingReader{r: rc, ctx: ctx, report: func(n int64) {
+			alive()
+			if c.opts.Progress != nil {
+				c.opts.Progress(Progress{Ref: src, Digest: l.Descriptor.Digest, Complete: n, Total: l.Descriptor.Size})
+			}
+		}}
+		zr, err := cache.DecompressLayer(cr)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		return fn(zr)
+	})
 }
 
 // FetchLayer downloads layer l into the store from a repository that a
@@ -325,9 +313,22 @@ func (c *Client) eachSource(l cache.Layer, get func(src string, ref name.Digest)
 	return fmt.Errorf("fetching layer %s: %s: %w", l.Descriptor.Digest, strings.Join(msgs, "; "), cache.ErrNotFound)
 }
 
-// fetchFrom fetches l from one source, giving up when the body stops
-// arriving for IdleTimeout so that the next source gets its turn.
+// fetchFrom fetches l from one source into the store.
 func (c *Client) fetchFrom(ctx context.Context, src string, ref name.Digest, l cache.Layer) error {
+	return c.fromSource(ctx, ref, func(ctx context.Context, rl v1.Layer, alive func()) error {
+		return c.fetchLayer(ctx, src, &sizedLayer{Layer: rl, size: l.Descriptor.Size}, l.DiffID, func(p Progress) {
+			alive()
+			if c.opts.Progress != nil {
+				c.opts.Progress(p)
+			}
+		})
+	})
+}
+
+// fromSource hands use the layer ref of one source, and gives up when
+// its body stops arriving for IdleTimeout (use calls alive as bytes
+// arrive), so that the next source gets its turn.
+func (c *Client) fromSource(ctx context.Context, ref name.Digest, use func(ctx context.Context, rl v1.Layer, alive func()) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stalled := fmt.Errorf("no data for %v", c.opts.IdleTimeout)
@@ -338,12 +339,7 @@ func (c *Client) fetchFrom(ctx context.Context, src string, ref name.Digest, l c
 	if err != nil {
 		return err
 	}
-	err = c.fetchLayer(ctx, src, &sizedLayer{Layer: rl, size: l.Descriptor.Size}, l.DiffID, func(p Progress) {
-		idle.Reset(c.opts.IdleTimeout)
-		if c.opts.Progress != nil {
-			c.opts.Progress(p)
-		}
-	})
+	err = use(ctx, rl, func() { idle.Reset(c.opts.IdleTimeout) })
 	if err != nil && context.Cause(ctx) == stalled {
 		return stalled
 	}

@@ -7,15 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // TestDiskUsageIsDu: DiskUsage agrees with du -s, hardlinks and small
 // files included.
 func TestDiskUsageIsDu(t *testing.T) {
-	du, err := exec.LookPath("du")
-	if err != nil {
-		t.Skip("no du")
-	}
+	du := testutil.RequireTool(t, "du") // fails under CI=true when missing
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
 	os.WriteFile(filepath.Join(dir, "a", "small"), []byte("x"), 0o644)
